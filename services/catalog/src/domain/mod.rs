@@ -1,0 +1,236 @@
+//! The catalog's resources and the rules that make them valid. No proto or
+//! SQL types here: `api.rs` converts from the wire, `repo/` to rows.
+
+pub mod validate;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use recur_money::Currency;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+pub type Metadata = BTreeMap<String, String>;
+
+/// Declares a string-backed enum with its stored names.
+macro_rules! stored_enum {
+    ($name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        pub enum $name { $($variant),+ }
+
+        impl $name {
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                match s {
+                    $($text => Ok($name::$variant),)+
+                    other => Err(format!("unknown {} {other:?}", stringify!($name))),
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+stored_enum!(Status { Active => "active", Archived => "archived" });
+stored_enum!(ProductKind {
+    Recurring => "recurring",
+    PerUnit => "per_unit",
+    OnOff => "on_off",
+    Metered => "metered",
+    OneTime => "one_time",
+});
+stored_enum!(PeriodUnit { Day => "day", Week => "week", Month => "month", Year => "year" });
+stored_enum!(Timing { InAdvance => "in_advance", InArrears => "in_arrears" });
+stored_enum!(PricingModel {
+    Flat => "flat",
+    PerUnit => "per_unit",
+    Tiered => "tiered",
+    Volume => "volume",
+    Stairstep => "stairstep",
+    Package => "package",
+});
+stored_enum!(ProrationMode { Day => "day", Second => "second" });
+stored_enum!(DunningFinalAction {
+    CancelSubscription => "cancel_subscription",
+    MarkUncollectible => "mark_uncollectible",
+    LeavePastDue => "leave_past_due",
+});
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Product {
+    pub id: String,
+    pub handle: Option<String>,
+    pub name: String,
+    pub description: String,
+    pub kind: ProductKind,
+    pub unit_name: String,
+    pub tax_code: String,
+    pub min_quantity: Option<Decimal>,
+    pub max_quantity: Option<Decimal>,
+    pub default_quantity: Option<Decimal>,
+    pub status: Status,
+    pub metadata: Metadata,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Offering {
+    pub id: String,
+    pub handle: Option<String>,
+    pub name: String,
+    pub description: String,
+    pub product_ids: Vec<String>,
+    pub status: Status,
+    pub metadata: Metadata,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BillingPeriod {
+    pub unit: PeriodUnit,
+    pub count: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tier {
+    /// Inclusive upper bound; `None` for the last, open-ended tier.
+    #[serde(with = "rust_decimal::serde::str_option")]
+    pub up_to: Option<Decimal>,
+    #[serde(with = "rust_decimal::serde::str")]
+    pub unit_amount: Decimal,
+    #[serde(with = "rust_decimal::serde::str")]
+    pub flat_amount: Decimal,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Price {
+    pub product_id: String,
+    pub model: PricingModel,
+    #[serde(with = "rust_decimal::serde::str_option")]
+    pub unit_amount: Option<Decimal>,
+    #[serde(with = "rust_decimal::serde::str_option")]
+    pub flat_amount: Option<Decimal>,
+    pub tiers: Vec<Tier>,
+    pub package_size: Option<i64>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Rate {
+    pub id: String,
+    pub handle: Option<String>,
+    pub offering_id: String,
+    pub name: String,
+    pub description: String,
+    pub currency: Currency,
+    pub billing_period: BillingPeriod,
+    pub timing: Timing,
+    pub trial_days: u32,
+    pub contract_term_periods: u32,
+    pub auto_renew: bool,
+    pub notice_period_days: u32,
+    pub setup_fee: Option<Decimal>,
+    pub prices: Vec<Price>,
+    pub status: Status,
+    pub metadata: Metadata,
+    pub version: u32,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaxRate {
+    pub country: String,
+    pub state: String,
+    #[serde(with = "rust_decimal::serde::str")]
+    pub percent: Decimal,
+    pub name: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dunning {
+    pub retry_offset_days: Vec<u32>,
+    pub final_action: DunningFinalAction,
+}
+
+/// A tenant's defaults. Stored as one JSON document per tenant.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TenantSettings {
+    pub default_currency: Currency,
+    pub time_zone: String,
+    pub auto_email_invoice: bool,
+    pub collect_invoice_balance_automatically: bool,
+    pub proration_mode: ProrationMode,
+    pub tax_rates: Vec<TaxRate>,
+    pub prices_include_tax: bool,
+    pub dunning: Dunning,
+    #[serde(skip)]
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+impl TenantSettings {
+    /// What a tenant that never saved settings gets: USD, UTC, invoices
+    /// e-mailed and collected automatically, day proration, no tax, three
+    /// retries over a week then cancellation.
+    pub fn defaults() -> TenantSettings {
+        TenantSettings {
+            default_currency: Currency::from_code("USD").unwrap_or_else(|| unreachable!("USD is in the table")),
+            time_zone: "UTC".into(),
+            auto_email_invoice: true,
+            collect_invoice_balance_automatically: true,
+            proration_mode: ProrationMode::Day,
+            tax_rates: Vec::new(),
+            prices_include_tax: false,
+            dunning: Dunning { retry_offset_days: vec![1, 3, 7], final_action: DunningFinalAction::CancelSubscription },
+            updated_at: None,
+        }
+    }
+}
+
+/// How a resource is looked up.
+#[derive(Clone, Copy, Debug)]
+pub enum Lookup<'a> {
+    Id(&'a str),
+    Handle(&'a str),
+}
+
+/// A page of a list: after the cursor, at most `limit` rows.
+#[derive(Clone, Debug)]
+pub struct PageQuery {
+    pub after: Option<recur_storage::page::Cursor>,
+    pub limit: i64,
+    pub descending: bool,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct ProductFilter {
+    pub status: Option<Status>,
+    pub kind: Option<ProductKind>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct OfferingFilter {
+    pub status: Option<Status>,
+    pub product_id: Option<String>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct RateFilter {
+    pub status: Option<Status>,
+    pub offering_id: Option<String>,
+    pub currency: Option<String>,
+}

@@ -1,0 +1,28 @@
+//! Recur's catalog service: what a tenant sells and at what price (products,
+//! offerings, rates), and the tenant's settings. Every sign-up and renewal is
+//! priced from here.
+
+pub mod api;
+pub mod domain;
+pub mod repo;
+
+use recur_proto::catalog::v1::catalog_service_server::CatalogServiceServer;
+use recur_server::{ServiceEnv, StartError};
+use tonic::service::RoutesBuilder;
+
+/// Fully qualified gRPC service names this crate serves.
+pub const SERVICE_NAMES: &[&str] = &["recur.catalog.v1.CatalogService"];
+
+/// Default address of the standalone catalog service.
+pub const DEFAULT_ADDR: &str = "127.0.0.1:50061";
+
+/// Opens the catalog's database (running its migrations) and adds the
+/// service to `routes`.
+pub async fn register(env: ServiceEnv, mut routes: RoutesBuilder) -> Result<RoutesBuilder, StartError> {
+    let url = env.database_url("catalog");
+    let repo = repo::open(&url, env.config.db_max_connections)
+        .await
+        .map_err(|e| StartError::Storage(format!("catalog: {e}")))?;
+    routes.add_service(CatalogServiceServer::new(api::CatalogApi::new(repo, env.clock.clone())));
+    Ok(routes)
+}

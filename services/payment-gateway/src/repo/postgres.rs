@@ -1,0 +1,3 @@
+//! The payment repository on Postgres.
+
+super::sql_repo!(PgRepo, sqlx::Postgres);

@@ -1,0 +1,3 @@
+//! The payment repository on SQLite.
+
+super::sql_repo!(SqliteRepo, sqlx::Sqlite);

@@ -1,0 +1,7 @@
+//! The pricing engine: pure functions of prices, quantities, dates and tax
+//! rules. No I/O, no wire types.
+
+pub mod period;
+pub mod quote;
+pub mod rating;
+pub mod tax;

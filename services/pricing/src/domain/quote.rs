@@ -1,0 +1,358 @@
+//! Assembling a quote: each line rated, rounded once to the currency, taxed;
+//! every total is the sum of its rounded lines.
+
+use chrono::{DateTime, Days, NaiveDate, Utc};
+use chrono_tz::Tz;
+use recur_money::Currency;
+use rust_decimal::Decimal;
+
+use super::period::{Period, local_midnight, nth_start};
+use super::rating::{PriceSpec, Rated, rate};
+use super::tax::{TaxRule, taxed};
+
+/// When a line is charged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Billing {
+    /// At the start of each period.
+    InAdvance,
+    /// At the end of each period (in-arrears rates, metered usage).
+    InArrears,
+    /// Once, on the first invoice.
+    OneTime,
+}
+
+#[derive(Clone, Debug)]
+pub struct CartLine {
+    pub product_id: String,
+    pub name: String,
+    pub billing: Billing,
+    pub quantity: Decimal,
+    pub price: PriceSpec,
+}
+
+#[derive(Clone, Debug)]
+pub struct RateTerms {
+    pub rate_id: String,
+    pub currency: Currency,
+    pub period: Period,
+    pub trial_days: u32,
+    pub setup_fee: Option<Decimal>,
+}
+
+#[derive(Clone, Debug)]
+pub struct CartOffering {
+    pub offering_id: String,
+    pub rate: RateTerms,
+    pub lines: Vec<CartLine>,
+}
+
+#[derive(Clone, Debug)]
+pub struct QuoteInput {
+    pub offerings: Vec<CartOffering>,
+    pub start_date: NaiveDate,
+    pub tz: Tz,
+    pub tax: Option<TaxRule>,
+}
+
+/// A line's amounts, each already rounded to the currency.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Amounts {
+    pub without_tax: Decimal,
+    pub discount: Decimal,
+    pub tax: Decimal,
+    pub amount: Decimal,
+}
+
+impl Amounts {
+    fn add(self, other: Amounts) -> Amounts {
+        Amounts {
+            without_tax: self.without_tax + other.without_tax,
+            discount: self.discount + other.discount,
+            tax: self.tax + other.tax,
+            amount: self.amount + other.amount,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ItemKind {
+    Product,
+    SetupFee,
+}
+
+#[derive(Clone, Debug)]
+pub struct QuotedItem {
+    pub kind: ItemKind,
+    pub product_id: String,
+    pub description: String,
+    pub quantity: Decimal,
+    pub billing: Billing,
+    /// Charged now (first invoice).
+    pub now: Amounts,
+    /// Charged for each following full period.
+    pub recurring: Amounts,
+    pub rated: Rated,
+    /// The price the line was rated with (`None` for a setup fee).
+    pub price: Option<PriceSpec>,
+}
+
+#[derive(Clone, Debug)]
+pub struct QuotedOffering {
+    pub offering_id: String,
+    pub rate_id: String,
+    pub items: Vec<QuotedItem>,
+    pub now: Amounts,
+    pub recurring: Amounts,
+    pub period_start: DateTime<Utc>,
+    pub period_end: DateTime<Utc>,
+    pub trial_end: Option<DateTime<Utc>>,
+    pub next_billing: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Quote {
+    /// Midnight of the start date in the account's time zone.
+    pub start: DateTime<Utc>,
+    pub currency: Currency,
+    pub offerings: Vec<QuotedOffering>,
+    pub now: Amounts,
+    pub recurring: Amounts,
+    pub tax: Option<TaxRule>,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum QuoteError {
+    /// Offerings priced in different currencies cannot share a cart.
+    MixedCurrencies { offering_index: usize },
+    /// A date computation left the calendar (absurd periods or start dates).
+    OutOfRange { offering_index: usize },
+}
+
+fn charge(base: Decimal, currency: Currency, tax: Option<&TaxRule>) -> Amounts {
+    taxed(currency.round(base), currency, tax)
+}
+
+/// Prices a cart.
+pub fn quote(input: &QuoteInput) -> Result<Quote, QuoteError> {
+    let currency = input
+        .offerings
+        .first()
+        .map(|o| o.rate.currency)
+        .unwrap_or_else(|| Currency::from_code("USD").unwrap_or_else(|| unreachable!("USD is a known currency")));
+    let tax = input.tax.as_ref();
+    let mut offerings = Vec::with_capacity(input.offerings.len());
+    for (index, o) in input.offerings.iter().enumerate() {
+        if o.rate.currency != currency {
+            return Err(QuoteError::MixedCurrencies { offering_index: index });
+        }
+        let out_of_range = || QuoteError::OutOfRange { offering_index: index };
+        // A trial shifts the first billed period to start when it ends.
+        let first_billed =
+            input.start_date.checked_add_days(Days::new(u64::from(o.rate.trial_days))).ok_or_else(out_of_range)?;
+        let first_end = nth_start(first_billed, o.rate.period, 1).ok_or_else(out_of_range)?;
+        let in_trial = o.rate.trial_days > 0;
+        let period_start = local_midnight(first_billed, input.tz);
+        let period_end = local_midnight(first_end, input.tz);
+        let trial_end = in_trial.then_some(period_start);
+
+        let mut items = Vec::with_capacity(o.lines.len() + 1);
+        for line in &o.lines {
+            let rated = rate(&line.price, line.quantity);
+            let full = charge(rated.amount, currency, tax);
+            let now = match line.billing {
+                Billing::OneTime => full,
+                Billing::InAdvance if !in_trial => full,
+                Billing::InAdvance | Billing::InArrears => Amounts::default(),
+            };
+            let recurring = if line.billing == Billing::OneTime { Amounts::default() } else { full };
+            items.push(QuotedItem {
+                kind: ItemKind::Product,
+                product_id: line.product_id.clone(),
+                description: line.name.clone(),
+                quantity: line.quantity,
+                billing: line.billing,
+                now,
+                recurring,
+                rated,
+                price: Some(line.price.clone()),
+            });
+        }
+        if let Some(fee) = o.rate.setup_fee.filter(|f| !f.is_zero()) {
+            items.push(QuotedItem {
+                kind: ItemKind::SetupFee,
+                product_id: String::new(),
+                description: "Setup fee".into(),
+                quantity: Decimal::ONE,
+                billing: Billing::OneTime,
+                now: charge(fee, currency, tax),
+                recurring: Amounts::default(),
+                rated: Rated { amount: fee, tiers: Vec::new() },
+                price: None,
+            });
+        }
+        let now = items.iter().fold(Amounts::default(), |acc, i| acc.add(i.now));
+        let recurring = items.iter().fold(Amounts::default(), |acc, i| acc.add(i.recurring));
+        offerings.push(QuotedOffering {
+            offering_id: o.offering_id.clone(),
+            rate_id: o.rate.rate_id.clone(),
+            items,
+            now,
+            recurring,
+            period_start,
+            period_end,
+            trial_end,
+            // In advance the next invoice is at the period's end; in arrears,
+            // too (that is when the period is billed). During a trial, the
+            // first invoice comes when the trial ends.
+            next_billing: if in_trial { period_start } else { period_end },
+        });
+    }
+    let now = offerings.iter().fold(Amounts::default(), |acc, o| acc.add(o.now));
+    let recurring = offerings.iter().fold(Amounts::default(), |acc, o| acc.add(o.recurring));
+    Ok(Quote {
+        start: local_midnight(input.start_date, input.tz),
+        currency,
+        offerings,
+        now,
+        recurring,
+        tax: input.tax.clone(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::period::Unit;
+    use super::super::rating::{Model, Tier};
+    use super::*;
+    use std::str::FromStr;
+
+    fn d(s: &str) -> Decimal {
+        Decimal::from_str(s).expect("literal")
+    }
+
+    fn usd() -> Currency {
+        Currency::from_code("USD").expect("usd")
+    }
+
+    fn flat(amount: &str) -> PriceSpec {
+        PriceSpec { model: Model::Flat, unit_amount: d("0"), flat_amount: d(amount), tiers: vec![], package_size: 1 }
+    }
+
+    fn per_unit(amount: &str) -> PriceSpec {
+        PriceSpec { model: Model::PerUnit, unit_amount: d(amount), flat_amount: d("0"), tiers: vec![], package_size: 1 }
+    }
+
+    fn line(id: &str, billing: Billing, quantity: &str, price: PriceSpec) -> CartLine {
+        CartLine { product_id: id.into(), name: id.into(), billing, quantity: d(quantity), price }
+    }
+
+    fn offering(trial_days: u32, setup_fee: Option<&str>, lines: Vec<CartLine>) -> CartOffering {
+        CartOffering {
+            offering_id: "offr_1".into(),
+            rate: RateTerms {
+                rate_id: "rate_1".into(),
+                currency: usd(),
+                period: Period { unit: Unit::Month, count: 1 },
+                trial_days,
+                setup_fee: setup_fee.map(d),
+            },
+            lines,
+        }
+    }
+
+    fn input(offerings: Vec<CartOffering>, tax: Option<TaxRule>) -> QuoteInput {
+        QuoteInput {
+            offerings,
+            start_date: NaiveDate::from_ymd_opt(2024, 1, 31).expect("date"),
+            tz: chrono_tz::UTC,
+            tax,
+        }
+    }
+
+    #[test]
+    fn a_monthly_flat_plan() {
+        let q =
+            quote(&input(vec![offering(0, None, vec![line("prod_a", Billing::InAdvance, "1", flat("100"))])], None))
+                .expect("quote");
+        assert_eq!(q.now.amount, d("100.00"));
+        assert_eq!(q.recurring.amount, d("100.00"));
+        let o = &q.offerings[0];
+        assert_eq!(o.period_start.to_rfc3339(), "2024-01-31T00:00:00+00:00");
+        // Anchored on the 31st: the period ends on Feb 29 (leap year).
+        assert_eq!(o.period_end.to_rfc3339(), "2024-02-29T00:00:00+00:00");
+        assert_eq!(o.next_billing, o.period_end);
+        assert_eq!(o.trial_end, None);
+    }
+
+    #[test]
+    fn lines_round_once_and_totals_are_their_sums() {
+        // 3 × 33.333 = 99.999 → 100.00; 7 × 0.0012 = 0.0084 → 0.01.
+        let q = quote(&input(
+            vec![offering(
+                0,
+                None,
+                vec![
+                    line("prod_a", Billing::InAdvance, "3", per_unit("33.333")),
+                    line("prod_b", Billing::InAdvance, "7", per_unit("0.0012")),
+                ],
+            )],
+            Some(TaxRule { percent: d("8.25"), jurisdiction: "US-CA".into(), inclusive: false }),
+        ))
+        .expect("quote");
+        let items = &q.offerings[0].items;
+        assert_eq!(items[0].now.without_tax, d("100.00"));
+        // 100.00 × 8.25% = 8.25
+        assert_eq!(items[0].now.tax, d("8.25"));
+        assert_eq!(items[1].now.without_tax, d("0.01"));
+        // 0.01 × 8.25% = 0.000825 → 0.00
+        assert_eq!(items[1].now.tax, d("0.00"));
+        assert_eq!(q.now.without_tax, d("100.01"));
+        assert_eq!(q.now.tax, d("8.25"));
+        assert_eq!(q.now.amount, d("108.26"));
+        assert_eq!(q.now.amount, items.iter().map(|i| i.now.amount).sum::<Decimal>());
+    }
+
+    #[test]
+    fn trials_defer_the_first_charge_but_not_the_setup_fee() {
+        let q = quote(&input(
+            vec![offering(14, Some("25"), vec![line("prod_a", Billing::InAdvance, "1", flat("100"))])],
+            None,
+        ))
+        .expect("quote");
+        let o = &q.offerings[0];
+        assert_eq!(q.now.amount, d("25.00"), "only the setup fee is due now");
+        assert_eq!(q.recurring.amount, d("100.00"));
+        assert_eq!(o.trial_end.map(|t| t.to_rfc3339()).as_deref(), Some("2024-02-14T00:00:00+00:00"));
+        assert_eq!(o.next_billing, o.period_start);
+        assert_eq!(o.items[1].kind, ItemKind::SetupFee);
+    }
+
+    #[test]
+    fn arrears_and_one_time_lines() {
+        let tiers = vec![Tier { up_to: None, unit_amount: d("0.01"), flat_amount: d("0") }];
+        let metered =
+            PriceSpec { model: Model::Tiered, unit_amount: d("0"), flat_amount: d("0"), tiers, package_size: 1 };
+        let q = quote(&input(
+            vec![offering(
+                0,
+                None,
+                vec![
+                    line("prod_usage", Billing::InArrears, "1000", metered),
+                    line("prod_setup", Billing::OneTime, "1", flat("50")),
+                ],
+            )],
+            None,
+        ))
+        .expect("quote");
+        assert_eq!(q.now.amount, d("50.00"), "usage is billed at period end");
+        assert_eq!(q.recurring.amount, d("10.00"), "1000 × 0.01 each period, the one-time line never again");
+    }
+
+    #[test]
+    fn mixed_currencies_are_refused() {
+        let mut eur = offering(0, None, vec![line("prod_a", Billing::InAdvance, "1", flat("1"))]);
+        eur.rate.currency = Currency::from_code("EUR").expect("eur");
+        let usd = offering(0, None, vec![line("prod_a", Billing::InAdvance, "1", flat("1"))]);
+        assert_eq!(quote(&input(vec![usd, eur], None)).err(), Some(QuoteError::MixedCurrencies { offering_index: 1 }));
+    }
+}

@@ -1,0 +1,10 @@
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    recur_server::run_service(
+        "recur-pricing",
+        recur_pricing::DEFAULT_ADDR,
+        recur_pricing::SERVICE_NAMES,
+        recur_pricing::register,
+    )
+    .await
+}

@@ -1,0 +1,100 @@
+//! The all-in-one process: catalog, pricing, payment gateway, subscription
+//! and signup on one port. The services still call each other through their
+//! gRPC clients — here, back to this same process's address — so the
+//! all-in-one exercises exactly the contracts of a distributed deployment.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use recur_auth::TokenKey;
+use recur_clock::SharedClock;
+use recur_config::{Config, Peers};
+use recur_server::{RunningServer, ServerOptions, ServiceEnv, StartError};
+use tokio::net::TcpListener;
+use tonic::service::RoutesBuilder;
+
+pub const DEFAULT_ADDR: &str = "127.0.0.1:50051";
+
+/// Every gRPC service the all-in-one process serves.
+pub fn service_names() -> Vec<&'static str> {
+    [
+        recur_catalog::SERVICE_NAMES,
+        recur_pricing::SERVICE_NAMES,
+        recur_payment::SERVICE_NAMES,
+        recur_subscription::SERVICE_NAMES,
+        recur_signup::SERVICE_NAMES,
+    ]
+    .concat()
+}
+
+pub struct App {
+    server: RunningServer,
+}
+
+impl App {
+    pub fn local_addr(&self) -> SocketAddr {
+        self.server.local_addr()
+    }
+
+    /// Graceful shutdown: in-flight calls finish.
+    pub async fn shutdown(self) {
+        if let Err(e) = self.server.shutdown().await {
+            tracing::warn!(error = %e, "shutdown");
+        }
+    }
+
+    /// Runs until the shutdown signal given to [`start`] fires.
+    pub async fn wait(self) {
+        if let Err(e) = self.server.wait().await {
+            tracing::error!(error = %e, "server stopped");
+        }
+    }
+}
+
+/// Builds and starts all five services on `listener`.
+pub async fn start(
+    config: Config,
+    clock: SharedClock,
+    key: TokenKey,
+    listener: TcpListener,
+    signal: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<App, StartError> {
+    let addr = listener.local_addr().map_err(|e| StartError::Network(e.to_string()))?;
+    let env = ServiceEnv {
+        peers: Peers::all_at(&addr.to_string()),
+        config: Arc::new(config),
+        clock: clock.clone(),
+        key: key.clone(),
+    };
+    let mut routes = RoutesBuilder::default();
+    routes = recur_catalog::register(env.clone(), routes).await?;
+    routes = recur_pricing::register(env.clone(), routes).await?;
+    routes = recur_payment::register(env.clone(), routes).await?;
+    routes = recur_subscription::register(env.clone(), routes).await?;
+    routes = recur_signup::register(env.clone(), routes).await?;
+    let options = ServerOptions {
+        key,
+        clock,
+        service_names: service_names(),
+        max_call_time: Duration::from_secs(300),
+        shutdown_grace: env.config.shutdown_grace,
+    };
+    let server = recur_server::spawn(listener, routes.routes(), options, signal)
+        .map_err(|e| StartError::Network(e.to_string()))?;
+    Ok(App { server })
+}
+
+/// The signing key: `RECUR_JWT_SECRET`, else the development key in the
+/// data directory (created on first start). Returns the key and, for a
+/// development key, whether it was just created.
+pub fn signing_key(config: &Config) -> Result<(TokenKey, Option<bool>), StartError> {
+    match &config.jwt_secret {
+        Some(secret) => Ok((TokenKey::new(secret.expose().as_bytes().to_vec()), None)),
+        None => {
+            let (key, created) = TokenKey::load_or_create_dev_key(&config.data_dir)
+                .map_err(|e| StartError::Config(format!("development key in {}: {e}", config.data_dir.display())))?;
+            Ok((key, Some(created)))
+        }
+    }
+}

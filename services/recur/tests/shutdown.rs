@@ -1,0 +1,154 @@
+//! The `recur` binary, started as a user would start it: SIGTERM lets an
+//! in-flight call finish (and succeed) before the process exits cleanly, and
+//! `recur token` mints tokens the server accepts.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use recur_proto::payment::v1 as pay;
+use recur_proto::payment::v1::payment_gateway_service_client::PaymentGatewayServiceClient;
+
+const SECRET: &str = "recur-shutdown-test-signing-key-0123456789";
+
+struct Server {
+    child: Child,
+    addr: String,
+    dir: std::path::PathBuf,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn start(extra: &[(&str, &str)]) -> Server {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("recur-shutdown-{}-{n}", std::process::id()));
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_recur"));
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("RECUR_LISTEN_ADDR", "127.0.0.1:0")
+        .env("RECUR_DATA_DIR", &dir)
+        .env("RECUR_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    for (k, v) in extra {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("start recur");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let addr = loop {
+        let line = lines.next().expect("recur printed its address").expect("readable stdout");
+        if let Some(rest) = line.strip_prefix("Recur all-in-one listening on ") {
+            break rest.split_whitespace().next().expect("address").to_string();
+        }
+    };
+    // Keep draining stdout so the process never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    Server { child, addr, dir }
+}
+
+fn authed(token: &str, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+    req.metadata_mut().insert("authorization", format!("Bearer {token}").parse().expect("header"));
+    Ok(req)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_in_flight_calls_finish() {
+    // Every sandbox call takes 1.5 s, so a charge is surely in flight when
+    // the signal arrives.
+    let mut server = start(&[("RECUR_JWT_SECRET", SECRET), ("RECUR_SANDBOX_LATENCY_MS", "1500")]);
+    let key = recur_auth::TokenKey::new(SECRET.as_bytes().to_vec());
+    let token = key.mint("acme", chrono::Utc::now(), chrono::Duration::hours(1));
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", server.addr))
+        .expect("endpoint")
+        .connect()
+        .await
+        .expect("connect");
+    let t = token.clone();
+    let mut client = PaymentGatewayServiceClient::with_interceptor(channel, move |r| authed(&t, r));
+    let customer = client
+        .create_customer(pay::CreateCustomerRequest { email: "a@b.example".into(), ..Default::default() })
+        .await
+        .expect("customer")
+        .into_inner()
+        .customer
+        .expect("customer");
+    client
+        .attach_payment_method(pay::AttachPaymentMethodRequest {
+            customer_id: customer.id.clone(),
+            payment_token: "tok_visa".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("attach");
+
+    let mut charging = client.clone();
+    let in_flight = tokio::spawn(async move {
+        charging
+            .charge(pay::ChargeRequest {
+                customer_id: customer.id,
+                amount: Some(recur_proto::common::v1::Money { currency_code: "USD".into(), amount: "12.00".into() }),
+                idempotency_key: "shutdown-test".into(),
+                ..Default::default()
+            })
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let pid = server.child.id().to_string();
+    let killed = Command::new("kill").args(["-TERM", &pid]).status().expect("kill");
+    assert!(killed.success());
+
+    let payment =
+        in_flight.await.expect("task").expect("the in-flight charge completed").into_inner().payment.expect("payment");
+    assert_eq!(payment.status, pay::PaymentStatus::Succeeded as i32);
+
+    // The process exits by itself, successfully.
+    let mut status = None;
+    for _ in 0..100 {
+        if let Some(s) = server.child.try_wait().expect("wait") {
+            status = Some(s);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let status = status.expect("recur exited within 10 s of SIGTERM");
+    assert!(status.success(), "exit status {status:?}");
+    assert!(tokio::net::TcpStream::connect(&server.addr).await.is_err(), "still accepting after shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_key_and_printed_tokens() {
+    // Without RECUR_JWT_SECRET the process makes a development key and
+    // `recur token` (pointed at the same data directory) mints tokens for it.
+    let server = start(&[]);
+    let out = Command::new(env!("CARGO_BIN_EXE_recur"))
+        .env_clear()
+        .env("RECUR_DATA_DIR", &server.dir)
+        .args(["token", "--tenant", "acme"])
+        .output()
+        .expect("recur token");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let token = String::from_utf8(out.stdout).expect("utf-8").trim().to_string();
+    assert_eq!(token.split('.').count(), 3, "a JWT: {token}");
+
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", server.addr))
+        .expect("endpoint")
+        .connect()
+        .await
+        .expect("connect");
+    let mut client = PaymentGatewayServiceClient::with_interceptor(channel, move |r| authed(&token, r));
+    client
+        .create_customer(pay::CreateCustomerRequest { email: "x@y.example".into(), ..Default::default() })
+        .await
+        .expect("the minted token is accepted");
+
+    let bad = Command::new(env!("CARGO_BIN_EXE_recur")).args(["token", "--tenant", "no spaces"]).output().expect("run");
+    assert!(!bad.status.success());
+}

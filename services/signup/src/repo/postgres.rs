@@ -1,0 +1,3 @@
+//! Sign-up sessions on Postgres.
+
+super::sql_repo!(PgRepo, sqlx::Postgres);

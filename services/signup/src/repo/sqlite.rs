@@ -1,0 +1,3 @@
+//! Sign-up sessions on SQLite.
+
+super::sql_repo!(SqliteRepo, sqlx::Sqlite);

@@ -1,0 +1,3 @@
+//! The subscription repository on Postgres.
+
+super::sql_repo!(PgRepo, sqlx::Postgres);

@@ -1,0 +1,347 @@
+//! Every setting of every Recur process comes from an environment variable
+//! listed in [`VARS`] (the README's configuration table is checked against it
+//! by a test). `RECUR_CONFIG_FILE` may name a file of `KEY=VALUE` lines;
+//! variables set in the environment win over the file.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// One documented setting.
+pub struct Var {
+    pub name: &'static str,
+    pub default: &'static str,
+    pub description: &'static str,
+}
+
+/// The configuration table.
+pub const VARS: &[Var] = &[
+    Var {
+        name: "RECUR_LISTEN_ADDR",
+        default: "127.0.0.1:50051 (all-in-one); per service, see ports",
+        description: "Address the gRPC server binds; port 0 picks a free port.",
+    },
+    Var {
+        name: "RECUR_DATA_DIR",
+        default: "./data",
+        description: "Directory for SQLite files and the development signing key.",
+    },
+    Var {
+        name: "RECUR_DATABASE_URL",
+        default: "SQLite files in RECUR_DATA_DIR",
+        description: "postgres://… or sqlite://…; on Postgres each service keeps its tables in its own schema.",
+    },
+    Var { name: "RECUR_DB_MAX_CONNECTIONS", default: "10", description: "Connection pool size per service." },
+    Var {
+        name: "RECUR_REDIS_URL",
+        default: "unset: in-memory session cache",
+        description: "redis://… for the sign-up session cache.",
+    },
+    Var { name: "RECUR_SESSION_TTL_SECS", default: "86400", description: "How long a pending sign-up session lives." },
+    Var {
+        name: "RECUR_JWT_SECRET",
+        default: "all-in-one: a development key in RECUR_DATA_DIR; services: required",
+        description: "HS256 key (at least 32 bytes) that signs and verifies bearer tokens.",
+    },
+    Var {
+        name: "RECUR_DEFAULT_TENANT",
+        default: "default",
+        description: "Tenant of the token the all-in-one process prints at start.",
+    },
+    Var {
+        name: "RECUR_CATALOG_ADDR",
+        default: "127.0.0.1:50061",
+        description: "Where the catalog service is reached (service mode).",
+    },
+    Var {
+        name: "RECUR_PRICING_ADDR",
+        default: "127.0.0.1:50062",
+        description: "Where the pricing service is reached (service mode).",
+    },
+    Var {
+        name: "RECUR_PAYMENT_ADDR",
+        default: "127.0.0.1:50063",
+        description: "Where the payment-gateway service is reached (service mode).",
+    },
+    Var {
+        name: "RECUR_SUBSCRIPTION_ADDR",
+        default: "127.0.0.1:50064",
+        description: "Where the subscription service is reached (service mode).",
+    },
+    Var {
+        name: "RECUR_SIGNUP_ADDR",
+        default: "127.0.0.1:50065",
+        description: "Where the signup service is reached (service mode).",
+    },
+    Var {
+        name: "RECUR_CALL_TIMEOUT_MS",
+        default: "10000",
+        description: "Deadline of a call to a peer service when the incoming call has none shorter.",
+    },
+    Var {
+        name: "RECUR_SHUTDOWN_GRACE_SECS",
+        default: "30",
+        description: "On SIGTERM/SIGINT, how long in-flight calls may take to finish.",
+    },
+    Var {
+        name: "RECUR_SANDBOX_LATENCY_MS",
+        default: "0",
+        description: "Simulated response time of the sandbox payment provider.",
+    },
+    Var {
+        name: "RECUR_PUBLIC_URL",
+        default: "http://127.0.0.1:50051",
+        description: "Base URL customers' browsers reach the payment gateway's hosted pages at.",
+    },
+    Var {
+        name: "RECUR_LOG",
+        default: "info",
+        description: "Log filter (tracing EnvFilter syntax, e.g. `info,recur_signup=debug`).",
+    },
+    Var { name: "RECUR_LOG_FORMAT", default: "json", description: "`json` or `text`." },
+    Var {
+        name: "OTEL_EXPORTER_OTLP_ENDPOINT",
+        default: "unset: no export",
+        description: "OTLP/gRPC collector endpoint; when set, traces are exported there.",
+    },
+    Var {
+        name: "OTEL_SERVICE_NAME",
+        default: "the binary's name",
+        description: "service.name resource attribute of exported traces.",
+    },
+    Var {
+        name: "RECUR_CONFIG_FILE",
+        default: "unset",
+        description: "Optional file of KEY=VALUE lines read before the environment.",
+    },
+];
+
+/// A value that must never appear in logs or `Debug` output.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Json,
+    Text,
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub listen_addr: Option<String>,
+    pub data_dir: PathBuf,
+    pub database_url: Option<Secret>,
+    pub db_max_connections: u32,
+    pub redis_url: Option<Secret>,
+    pub session_ttl: Duration,
+    pub jwt_secret: Option<Secret>,
+    pub default_tenant: String,
+    pub peers: Peers,
+    pub call_timeout: Duration,
+    pub shutdown_grace: Duration,
+    pub sandbox_latency: Duration,
+    pub public_url: String,
+    pub log_filter: String,
+    pub log_format: LogFormat,
+    pub otlp_endpoint: Option<String>,
+    pub otel_service_name: Option<String>,
+}
+
+/// Addresses of the five services, as `host:port`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Peers {
+    pub catalog: String,
+    pub pricing: String,
+    pub payment: String,
+    pub subscription: String,
+    pub signup: String,
+}
+
+impl Peers {
+    /// Every service at one address (the all-in-one process).
+    pub fn all_at(addr: &str) -> Peers {
+        Peers {
+            catalog: addr.to_string(),
+            pricing: addr.to_string(),
+            payment: addr.to_string(),
+            subscription: addr.to_string(),
+            signup: addr.to_string(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{name}={value:?}: {problem}")]
+    Invalid { name: &'static str, value: String, problem: &'static str },
+    #[error("RECUR_CONFIG_FILE {path}: {source}")]
+    File { path: String, source: std::io::Error },
+}
+
+impl Config {
+    /// Reads the process environment (and `RECUR_CONFIG_FILE`, if set).
+    pub fn from_env() -> Result<Config, ConfigError> {
+        let env: HashMap<String, String> = std::env::vars().collect();
+        let mut merged = HashMap::new();
+        if let Some(path) = env.get("RECUR_CONFIG_FILE") {
+            let text =
+                std::fs::read_to_string(path).map_err(|source| ConfigError::File { path: path.clone(), source })?;
+            merged.extend(parse_env_file(&text));
+        }
+        merged.extend(env);
+        Config::from_map(&merged)
+    }
+
+    /// Builds a configuration from explicit values (tests, embedding).
+    pub fn from_map(vars: &HashMap<String, String>) -> Result<Config, ConfigError> {
+        let get = |name: &'static str| vars.get(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+        let number = |name: &'static str, default: u64| -> Result<u64, ConfigError> {
+            match get(name) {
+                None => Ok(default),
+                Some(v) => {
+                    v.parse().map_err(|_| ConfigError::Invalid { name, value: v, problem: "must be a whole number" })
+                }
+            }
+        };
+        let log_format = match get("RECUR_LOG_FORMAT").as_deref() {
+            None | Some("json") => LogFormat::Json,
+            Some("text") => LogFormat::Text,
+            Some(other) => {
+                return Err(ConfigError::Invalid {
+                    name: "RECUR_LOG_FORMAT",
+                    value: other.to_string(),
+                    problem: "must be json or text",
+                });
+            }
+        };
+        let jwt_secret = get("RECUR_JWT_SECRET").map(Secret::new);
+        if jwt_secret.as_ref().is_some_and(|s| s.expose().len() < 32) {
+            return Err(ConfigError::Invalid {
+                name: "RECUR_JWT_SECRET",
+                value: "***".into(),
+                problem: "must be at least 32 bytes",
+            });
+        }
+        let peer = |name: &'static str, default: &str| get(name).unwrap_or_else(|| default.to_string());
+        Ok(Config {
+            listen_addr: get("RECUR_LISTEN_ADDR"),
+            data_dir: PathBuf::from(get("RECUR_DATA_DIR").unwrap_or_else(|| "./data".into())),
+            database_url: get("RECUR_DATABASE_URL").map(Secret::new),
+            db_max_connections: number("RECUR_DB_MAX_CONNECTIONS", 10)?.clamp(1, 1000) as u32,
+            redis_url: get("RECUR_REDIS_URL").map(Secret::new),
+            session_ttl: Duration::from_secs(number("RECUR_SESSION_TTL_SECS", 86_400)?),
+            jwt_secret,
+            default_tenant: get("RECUR_DEFAULT_TENANT").unwrap_or_else(|| "default".into()),
+            peers: Peers {
+                catalog: peer("RECUR_CATALOG_ADDR", "127.0.0.1:50061"),
+                pricing: peer("RECUR_PRICING_ADDR", "127.0.0.1:50062"),
+                payment: peer("RECUR_PAYMENT_ADDR", "127.0.0.1:50063"),
+                subscription: peer("RECUR_SUBSCRIPTION_ADDR", "127.0.0.1:50064"),
+                signup: peer("RECUR_SIGNUP_ADDR", "127.0.0.1:50065"),
+            },
+            call_timeout: Duration::from_millis(number("RECUR_CALL_TIMEOUT_MS", 10_000)?),
+            shutdown_grace: Duration::from_secs(number("RECUR_SHUTDOWN_GRACE_SECS", 30)?),
+            sandbox_latency: Duration::from_millis(number("RECUR_SANDBOX_LATENCY_MS", 0)?),
+            public_url: get("RECUR_PUBLIC_URL")
+                .unwrap_or_else(|| "http://127.0.0.1:50051".into())
+                .trim_end_matches('/')
+                .to_string(),
+            log_filter: get("RECUR_LOG").unwrap_or_else(|| "info".into()),
+            log_format,
+            otlp_endpoint: get("OTEL_EXPORTER_OTLP_ENDPOINT"),
+            otel_service_name: get("OTEL_SERVICE_NAME"),
+        })
+    }
+
+    /// The defaults, as if no variable were set.
+    pub fn defaults() -> Config {
+        match Config::from_map(&HashMap::new()) {
+            Ok(c) => c,
+            Err(e) => unreachable!("defaults are valid: {e}"),
+        }
+    }
+}
+
+fn parse_env_file(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().trim_matches('"').to_string()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults_are_sane() {
+        let c = Config::defaults();
+        assert_eq!(c.default_tenant, "default");
+        assert_eq!(c.peers.pricing, "127.0.0.1:50062");
+        assert_eq!(c.call_timeout, Duration::from_secs(10));
+        assert_eq!(c.log_format, LogFormat::Json);
+        assert!(c.database_url.is_none() && c.redis_url.is_none());
+    }
+
+    #[test]
+    fn bad_values_are_refused_by_name() {
+        let err = Config::from_map(&map(&[("RECUR_CALL_TIMEOUT_MS", "soon")])).expect_err("not a number");
+        assert!(err.to_string().starts_with("RECUR_CALL_TIMEOUT_MS"));
+        let err = Config::from_map(&map(&[("RECUR_JWT_SECRET", "short")])).expect_err("too short");
+        assert!(!err.to_string().contains("short"), "secret leaked: {err}");
+    }
+
+    #[test]
+    fn secrets_never_show_in_debug() {
+        let c = Config::from_map(&map(&[
+            ("RECUR_JWT_SECRET", "0123456789abcdef0123456789abcdef-secret"),
+            ("RECUR_DATABASE_URL", "postgres://u:hunter2@db/recur"),
+        ]))
+        .expect("valid");
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("hunter2") && !shown.contains("abcdef-secret"), "{shown}");
+    }
+
+    #[test]
+    fn env_file_lines_parse() {
+        let parsed = parse_env_file("# comment\nRECUR_LOG=debug\n\nRECUR_DATA_DIR = \"/var/lib/recur\"\n");
+        assert_eq!(
+            parsed,
+            vec![
+                ("RECUR_LOG".to_string(), "debug".to_string()),
+                ("RECUR_DATA_DIR".to_string(), "/var/lib/recur".to_string())
+            ]
+        );
+    }
+
+    #[test]
+    fn readme_documents_every_variable() {
+        let readme = include_str!("../../../README.md");
+        for var in VARS {
+            assert!(readme.contains(var.name), "README's configuration table misses {}", var.name);
+        }
+    }
+}

@@ -1,0 +1,290 @@
+//! Money in Recur is a `rust_decimal::Decimal` tied to an ISO 4217 currency.
+//!
+//! Unit prices may carry more places than the currency (0.0012 per API call);
+//! every amount that is charged, invoiced or shown as a total is rounded here,
+//! in [`Currency::round`], half-up (away from zero on a tie, the convention of
+//! Kill Bill and Lago). Totals are sums of rounded lines, so they always add up.
+
+use std::fmt;
+use std::str::FromStr;
+
+use rust_decimal::{Decimal, RoundingStrategy};
+use serde::{Deserialize, Serialize};
+
+/// A currency Recur accepts, with its number of minor-unit places.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Currency {
+    code: &'static str,
+    minor_units: u32,
+}
+
+impl Currency {
+    /// Looks up an ISO 4217 code (upper case, exactly as the standard spells it).
+    pub fn from_code(code: &str) -> Option<Currency> {
+        CURRENCIES.iter().find(|(c, _)| *c == code).map(|&(code, minor_units)| Currency { code, minor_units })
+    }
+
+    pub fn code(&self) -> &'static str {
+        self.code
+    }
+
+    /// Places after the decimal point in the currency's minor unit (JPY 0, USD 2, KWD 3).
+    pub fn minor_units(&self) -> u32 {
+        self.minor_units
+    }
+
+    /// The single rounding rule of Recur: half-up to the currency's minor units.
+    pub fn round(&self, amount: Decimal) -> Decimal {
+        let mut rounded = amount.round_dp_with_strategy(self.minor_units, RoundingStrategy::MidpointAwayFromZero);
+        // Present every amount with exactly the currency's places ("100.00").
+        rounded.rescale(self.minor_units);
+        rounded
+    }
+
+    /// Whether `amount` needs no rounding in this currency.
+    pub fn is_exact(&self, amount: Decimal) -> bool {
+        amount.normalize().scale() <= self.minor_units
+    }
+
+    /// Zero, with the currency's scale.
+    pub fn zero(&self) -> Money {
+        Money::new(Decimal::ZERO, *self)
+    }
+}
+
+impl fmt::Debug for Currency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code)
+    }
+}
+
+impl fmt::Display for Currency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code)
+    }
+}
+
+impl Serialize for Currency {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.code)
+    }
+}
+
+impl<'de> Deserialize<'de> for Currency {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let code = String::deserialize(d)?;
+        Currency::from_code(&code).ok_or_else(|| serde::de::Error::custom(format!("unknown currency {code:?}")))
+    }
+}
+
+/// An amount already rounded to its currency. The only way to make one is
+/// through [`Money::new`], which rounds, so a `Money` never carries more
+/// places than its currency allows.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct Money {
+    amount: Decimal,
+    currency: Currency,
+}
+
+impl Money {
+    /// Rounds `amount` half-up to the currency's minor units.
+    pub fn new(amount: Decimal, currency: Currency) -> Money {
+        Money { amount: currency.round(amount), currency }
+    }
+
+    pub fn amount(&self) -> Decimal {
+        self.amount
+    }
+
+    pub fn currency(&self) -> Currency {
+        self.currency
+    }
+
+    pub fn is_zero(&self) -> bool {
+        self.amount.is_zero()
+    }
+
+    pub fn is_negative(&self) -> bool {
+        self.amount.is_sign_negative() && !self.amount.is_zero()
+    }
+
+    /// Adds two amounts of the same currency; `None` when the currencies differ.
+    pub fn checked_add(&self, other: Money) -> Option<Money> {
+        (self.currency == other.currency).then(|| Money::new(self.amount + other.amount, self.currency))
+    }
+
+    /// Sums rounded lines. Because each line is already rounded, the sum is
+    /// exact and needs no further rounding.
+    pub fn sum<I: IntoIterator<Item = Money>>(currency: Currency, lines: I) -> Option<Money> {
+        lines.into_iter().try_fold(currency.zero(), |acc, line| acc.checked_add(line))
+    }
+
+    /// The amount in minor units (cents for USD), as payment providers expect.
+    pub fn minor_amount(&self) -> Option<i64> {
+        let scaled = self.amount * Decimal::from(10_i64.pow(self.currency.minor_units));
+        i64::try_from(scaled.trunc()).ok()
+    }
+}
+
+impl fmt::Display for Money {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.amount, self.currency.code)
+    }
+}
+
+/// Why a decimal string was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecimalError {
+    #[error("must be a decimal number such as \"12.50\"")]
+    NotANumber,
+    #[error("must not be negative")]
+    Negative,
+    #[error("must have at most {0} decimal places")]
+    TooManyPlaces(u32),
+}
+
+/// Parses a plain decimal string ("12", "-3.50", "0.0012"). No exponent, no
+/// whitespace, no thousands separators: what a caller sends is what is stored.
+pub fn parse_decimal(s: &str) -> Result<Decimal, DecimalError> {
+    let body = s.strip_prefix('-').unwrap_or(s);
+    let valid_shape = !body.is_empty()
+        && body.chars().all(|c| c.is_ascii_digit() || c == '.')
+        && body.chars().filter(|&c| c == '.').count() <= 1
+        && !body.starts_with('.')
+        && !body.ends_with('.');
+    if !valid_shape {
+        return Err(DecimalError::NotANumber);
+    }
+    Decimal::from_str(s).map_err(|_| DecimalError::NotANumber)
+}
+
+/// Parses a decimal that must not be negative.
+pub fn parse_non_negative(s: &str) -> Result<Decimal, DecimalError> {
+    let d = parse_decimal(s)?;
+    if d.is_sign_negative() && !d.is_zero() {
+        return Err(DecimalError::Negative);
+    }
+    Ok(d)
+}
+
+/// Parses an amount in `currency` that must be exact in its minor units.
+pub fn parse_amount(s: &str, currency: Currency) -> Result<Decimal, DecimalError> {
+    let d = parse_decimal(s)?;
+    if !currency.is_exact(d) {
+        return Err(DecimalError::TooManyPlaces(currency.minor_units()));
+    }
+    Ok(d)
+}
+
+/// ISO 4217 active codes and their minor units (list of 2024). Funds codes and
+/// precious metals without a minor unit are left out on purpose.
+#[rustfmt::skip]
+const CURRENCIES: &[(&str, u32)] = &[
+    ("AED", 2), ("AFN", 2), ("ALL", 2), ("AMD", 2), ("ANG", 2), ("AOA", 2), ("ARS", 2),
+    ("AUD", 2), ("AWG", 2), ("AZN", 2), ("BAM", 2), ("BBD", 2), ("BDT", 2), ("BGN", 2),
+    ("BHD", 3), ("BIF", 0), ("BMD", 2), ("BND", 2), ("BOB", 2), ("BRL", 2), ("BSD", 2),
+    ("BTN", 2), ("BWP", 2), ("BYN", 2), ("BZD", 2), ("CAD", 2), ("CDF", 2), ("CHF", 2),
+    ("CLF", 4), ("CLP", 0), ("CNY", 2), ("COP", 2), ("CRC", 2), ("CUP", 2), ("CVE", 2),
+    ("CZK", 2), ("DJF", 0), ("DKK", 2), ("DOP", 2), ("DZD", 2), ("EGP", 2), ("ERN", 2),
+    ("ETB", 2), ("EUR", 2), ("FJD", 2), ("FKP", 2), ("GBP", 2), ("GEL", 2), ("GHS", 2),
+    ("GIP", 2), ("GMD", 2), ("GNF", 0), ("GTQ", 2), ("GYD", 2), ("HKD", 2), ("HNL", 2),
+    ("HTG", 2), ("HUF", 2), ("IDR", 2), ("ILS", 2), ("INR", 2), ("IQD", 3), ("IRR", 2),
+    ("ISK", 0), ("JMD", 2), ("JOD", 3), ("JPY", 0), ("KES", 2), ("KGS", 2), ("KHR", 2),
+    ("KMF", 0), ("KPW", 2), ("KRW", 0), ("KWD", 3), ("KYD", 2), ("KZT", 2), ("LAK", 2),
+    ("LBP", 2), ("LKR", 2), ("LRD", 2), ("LSL", 2), ("LYD", 3), ("MAD", 2), ("MDL", 2),
+    ("MGA", 2), ("MKD", 2), ("MMK", 2), ("MNT", 2), ("MOP", 2), ("MRU", 2), ("MUR", 2),
+    ("MVR", 2), ("MWK", 2), ("MXN", 2), ("MYR", 2), ("MZN", 2), ("NAD", 2), ("NGN", 2),
+    ("NIO", 2), ("NOK", 2), ("NPR", 2), ("NZD", 2), ("OMR", 3), ("PAB", 2), ("PEN", 2),
+    ("PGK", 2), ("PHP", 2), ("PKR", 2), ("PLN", 2), ("PYG", 0), ("QAR", 2), ("RON", 2),
+    ("RSD", 2), ("RUB", 2), ("RWF", 0), ("SAR", 2), ("SBD", 2), ("SCR", 2), ("SDG", 2),
+    ("SEK", 2), ("SGD", 2), ("SHP", 2), ("SLE", 2), ("SOS", 2), ("SRD", 2), ("SSP", 2),
+    ("STN", 2), ("SVC", 2), ("SYP", 2), ("SZL", 2), ("THB", 2), ("TJS", 2), ("TMT", 2),
+    ("TND", 3), ("TOP", 2), ("TRY", 2), ("TTD", 2), ("TWD", 2), ("TZS", 2), ("UAH", 2),
+    ("UGX", 0), ("USD", 2), ("UYU", 2), ("UYW", 4), ("UZS", 2), ("VES", 2), ("VND", 0),
+    ("VUV", 0), ("WST", 2), ("XAF", 0), ("XCD", 2), ("XOF", 0), ("XPF", 0), ("YER", 2),
+    ("ZAR", 2), ("ZMW", 2), ("ZWG", 2),
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(s: &str) -> Decimal {
+        Decimal::from_str(s).expect("test literal")
+    }
+
+    fn cur(code: &str) -> Currency {
+        Currency::from_code(code).expect("known currency")
+    }
+
+    #[test]
+    fn rounds_half_up_per_currency() {
+        // (currency, raw amount, expected rounded amount as the currency shows it)
+        let cases = [
+            ("JPY", "100.4", "100"),
+            ("JPY", "100.5", "101"),
+            ("JPY", "-100.5", "-101"),
+            ("JPY", "99.49999", "99"),
+            ("USD", "10.004", "10.00"),
+            ("USD", "10.005", "10.01"),
+            ("USD", "10.015", "10.02"),
+            ("USD", "-10.005", "-10.01"),
+            ("USD", "0.0012", "0.00"),
+            ("USD", "7", "7.00"),
+            ("USD", "33.333333", "33.33"),
+            ("KWD", "1.0004", "1.000"),
+            ("KWD", "1.0005", "1.001"),
+            ("KWD", "2.99951", "3.000"),
+            ("KWD", "-0.0005", "-0.001"),
+        ];
+        for (code, raw, want) in cases {
+            let got = cur(code).round(d(raw));
+            assert_eq!(got.to_string(), want, "{code} {raw}");
+        }
+    }
+
+    #[test]
+    fn minor_units_follow_iso_4217() {
+        assert_eq!(cur("JPY").minor_units(), 0);
+        assert_eq!(cur("USD").minor_units(), 2);
+        assert_eq!(cur("EUR").minor_units(), 2);
+        assert_eq!(cur("KWD").minor_units(), 3);
+        assert_eq!(cur("CLF").minor_units(), 4);
+        assert!(Currency::from_code("usd").is_none(), "codes are upper case");
+        assert!(Currency::from_code("XXX").is_none());
+    }
+
+    #[test]
+    fn money_sums_rounded_lines_exactly() {
+        let usd = cur("USD");
+        // Three thirds of 100.00 each round to 33.33; the total is their sum,
+        // 99.99, never a separately rounded 100.00.
+        let third = Money::new(d("100") / d("3"), usd);
+        let total = Money::sum(usd, [third, third, third]).expect("same currency");
+        assert_eq!(total.amount().to_string(), "99.99");
+        assert!(third.checked_add(Money::new(d("1"), cur("EUR"))).is_none());
+    }
+
+    #[test]
+    fn minor_amount_in_cents() {
+        assert_eq!(Money::new(d("12.34"), cur("USD")).minor_amount(), Some(1234));
+        assert_eq!(Money::new(d("500"), cur("JPY")).minor_amount(), Some(500));
+        assert_eq!(Money::new(d("1.234"), cur("KWD")).minor_amount(), Some(1234));
+    }
+
+    #[test]
+    fn parses_plain_decimals_only() {
+        assert_eq!(parse_decimal("12.50"), Ok(d("12.50")));
+        assert_eq!(parse_decimal("-3"), Ok(d("-3")));
+        assert_eq!(parse_decimal("0.0012"), Ok(d("0.0012")));
+        for bad in ["", "abc", "1e3", " 1", "1 ", "1.2.3", ".5", "5.", "+1", "--1", "1,000", "NaN"] {
+            assert_eq!(parse_decimal(bad), Err(DecimalError::NotANumber), "{bad:?}");
+        }
+        assert_eq!(parse_non_negative("-0.01"), Err(DecimalError::Negative));
+        assert_eq!(parse_non_negative("-0"), Ok(d("0")));
+        assert_eq!(parse_amount("1.005", cur("USD")), Err(DecimalError::TooManyPlaces(2)));
+        assert_eq!(parse_amount("1.50", cur("USD")), Ok(d("1.50")));
+        assert_eq!(parse_amount("1.0", cur("JPY")), Ok(d("1.0")));
+        assert_eq!(parse_amount("1.5", cur("JPY")), Err(DecimalError::TooManyPlaces(0)));
+    }
+}

@@ -1,0 +1,180 @@
+//! The per-RPC tower layer: span, trace context, authentication, deadline.
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use futures::future::BoxFuture;
+use http::{Request, Response};
+use recur_auth::{CallContext, TokenKey};
+use recur_clock::SharedClock;
+use tower::{Layer, Service};
+use tracing::Instrument;
+
+#[derive(Clone)]
+pub struct RpcLayer {
+    inner: Arc<Shared>,
+}
+
+struct Shared {
+    key: TokenKey,
+    clock: SharedClock,
+}
+
+impl RpcLayer {
+    pub fn new(key: TokenKey, clock: SharedClock) -> Self {
+        RpcLayer { inner: Arc::new(Shared { key, clock }) }
+    }
+}
+
+impl<S> Layer<S> for RpcLayer {
+    type Service = RpcService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RpcService { inner, shared: self.inner.clone() }
+    }
+}
+
+#[derive(Clone)]
+pub struct RpcService<S> {
+    inner: S,
+    shared: Arc<Shared>,
+}
+
+/// Health checks and reflection describe the server, not a tenant's data, so
+/// probes and tools (Kubernetes, grpcurl, ghz) reach them without a token.
+fn is_public(path: &str) -> bool {
+    path.starts_with("/grpc.health.v1.") || path.starts_with("/grpc.reflection.")
+}
+
+/// Parses a `grpc-timeout` header ("100m", "5S", …).
+fn parse_grpc_timeout(v: &str) -> Option<Duration> {
+    if v.len() < 2 || v.len() > 9 {
+        return None;
+    }
+    let (digits, unit) = v.split_at(v.len() - 1);
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n.saturating_mul(3600)),
+        "M" => Duration::from_secs(n.saturating_mul(60)),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+impl<S, B> Service<Request<B>> for RpcService<S>
+where
+    S: Service<Request<B>, Response = Response<tonic::body::Body>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<BoxError> + Send,
+    B: Send + 'static,
+{
+    type Response = Response<tonic::body::Body>;
+    type Error = S::Error;
+    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        let started = Instant::now();
+        let path = req.uri().path().to_string();
+        let (service, method) = path.trim_start_matches('/').split_once('/').unwrap_or((path.as_str(), ""));
+        let span = tracing::info_span!(
+            "rpc",
+            otel.name = %path.trim_start_matches('/'),
+            otel.kind = "server",
+            rpc.system = "grpc",
+            rpc.service = %service,
+            rpc.method = %method,
+            rpc.grpc.status_code = tracing::field::Empty,
+            tenant_id = tracing::field::Empty,
+        );
+        recur_telemetry::set_parent(&span, recur_telemetry::extract(req.headers()));
+
+        let deadline = req
+            .headers()
+            .get("grpc-timeout")
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_grpc_timeout)
+            .map(|t| started + t);
+
+        if !is_public(&path) {
+            let header = req.headers().get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+            match self.shared.key.verify_header(header, self.shared.clock.now()) {
+                Ok(claims) => {
+                    span.record("tenant_id", claims.tenant_id.as_str());
+                    let bearer = header.and_then(|h| h.get(7..)).map(|t| t.trim().to_string()).unwrap_or_default();
+                    req.extensions_mut().insert(CallContext { tenant_id: claims.tenant_id, bearer, deadline });
+                }
+                Err(e) => {
+                    let status: tonic::Status = recur_error::AppError::unauthenticated(e.to_string()).into();
+                    span.record("rpc.grpc.status_code", status.code() as i32);
+                    span.in_scope(|| tracing::info!(code = ?status.code(), reason = %e, "rpc refused"));
+                    let response = status.into_http::<tonic::body::Body>();
+                    return Box::pin(async move { Ok(response) });
+                }
+            }
+        }
+
+        // Take the service that was polled ready; leave a fresh clone behind.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let fut = inner.call(req);
+        let record_span = span.clone();
+        Box::pin(
+            async move {
+                let result = fut.await;
+                if let Ok(response) = &result {
+                    // Errors of unary calls travel in the headers
+                    // (trailers-only); a missing grpc-status means OK.
+                    let code = response
+                        .headers()
+                        .get("grpc-status")
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.parse::<i32>().ok())
+                        .unwrap_or(0);
+                    record_span.record("rpc.grpc.status_code", code);
+                    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+                    if code == 0 {
+                        tracing::debug!(code, elapsed_ms, "rpc");
+                    } else {
+                        tracing::info!(code, elapsed_ms, "rpc");
+                    }
+                }
+                result
+            }
+            .instrument(span),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_grpc_timeouts() {
+        assert_eq!(parse_grpc_timeout("100m"), Some(Duration::from_millis(100)));
+        assert_eq!(parse_grpc_timeout("5S"), Some(Duration::from_secs(5)));
+        assert_eq!(parse_grpc_timeout("2M"), Some(Duration::from_secs(120)));
+        assert_eq!(parse_grpc_timeout("7u"), Some(Duration::from_micros(7)));
+        assert_eq!(parse_grpc_timeout("x"), None);
+        assert_eq!(parse_grpc_timeout("10x"), None);
+        assert_eq!(parse_grpc_timeout("123456789S"), None, "at most 8 digits");
+    }
+
+    #[test]
+    fn only_health_and_reflection_are_public() {
+        assert!(is_public("/grpc.health.v1.Health/Check"));
+        assert!(is_public("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"));
+        assert!(is_public("/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"));
+        assert!(!is_public("/recur.catalog.v1.CatalogService/GetRate"));
+    }
+}

@@ -1,0 +1,113 @@
+//! The storage helpers behave the same on SQLite and on Postgres (the latter
+//! when `RECUR_TEST_DATABASE_URL` is set, as CI does).
+
+use std::str::FromStr;
+
+use recur_storage::testing::{TestDatabase, postgres_url};
+use recur_storage::{Dec, Migration, Migrations, Pool, connect, migrate, sqlite_file_url};
+use rust_decimal::Decimal;
+
+const MIGRATIONS: Migrations = Migrations {
+    table: "demo_migrations",
+    postgres: &[
+        Migration {
+            version: 1,
+            name: "amounts",
+            sql: "CREATE TABLE amounts (id TEXT PRIMARY KEY, amount NUMERIC NOT NULL);",
+        },
+        Migration {
+            version: 2,
+            name: "index",
+            sql: "CREATE INDEX amounts_amount ON amounts (amount); ALTER TABLE amounts ADD COLUMN note TEXT;",
+        },
+    ],
+    sqlite: &[
+        Migration {
+            version: 1,
+            name: "amounts",
+            sql: "CREATE TABLE amounts (id TEXT PRIMARY KEY, amount TEXT NOT NULL);",
+        },
+        Migration {
+            version: 2,
+            name: "index",
+            sql: "CREATE INDEX amounts_amount ON amounts (amount); ALTER TABLE amounts ADD COLUMN note TEXT;",
+        },
+    ],
+};
+
+async fn exercise(pool: &Pool) {
+    migrate(pool, &MIGRATIONS).await.expect("migrate");
+    migrate(pool, &MIGRATIONS).await.expect("migrating again changes nothing");
+    let values = ["100.00", "0.0012", "-3.5", "123456789.123456789"];
+    for (i, v) in values.iter().enumerate() {
+        let d = Dec(Decimal::from_str(v).expect("literal"));
+        let id = format!("a{i}");
+        match pool {
+            Pool::Postgres(p) => sqlx::query("INSERT INTO amounts (id, amount) VALUES ($1, $2)")
+                .bind(&id)
+                .bind(d)
+                .execute(p)
+                .await
+                .map(|_| ()),
+            Pool::Sqlite(p) => sqlx::query("INSERT INTO amounts (id, amount) VALUES ($1, $2)")
+                .bind(&id)
+                .bind(d)
+                .execute(p)
+                .await
+                .map(|_| ()),
+        }
+        .expect("insert");
+        let back: Dec = match pool {
+            Pool::Postgres(p) => {
+                sqlx::query_scalar("SELECT amount FROM amounts WHERE id = $1").bind(&id).fetch_one(p).await
+            }
+            Pool::Sqlite(p) => {
+                sqlx::query_scalar("SELECT amount FROM amounts WHERE id = $1").bind(&id).fetch_one(p).await
+            }
+        }
+        .expect("select");
+        // Exact value and scale survive the round trip ("100.00" stays "100.00").
+        assert_eq!(back.0.to_string(), *v, "{} round trip", pool.backend());
+    }
+    let dup = match pool {
+        Pool::Postgres(p) => {
+            sqlx::query("INSERT INTO amounts (id, amount) VALUES ('a0', 1)").execute(p).await.map(|_| ())
+        }
+        Pool::Sqlite(p) => {
+            sqlx::query("INSERT INTO amounts (id, amount) VALUES ('a0', '1')").execute(p).await.map(|_| ())
+        }
+    }
+    .map_err(recur_storage::StorageError::from)
+    .expect_err("duplicate id");
+    assert!(dup.is_unique(), "{dup}");
+}
+
+#[tokio::test]
+async fn sqlite_backend() {
+    let db = TestDatabase::sqlite();
+    let pool = connect(&sqlite_file_url(&db.data_dir(), "demo"), "demo", 4).await.expect("connect");
+    exercise(&pool).await;
+    pool.close().await;
+    db.cleanup().await;
+}
+
+#[tokio::test]
+async fn postgres_backend() {
+    let Some(admin) = postgres_url() else {
+        eprintln!("RECUR_TEST_DATABASE_URL unset: Postgres backend test skipped");
+        return;
+    };
+    let db = TestDatabase::postgres(&admin).await.expect("create test database");
+    let pool = connect(db.url().expect("postgres url"), "demo-service", 4).await.expect("connect");
+    exercise(&pool).await;
+    // The tables live in the service's own schema.
+    let Pool::Postgres(p) = &pool else { unreachable!() };
+    let schema: String =
+        sqlx::query_scalar("SELECT table_schema FROM information_schema.tables WHERE table_name = 'amounts'")
+            .fetch_one(p)
+            .await
+            .expect("table exists");
+    assert_eq!(schema, "demo_service");
+    pool.close().await;
+    db.cleanup().await;
+}

@@ -1,0 +1,272 @@
+//! The harness of Recur's end-to-end tests: the all-in-one process on port
+//! 0 (on SQLite + in-memory cache, or on Postgres + Redis when
+//! `RECUR_TEST_DATABASE_URL` and `RECUR_TEST_REDIS_URL` are set), and gRPC
+//! clients that know only the proto contracts and a bearer token.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use recur_auth::TokenKey;
+use recur_config::Config;
+use recur_proto::catalog::v1::catalog_service_client::CatalogServiceClient;
+use recur_proto::payment::v1::payment_gateway_service_client::PaymentGatewayServiceClient;
+use recur_proto::pricing::v1::pricing_service_client::PricingServiceClient;
+use recur_proto::signup::v1::signup_service_client::SignupServiceClient;
+use recur_proto::subscription::v1::{
+    account_service_client::AccountServiceClient, event_service_client::EventServiceClient,
+    invoice_service_client::InvoiceServiceClient, subscription_service_client::SubscriptionServiceClient,
+};
+use recur_storage::testing::{TestDatabase, postgres_url, redis_url};
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+
+pub use recur_error::details;
+
+/// Which backends the app under test runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    SqliteMemory,
+    PostgresRedis,
+}
+
+/// Adds `authorization: Bearer <token>` to every call.
+#[derive(Clone)]
+pub struct Bearer(Option<String>);
+
+impl tonic::service::Interceptor for Bearer {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(token) = &self.0 {
+            let value = format!("Bearer {token}").parse().map_err(|_| tonic::Status::invalid_argument("bad token"))?;
+            req.metadata_mut().insert("authorization", value);
+        }
+        Ok(req)
+    }
+}
+
+pub type Authed = InterceptedService<Channel, Bearer>;
+
+/// Clients for every Recur service, as one tenant (or as nobody).
+pub struct Clients {
+    pub catalog: CatalogServiceClient<Authed>,
+    pub pricing: PricingServiceClient<Authed>,
+    pub payments: PaymentGatewayServiceClient<Authed>,
+    pub accounts: AccountServiceClient<Authed>,
+    pub subscriptions: SubscriptionServiceClient<Authed>,
+    pub invoices: InvoiceServiceClient<Authed>,
+    pub events: EventServiceClient<Authed>,
+    pub signup: SignupServiceClient<Authed>,
+}
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub key: TokenKey,
+    pub backend: Backend,
+    app: Option<recur::App>,
+    db: TestDatabase,
+    channel: Channel,
+}
+
+/// The shared HS256 key of test apps (any 32+ bytes will do).
+const TEST_SECRET: &str = "recur-e2e-test-signing-key-0123456789";
+
+impl TestApp {
+    /// Starts the all-in-one process on `backend`, or `None` when that
+    /// backend is not configured in the environment.
+    pub async fn spawn(backend: Backend) -> Option<TestApp> {
+        let db = match backend {
+            Backend::SqliteMemory => TestDatabase::sqlite(),
+            Backend::PostgresRedis => {
+                let pg = postgres_url()?;
+                redis_url()?;
+                TestDatabase::postgres(&pg).await.expect("create a Postgres test database")
+            }
+        };
+        let mut vars: HashMap<String, String> = HashMap::new();
+        vars.insert("RECUR_DATA_DIR".into(), db.data_dir().display().to_string());
+        vars.insert("RECUR_JWT_SECRET".into(), TEST_SECRET.into());
+        vars.insert("RECUR_DB_MAX_CONNECTIONS".into(), "5".into());
+        if backend == Backend::PostgresRedis {
+            vars.insert("RECUR_DATABASE_URL".into(), db.url().expect("postgres url").to_string());
+            vars.insert("RECUR_REDIS_URL".into(), redis_url()?);
+        }
+        let config = Config::from_map(&vars).expect("test configuration");
+        let key = TokenKey::new(TEST_SECRET.as_bytes().to_vec());
+        let listener = recur_server::bind("127.0.0.1:0").await.expect("bind port 0");
+        let app = recur::start(config, recur_clock::system(), key.clone(), listener, std::future::pending())
+            .await
+            .expect("start recur all-in-one");
+        let addr = app.local_addr();
+        let channel =
+            tonic::transport::Endpoint::from_shared(format!("http://{addr}")).expect("endpoint").connect_lazy();
+        Some(TestApp { addr, key, backend, app: Some(app), db, channel })
+    }
+
+    /// A valid token for `tenant`.
+    pub fn token(&self, tenant: &str) -> String {
+        self.key.mint(tenant, chrono::Utc::now(), chrono::Duration::hours(1))
+    }
+
+    /// Clients that send `token` (or nothing, for `None`).
+    pub fn clients_with(&self, token: Option<String>) -> Clients {
+        let ch = self.channel.clone();
+        let b = Bearer(token);
+        Clients {
+            catalog: CatalogServiceClient::with_interceptor(ch.clone(), b.clone()),
+            pricing: PricingServiceClient::with_interceptor(ch.clone(), b.clone()),
+            payments: PaymentGatewayServiceClient::with_interceptor(ch.clone(), b.clone()),
+            accounts: AccountServiceClient::with_interceptor(ch.clone(), b.clone()),
+            subscriptions: SubscriptionServiceClient::with_interceptor(ch.clone(), b.clone()),
+            invoices: InvoiceServiceClient::with_interceptor(ch.clone(), b.clone()),
+            events: EventServiceClient::with_interceptor(ch.clone(), b.clone()),
+            signup: SignupServiceClient::with_interceptor(ch, b),
+        }
+    }
+
+    /// Clients acting for `tenant`.
+    pub fn clients(&self, tenant: &str) -> Clients {
+        self.clients_with(Some(self.token(tenant)))
+    }
+
+    pub fn channel(&self) -> Channel {
+        self.channel.clone()
+    }
+
+    /// Rows in a service's table, read straight from its database: how tests
+    /// prove that nothing was saved.
+    pub async fn count_rows(&self, service: &str, table: &str) -> i64 {
+        let sql = format!("SELECT COUNT(*) FROM {table}");
+        match self.db.url() {
+            Some(url) => {
+                let schema = recur_storage::schema_name(service);
+                let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(url).await.expect("connect");
+                sqlx::query(&format!("SET search_path TO {schema}")).execute(&mut conn).await.expect("schema");
+                sqlx::query_scalar(&sql).fetch_one(&mut conn).await.expect("count")
+            }
+            None => {
+                let url = recur_storage::sqlite_file_url(&self.db.data_dir(), service);
+                let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url).await.expect("connect");
+                sqlx::query_scalar(&sql).fetch_one(&mut conn).await.expect("count")
+            }
+        }
+    }
+
+    /// Stops the app gracefully and drops its database.
+    pub async fn stop(mut self) {
+        if let Some(app) = self.app.take() {
+            app.shutdown().await;
+        }
+        self.db.cleanup().await;
+    }
+}
+
+/// Runs `test` on SQLite + in-memory cache, and again on Postgres + Redis
+/// when those are configured (CI configures them).
+#[macro_export]
+macro_rules! on_both_backends {
+    ($sqlite:ident, $postgres:ident, $body:path) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $sqlite() {
+            let app = $crate::TestApp::spawn($crate::Backend::SqliteMemory).await.expect("sqlite always works");
+            $body(&app).await;
+            app.stop().await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $postgres() {
+            let Some(app) = $crate::TestApp::spawn($crate::Backend::PostgresRedis).await else {
+                eprintln!("RECUR_TEST_DATABASE_URL / RECUR_TEST_REDIS_URL unset: Postgres + Redis run skipped");
+                return;
+            };
+            $body(&app).await;
+            app.stop().await;
+        }
+    };
+}
+
+/// A catalog to sign up to: one flat monthly plan.
+pub struct Plan {
+    pub product_id: String,
+    pub offering_id: String,
+    pub rate_id: String,
+}
+
+/// Creates a product, an offering and a monthly flat-price rate of
+/// `amount` USD, and (optionally) a tax rate for US-CA.
+pub async fn create_monthly_plan(c: &mut Clients, amount: &str, ca_tax_percent: Option<&str>) -> Plan {
+    use recur_proto::catalog::v1 as cat;
+    let product = c
+        .catalog
+        .create_product(cat::CreateProductRequest {
+            product: Some(cat::Product {
+                name: "Platform fee".into(),
+                kind: cat::ProductKind::Recurring as i32,
+                ..Default::default()
+            }),
+        })
+        .await
+        .expect("create product")
+        .into_inner()
+        .product
+        .expect("product");
+    let offering = c
+        .catalog
+        .create_offering(cat::CreateOfferingRequest {
+            offering: Some(cat::Offering {
+                name: "Starter".into(),
+                handle: "starter".into(),
+                product_ids: vec![product.id.clone()],
+                ..Default::default()
+            }),
+        })
+        .await
+        .expect("create offering")
+        .into_inner()
+        .offering
+        .expect("offering");
+    let rate = c
+        .catalog
+        .create_rate(cat::CreateRateRequest {
+            rate: Some(cat::Rate {
+                offering_id: offering.id.clone(),
+                name: "Starter monthly".into(),
+                currency_code: "USD".into(),
+                billing_period: Some(cat::BillingPeriod { unit: cat::PeriodUnit::Month as i32, count: 1 }),
+                timing: cat::BillingTiming::InAdvance as i32,
+                prices: vec![cat::Price {
+                    product_id: product.id.clone(),
+                    model: cat::PricingModel::Flat as i32,
+                    flat_amount: amount.into(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+        })
+        .await
+        .expect("create rate")
+        .into_inner()
+        .rate
+        .expect("rate");
+    if let Some(percent) = ca_tax_percent {
+        c.catalog
+            .update_tenant_settings(cat::UpdateTenantSettingsRequest {
+                settings: Some(cat::TenantSettings {
+                    tax_rates: vec![cat::TaxRate {
+                        country: "US".into(),
+                        state: "CA".into(),
+                        percent: percent.into(),
+                        name: "CA sales tax".into(),
+                    }],
+                    ..Default::default()
+                }),
+                update_mask: Some(mask(&["tax_rates"])),
+            })
+            .await
+            .expect("set tax rate");
+    }
+    Plan { product_id: product.id, offering_id: offering.id, rate_id: rate.id }
+}
+
+/// A field mask of `paths`.
+pub fn mask(paths: &[&str]) -> prost_types::FieldMask {
+    prost_types::FieldMask { paths: paths.iter().map(|p| p.to_string()).collect() }
+}
