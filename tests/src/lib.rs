@@ -33,6 +33,12 @@ pub enum Backend {
 #[derive(Clone)]
 pub struct Bearer(Option<String>);
 
+impl Bearer {
+    pub fn new(token: &str) -> Bearer {
+        Bearer(Some(token.to_string()))
+    }
+}
+
 impl tonic::service::Interceptor for Bearer {
     fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
         if let Some(token) = &self.0 {
@@ -55,6 +61,22 @@ pub struct Clients {
     pub invoices: InvoiceServiceClient<Authed>,
     pub events: EventServiceClient<Authed>,
     pub signup: SignupServiceClient<Authed>,
+}
+
+impl Clients {
+    /// Every client over one channel.
+    pub fn new(ch: Channel, b: Bearer) -> Clients {
+        Clients {
+            catalog: CatalogServiceClient::with_interceptor(ch.clone(), b.clone()),
+            pricing: PricingServiceClient::with_interceptor(ch.clone(), b.clone()),
+            payments: PaymentGatewayServiceClient::with_interceptor(ch.clone(), b.clone()),
+            accounts: AccountServiceClient::with_interceptor(ch.clone(), b.clone()),
+            subscriptions: SubscriptionServiceClient::with_interceptor(ch.clone(), b.clone()),
+            invoices: InvoiceServiceClient::with_interceptor(ch.clone(), b.clone()),
+            events: EventServiceClient::with_interceptor(ch.clone(), b.clone()),
+            signup: SignupServiceClient::with_interceptor(ch, b),
+        }
+    }
 }
 
 pub struct TestApp {
@@ -108,18 +130,7 @@ impl TestApp {
 
     /// Clients that send `token` (or nothing, for `None`).
     pub fn clients_with(&self, token: Option<String>) -> Clients {
-        let ch = self.channel.clone();
-        let b = Bearer(token);
-        Clients {
-            catalog: CatalogServiceClient::with_interceptor(ch.clone(), b.clone()),
-            pricing: PricingServiceClient::with_interceptor(ch.clone(), b.clone()),
-            payments: PaymentGatewayServiceClient::with_interceptor(ch.clone(), b.clone()),
-            accounts: AccountServiceClient::with_interceptor(ch.clone(), b.clone()),
-            subscriptions: SubscriptionServiceClient::with_interceptor(ch.clone(), b.clone()),
-            invoices: InvoiceServiceClient::with_interceptor(ch.clone(), b.clone()),
-            events: EventServiceClient::with_interceptor(ch.clone(), b.clone()),
-            signup: SignupServiceClient::with_interceptor(ch, b),
-        }
+        Clients::new(self.channel.clone(), Bearer(token))
     }
 
     /// Clients acting for `tenant`.

@@ -192,7 +192,7 @@ pub async fn migrate(pool: &Pool, migrations: &Migrations) -> Result<(), Storage
             let applied: Vec<i64> =
                 sqlx::query_scalar(&format!("SELECT version FROM {table}")).fetch_all(&mut *tx).await?;
             for m in migrations.postgres.iter().filter(|m| !applied.contains(&m.version)) {
-                tracing::info!(version = m.version, name = m.name, "applying migration");
+                tracing::info!(set = table, version = m.version, name = m.name, "applying migration");
                 sqlx::raw_sql(m.sql).execute(&mut *tx).await?;
                 sqlx::query(&format!("INSERT INTO {table} (version, name, applied_at) VALUES ($1, $2, now()::text)"))
                     .bind(m.version)
@@ -212,7 +212,7 @@ pub async fn migrate(pool: &Pool, migrations: &Migrations) -> Result<(), Storage
                 let applied: Vec<i64> =
                     sqlx::query_scalar(&format!("SELECT version FROM {table}")).fetch_all(&mut *conn).await?;
                 for m in migrations.sqlite.iter().filter(|m| !applied.contains(&m.version)) {
-                    tracing::info!(version = m.version, name = m.name, "applying migration");
+                    tracing::info!(set = table, version = m.version, name = m.name, "applying migration");
                     sqlx::raw_sql(m.sql).execute(&mut *conn).await?;
                     sqlx::query(&format!(
                         "INSERT INTO {table} (version, name, applied_at) VALUES ($1, $2, datetime('now'))"
