@@ -385,6 +385,81 @@ async fn finalize_requires_the_payment_method_it_started_collecting(app: &TestAp
     assert_eq!(done.payment.map(|p| p.status), Some(pay::PaymentStatus::Succeeded as i32));
 }
 
+/// The README's quick start, word for word: the demo catalog the all-in-one
+/// process loads, and handles instead of ids — no hand-made catalog call.
+async fn readme_quick_start_on_the_demo_catalog(app: &TestApp) {
+    let tenant = "default";
+    let loaded = recur::load_demo_catalog(&app.addr.to_string(), &app.key, tenant).await.expect("demo catalog");
+    assert_eq!(loaded, Some(22));
+    assert_eq!(
+        recur::load_demo_catalog(&app.addr.to_string(), &app.key, tenant).await,
+        Ok(None),
+        "only into an empty catalog"
+    );
+    let mut c = app.clients(tenant);
+    let created = c
+        .signup
+        .create_signup(su::CreateSignupRequest {
+            action: su::SignupAction::CreateWithPaymentMethod as i32,
+            customer: Some(customer()),
+            bill_group: Some(su::BillGroupInput {
+                auto_email_invoice: Some(true),
+                collect_invoice_balance_automatically: Some(true),
+            }),
+            quote: Some(su::QuoteInput {
+                offerings: vec![pricing::CartOffering {
+                    offering_id: "starter".into(),
+                    rate_id: "starter-monthly".into(),
+                    items: vec![pricing::CartItem { product_id: "platform-fee".into(), quantity: "1".into() }],
+                }],
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .expect("CreateSignup on handles")
+        .into_inner()
+        .signup
+        .expect("signup");
+    let priced = created.quote.clone().and_then(|q| q.pricing).expect("priced");
+    assert_eq!(amount(&priced.amount), ("29.00".into(), "USD".into()));
+    assert!(priced.offerings[0].offering_id.starts_with("offr_"), "handles resolve to ids");
+    c.signup
+        .update_signup(su::UpdateSignupRequest {
+            session_id: created.session_id.clone(),
+            action: su::SignupAction::Update as i32,
+            payment_method: Some(su::PaymentMethodInput {
+                payment_method_name: "visa".into(),
+                payment_token: "tok_visa".into(),
+            }),
+            ..Default::default()
+        })
+        .await
+        .expect("UPDATE");
+    let done = c
+        .signup
+        .update_signup(su::UpdateSignupRequest {
+            session_id: created.session_id.clone(),
+            action: su::SignupAction::Finalize as i32,
+            ..Default::default()
+        })
+        .await
+        .expect("FINALIZE")
+        .into_inner()
+        .signup
+        .expect("signup");
+    assert!(done.contract_id.starts_with("sub_"));
+    assert_eq!(
+        done.payment.map(|p| (p.status, amount(&p.amount).0)),
+        Some((pay::PaymentStatus::Succeeded as i32, "29.00".into()))
+    );
+}
+
+on_both_backends!(
+    readme_quick_start_sqlite_memory,
+    readme_quick_start_postgres_redis,
+    readme_quick_start_on_the_demo_catalog
+);
 on_both_backends!(quick_start_sqlite_memory, quick_start_postgres_redis, quick_start);
 on_both_backends!(estimate_saves_nothing_sqlite_memory, estimate_saves_nothing_postgres_redis, estimate_saves_nothing);
 on_both_backends!(cancel_sqlite_memory, cancel_postgres_redis, cancel_ends_a_pending_session);

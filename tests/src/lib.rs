@@ -95,6 +95,11 @@ impl TestApp {
     /// Starts the all-in-one process on `backend`, or `None` when that
     /// backend is not configured in the environment.
     pub async fn spawn(backend: Backend) -> Option<TestApp> {
+        TestApp::spawn_with(backend, &[]).await
+    }
+
+    /// Like [`TestApp::spawn`], with extra configuration variables.
+    pub async fn spawn_with(backend: Backend, extra: &[(&str, &str)]) -> Option<TestApp> {
         let db = match backend {
             Backend::SqliteMemory => TestDatabase::sqlite(),
             Backend::PostgresRedis => {
@@ -110,6 +115,9 @@ impl TestApp {
         if backend == Backend::PostgresRedis {
             vars.insert("RECUR_DATABASE_URL".into(), db.url().expect("postgres url").to_string());
             vars.insert("RECUR_REDIS_URL".into(), redis_url()?);
+        }
+        for (k, v) in extra {
+            vars.insert(k.to_string(), v.to_string());
         }
         let config = Config::from_map(&vars).expect("test configuration");
         let key = TokenKey::new(TEST_SECRET.as_bytes().to_vec());

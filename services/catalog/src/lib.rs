@@ -23,6 +23,10 @@ pub async fn register(env: ServiceEnv, mut routes: RoutesBuilder) -> Result<Rout
     let repo = repo::open(&url, env.config.db_max_connections)
         .await
         .map_err(|e| StartError::Storage(format!("catalog: {e}")))?;
+    let repo = std::sync::Arc::new(repo::cache::CachedRepo::new(repo, env.config.catalog_cache_ttl));
     routes.add_service(CatalogServiceServer::new(api::CatalogApi::new(repo, env.clock.clone())));
     Ok(routes)
 }
+
+/// The demo catalog shipped with Recur (`services/catalog/demo/catalog.yaml`).
+pub const DEMO_CATALOG: &str = include_str!("../demo/catalog.yaml");

@@ -466,10 +466,11 @@ impl pb::payment_gateway_service_server::PaymentGatewayService for PaymentApi {
         let r = req.into_inner();
         let mut v = Violations::new();
         v.check(r.page_size >= 0, "page_size", "must not be negative");
-        let after = Cursor::decode(&r.page_token).unwrap_or_else(|_| {
-            v.add("page_token", "is not a token this API issued");
-            None
-        });
+        let after =
+            Cursor::decode_time(&r.page_token).map(|c| c.map(|(t, id)| Cursor::time(t, id))).unwrap_or_else(|_| {
+                v.add("page_token", "is not a token this API issued");
+                None
+            });
         let status = match pb::PaymentStatus::try_from(r.status) {
             Ok(pb::PaymentStatus::Unspecified) => None,
             Ok(s) => Some(match s {
@@ -501,7 +502,7 @@ impl pb::payment_gateway_service_server::PaymentGatewayService for PaymentApi {
             .map_err(AppError::from)?;
         let next_page_token = if rows.len() as i64 > limit {
             rows.truncate(limit as usize);
-            rows.last().map(|p| Cursor { time: p.created_at, id: p.id.clone() }.encode()).unwrap_or_default()
+            rows.last().map(|p| Cursor::time(p.created_at, p.id.clone()).encode()).unwrap_or_default()
         } else {
             String::new()
         };

@@ -1,7 +1,6 @@
 //! The pricing service's gRPC surface. `Quote` and `RateUsage` are served;
 //! `PreviewChange` (proration) and coupons are not finished yet.
 
-use std::collections::HashSet;
 use std::str::FromStr;
 use std::sync::Arc;
 
@@ -173,14 +172,11 @@ impl PricingApi {
         for (i, o) in req.offerings.iter().enumerate() {
             v.check(!o.offering_id.is_empty(), format!("offerings[{i}].offering_id"), "is required");
             v.check(!o.rate_id.is_empty(), format!("offerings[{i}].rate_id"), "is required");
-            let mut seen = HashSet::new();
             let mut items = Vec::new();
             for (j, item) in o.items.iter().enumerate() {
                 let field = format!("offerings[{i}].items[{j}]");
                 if item.product_id.is_empty() {
                     v.add(format!("{field}.product_id"), "is required");
-                } else if !seen.insert(item.product_id.as_str()) {
-                    v.add(format!("{field}.product_id"), "product listed twice");
                 }
                 items.push((item.product_id.clone(), quantity(&mut v, &format!("{field}.quantity"), &item.quantity)));
             }
@@ -254,29 +250,39 @@ impl PricingApi {
                 return Err(AppError::failed_precondition("RATE_ARCHIVED", format!("rate {} is archived", rate.id))
                     .with_field(format!("offerings[{i}].rate_id"), "archived rates cannot be quoted"));
             }
+            // The offering's products; cart items name them by id or handle.
+            let fetched =
+                futures::future::join_all(offering.product_ids.iter().map(|p| self.catalog.product(ctx, p))).await;
+            let mut products = Vec::with_capacity(fetched.len());
+            for (pid, product) in offering.product_ids.iter().zip(fetched) {
+                products.push(product?.ok_or_else(|| AppError::internal(format!("offering product {pid} missing")))?);
+            }
             let mut v = Violations::new();
-            for (j, (pid, _)) in items.iter().enumerate() {
-                if !offering.product_ids.contains(pid) {
-                    v.add(
+            let mut given: Vec<Option<usize>> = vec![None; products.len()];
+            for (j, (reference, _)) in items.iter().enumerate() {
+                match products
+                    .iter()
+                    .position(|p| &p.id == reference || (!p.handle.is_empty() && &p.handle == reference))
+                {
+                    None => v.add(
                         format!("offerings[{i}].items[{j}].product_id"),
-                        format!("{pid:?} is not a product of the offering"),
-                    );
+                        format!("{reference:?} is not a product of the offering"),
+                    ),
+                    Some(k) if given[k].is_some() => {
+                        v.add(format!("offerings[{i}].items[{j}].product_id"), "product listed twice")
+                    }
+                    Some(k) => given[k] = Some(j),
                 }
             }
             v.finish()?;
             let mut v = Violations::new();
-            let products =
-                futures::future::join_all(offering.product_ids.iter().map(|p| self.catalog.product(ctx, p))).await;
             let mut lines = Vec::with_capacity(products.len());
-            for (pid, product) in offering.product_ids.iter().zip(products) {
-                let product = product?.ok_or_else(|| AppError::internal(format!("offering product {pid} missing")))?;
-                let price = rate
-                    .prices
-                    .iter()
-                    .find(|p| &p.product_id == pid)
-                    .ok_or_else(|| AppError::internal(format!("rate {} has no price for {pid}", rate.id)))?;
-                let given = items.iter().position(|(p, _)| p == pid);
-                let qty = given.and_then(|j| items[j].1).unwrap_or_else(|| default_quantity(&product));
+            for (product, given) in products.iter().zip(given) {
+                let price =
+                    rate.prices.iter().find(|p| p.product_id == product.id).ok_or_else(|| {
+                        AppError::internal(format!("rate {} has no price for {}", rate.id, product.id))
+                    })?;
+                let qty = given.and_then(|j| items[j].1).unwrap_or_else(|| default_quantity(product));
                 let field = match given {
                     Some(j) => format!("offerings[{i}].items[{j}].quantity"),
                     None => format!("offerings[{i}].items"),
@@ -288,9 +294,9 @@ impl PricingApi {
                     v.add(field, format!("{} allows at most {max}", product.name));
                 }
                 lines.push(CartLine {
-                    product_id: pid.clone(),
+                    product_id: product.id.clone(),
                     name: product.name.clone(),
-                    billing: billing(&product, &rate),
+                    billing: billing(product, &rate),
                     quantity: qty,
                     price: price_spec(price),
                 });

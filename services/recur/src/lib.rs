@@ -98,3 +98,57 @@ pub fn signing_key(config: &Config) -> Result<(TokenKey, Option<bool>), StartErr
         }
     }
 }
+
+/// A catalog client for `tenant` against `addr`, with a token from `key`.
+pub async fn catalog_client(
+    addr: &str,
+    token: String,
+) -> Result<
+    recur_proto::catalog::v1::catalog_service_client::CatalogServiceClient<
+        tonic::service::interceptor::InterceptedService<tonic::transport::Channel, impl tonic::service::Interceptor>,
+    >,
+    String,
+> {
+    let uri = if addr.contains("://") { addr.to_string() } else { format!("http://{addr}") };
+    let channel = tonic::transport::Endpoint::from_shared(uri)
+        .map_err(|e| format!("bad address {addr:?}: {e}"))?
+        .connect()
+        .await
+        .map_err(|e| format!("cannot reach Recur at {addr}: {e}"))?;
+    let header: tonic::metadata::MetadataValue<tonic::metadata::Ascii> =
+        format!("Bearer {token}").parse().map_err(|_| "token is not a valid header value".to_string())?;
+    Ok(recur_proto::catalog::v1::catalog_service_client::CatalogServiceClient::with_interceptor(
+        channel,
+        move |mut req: tonic::Request<()>| {
+            req.metadata_mut().insert("authorization", header.clone());
+            Ok(req)
+        },
+    ))
+}
+
+/// Applies the demo catalog to `tenant` through the catalog service at
+/// `addr`, if that tenant's catalog is still empty. Returns how many
+/// resources it created (`None` when the catalog was not empty).
+pub async fn load_demo_catalog(addr: &str, key: &TokenKey, tenant: &str) -> Result<Option<usize>, String> {
+    use recur_proto::catalog::v1 as pb;
+    let token = key.mint(tenant, chrono::Utc::now(), chrono::Duration::minutes(5));
+    let mut client = catalog_client(addr, token).await?;
+    let existing = client
+        .list_products(pb::ListProductsRequest { page_size: 1, ..Default::default() })
+        .await
+        .map_err(|s| s.message().to_string())?
+        .into_inner();
+    if !existing.products.is_empty() {
+        return Ok(None);
+    }
+    let applied = client
+        .apply_catalog(pb::ApplyCatalogRequest {
+            document: recur_catalog::DEMO_CATALOG.to_string(),
+            format: pb::DocumentFormat::Yaml as i32,
+            dry_run: false,
+        })
+        .await
+        .map_err(|s| s.message().to_string())?
+        .into_inner();
+    Ok(Some(applied.changes.iter().filter(|c| c.action == pb::ChangeAction::Created as i32).count()))
+}

@@ -3,6 +3,8 @@
 //! ```text
 //! recur [serve]                          all five services on RECUR_LISTEN_ADDR (default 127.0.0.1:50051)
 //! recur token [--tenant T] [--days N]    print a bearer token for tenant T
+//! recur catalog apply FILE [--dry-run]   apply a catalog document
+//! recur catalog export [--format F]      print the catalog as a document
 //! ```
 
 use std::process::ExitCode;
@@ -12,7 +14,18 @@ use recur_config::Config;
 const USAGE: &str = "usage:
   recur [serve]                          run all five services on one port
   recur token [--tenant T] [--days N]    print a bearer token (default: RECUR_DEFAULT_TENANT, 30 days)
-  recur help";
+  recur catalog apply FILE [--dry-run] [--addr A] [--tenant T]
+                                         apply a catalog document (YAML or JSON) to a running Recur
+  recur catalog export [--format yaml|json] [--addr A] [--tenant T]
+                                         print a tenant's catalog as a document
+  recur help
+
+The catalog commands reach Recur at --addr (default RECUR_LISTEN_ADDR, else 127.0.0.1:50051)
+with RECUR_TOKEN, or else a token they mint with RECUR_JWT_SECRET or the development key.";
+
+// mimalloc: markedly less allocator contention than glibc under load.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -27,6 +40,7 @@ async fn main() -> ExitCode {
     match args.first().map(String::as_str) {
         None | Some("serve") => serve(config).await,
         Some("token") => token(&config, &args[1..]),
+        Some("catalog") => catalog(&config, &args[1..]).await,
         Some("help" | "--help" | "-h") => {
             println!("{USAGE}");
             ExitCode::SUCCESS
@@ -36,6 +50,126 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `recur catalog apply|export`.
+async fn catalog(config: &Config, args: &[String]) -> ExitCode {
+    use recur_proto::catalog::v1 as pb;
+    let mut file = None;
+    let mut dry_run = false;
+    let mut format = pb::DocumentFormat::Yaml;
+    let mut addr = config.listen_addr.clone().unwrap_or_else(|| recur::DEFAULT_ADDR.to_string());
+    let mut tenant = config.default_tenant.clone();
+    let (command, rest) = match args.split_first() {
+        Some((c, rest)) => (c.as_str(), rest),
+        None => ("", args),
+    };
+    let mut it = rest.iter();
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--dry-run" => dry_run = true,
+            "--addr" | "--tenant" | "--format" => {
+                let Some(value) = it.next() else {
+                    eprintln!("recur catalog: {arg} needs a value");
+                    return ExitCode::FAILURE;
+                };
+                match arg.as_str() {
+                    "--addr" => addr = value.clone(),
+                    "--tenant" => tenant = value.clone(),
+                    _ => {
+                        format = match value.as_str() {
+                            "yaml" => pb::DocumentFormat::Yaml,
+                            "json" => pb::DocumentFormat::Json,
+                            other => {
+                                eprintln!("recur catalog: --format is yaml or json, not {other:?}");
+                                return ExitCode::FAILURE;
+                            }
+                        }
+                    }
+                }
+            }
+            other if file.is_none() && !other.starts_with("--") => file = Some(other.to_string()),
+            other => {
+                eprintln!("recur catalog: unexpected {other:?}\n{USAGE}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    let token = match std::env::var("RECUR_TOKEN").ok().filter(|t| !t.is_empty()) {
+        Some(t) => t,
+        None => match recur::signing_key(config) {
+            Ok((key, _)) => key.mint(&tenant, chrono::Utc::now(), chrono::Duration::minutes(10)),
+            Err(e) => {
+                eprintln!("recur catalog: no RECUR_TOKEN and no key to mint one: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+    };
+    let mut client = match recur::catalog_client(&addr, token).await {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("recur catalog: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = match (command, file) {
+        ("apply", Some(path)) => {
+            let document = match std::fs::read_to_string(&path) {
+                Ok(d) => d,
+                Err(e) => {
+                    eprintln!("recur catalog apply: {path}: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let format = if path.ends_with(".json") { pb::DocumentFormat::Json } else { pb::DocumentFormat::Yaml };
+            client
+                .apply_catalog(pb::ApplyCatalogRequest { document, format: format as i32, dry_run })
+                .await
+                .map(|r| print_changes(&r.into_inner()))
+        }
+        ("export", None) => client.export_catalog(pb::ExportCatalogRequest { format: format as i32 }).await.map(|r| {
+            print!("{}", r.into_inner().document);
+        }),
+        _ => {
+            eprintln!("{USAGE}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(status) => {
+            eprintln!("recur catalog: {:?}: {}", status.code(), status.message());
+            for v in recur_error::details(&status).violations {
+                eprintln!("  {}: {}", v.field, v.description);
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn print_changes(r: &recur_proto::catalog::v1::ApplyCatalogResponse) {
+    use recur_proto::catalog::v1::ChangeAction;
+    let mut counts = [0usize; 4];
+    for c in &r.changes {
+        let (label, slot) = match ChangeAction::try_from(c.action) {
+            Ok(ChangeAction::Created) => ("created", 0),
+            Ok(ChangeAction::Changed) => ("changed", 1),
+            Ok(ChangeAction::Archived) => ("archived", 2),
+            _ => ("unchanged", 3),
+        };
+        counts[slot] += 1;
+        let fields =
+            if c.changed_fields.is_empty() { String::new() } else { format!(" ({})", c.changed_fields.join(", ")) };
+        println!("{label:<9} {:<8} {:<28} {}{fields}", c.resource_type, c.handle, c.id);
+    }
+    println!(
+        "{}: {} created, {} changed, {} archived, {} unchanged",
+        if r.applied { "applied" } else { "dry run, nothing written" },
+        counts[0],
+        counts[1],
+        counts[2],
+        counts[3]
+    );
 }
 
 fn token(config: &Config, args: &[String]) -> ExitCode {
@@ -96,7 +230,16 @@ async fn serve(config: Config) -> ExitCode {
         let tenant = config.default_tenant.clone();
         let app = recur::start(config.clone(), recur_clock::system(), key.clone(), listener, recur_server::shutdown_signal()).await?;
         let local = app.local_addr();
-        let mut banner = format!("Recur all-in-one listening on {local} ({storage}, {cache})\n");
+        let demo = config.demo_catalog.unwrap_or(dev_key.is_some());
+        let mut demo_note = String::new();
+        if demo {
+            match recur::load_demo_catalog(&local.to_string(), &key, &tenant).await {
+                Ok(Some(n)) => demo_note = format!("Loaded the demo catalog into tenant \"{tenant}\" ({n} resources)\n"),
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "demo catalog not loaded"),
+            }
+        }
+        let mut banner = format!("Recur all-in-one listening on {local} ({storage}, {cache})\n{demo_note}");
         if let Some(created) = dev_key {
             let path = config.data_dir.join("dev-signing.key");
             banner.push_str(&format!(

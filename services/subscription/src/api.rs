@@ -857,17 +857,18 @@ impl pb::account_service_server::AccountService for SubscriptionApi {
         let mut v = Violations::new();
         v.check(r.page_size >= 0, "page_size", "must not be negative");
         v.check(r.tag.is_empty(), "tag", "filtering by tag is not supported yet");
-        let after = Cursor::decode(&r.page_token).unwrap_or_else(|_| {
-            v.add("page_token", "is not a token this API issued");
-            None
-        });
+        let after =
+            Cursor::decode_time(&r.page_token).map(|c| c.map(|(t, id)| Cursor::time(t, id))).unwrap_or_else(|_| {
+                v.add("page_token", "is not a token this API issued");
+                None
+            });
         v.finish()?;
         let limit = page_size(r.page_size);
         let mut rows =
             self.inner.repo.list_accounts(&ctx.tenant_id, after.as_ref(), limit + 1).await.map_err(AppError::from)?;
         let next_page_token = if rows.len() as i64 > limit {
             rows.truncate(limit as usize);
-            rows.last().map(|(a, _)| Cursor { time: a.created_at, id: a.id.clone() }.encode()).unwrap_or_default()
+            rows.last().map(|(a, _)| Cursor::time(a.created_at, a.id.clone()).encode()).unwrap_or_default()
         } else {
             String::new()
         };

@@ -50,6 +50,16 @@ pub const VARS: &[Var] = &[
         description: "Tenant of the token the all-in-one process prints at start.",
     },
     Var {
+        name: "RECUR_DEMO_CATALOG",
+        default: "on with a development key, off with RECUR_JWT_SECRET",
+        description: "Load the demo catalog into the default tenant when its catalog is empty (all-in-one).",
+    },
+    Var {
+        name: "RECUR_CATALOG_CACHE_TTL_MS",
+        default: "1000",
+        description: "How long the catalog service keeps a looked-up resource in memory (0: off); bounds staleness across replicas.",
+    },
+    Var {
         name: "RECUR_CATALOG_ADDR",
         default: "127.0.0.1:50061",
         description: "Where the catalog service is reached (service mode).",
@@ -153,7 +163,10 @@ pub struct Config {
     pub session_ttl: Duration,
     pub jwt_secret: Option<Secret>,
     pub default_tenant: String,
+    /// `None`: decide by whether a development key is in use.
+    pub demo_catalog: Option<bool>,
     pub peers: Peers,
+    pub catalog_cache_ttl: Duration,
     pub call_timeout: Duration,
     pub shutdown_grace: Duration,
     pub sandbox_latency: Duration,
@@ -239,6 +252,18 @@ impl Config {
                 problem: "must be at least 32 bytes",
             });
         }
+        let demo_catalog = match get("RECUR_DEMO_CATALOG").as_deref() {
+            None | Some("auto") => None,
+            Some("1" | "true" | "on" | "yes") => Some(true),
+            Some("0" | "false" | "off" | "no") => Some(false),
+            Some(other) => {
+                return Err(ConfigError::Invalid {
+                    name: "RECUR_DEMO_CATALOG",
+                    value: other.to_string(),
+                    problem: "must be true, false or auto",
+                });
+            }
+        };
         let peer = |name: &'static str, default: &str| get(name).unwrap_or_else(|| default.to_string());
         Ok(Config {
             listen_addr: get("RECUR_LISTEN_ADDR"),
@@ -249,6 +274,7 @@ impl Config {
             session_ttl: Duration::from_secs(number("RECUR_SESSION_TTL_SECS", 86_400)?),
             jwt_secret,
             default_tenant: get("RECUR_DEFAULT_TENANT").unwrap_or_else(|| "default".into()),
+            demo_catalog,
             peers: Peers {
                 catalog: peer("RECUR_CATALOG_ADDR", "127.0.0.1:50061"),
                 pricing: peer("RECUR_PRICING_ADDR", "127.0.0.1:50062"),
@@ -256,6 +282,7 @@ impl Config {
                 subscription: peer("RECUR_SUBSCRIPTION_ADDR", "127.0.0.1:50064"),
                 signup: peer("RECUR_SIGNUP_ADDR", "127.0.0.1:50065"),
             },
+            catalog_cache_ttl: Duration::from_millis(number("RECUR_CATALOG_CACHE_TTL_MS", 1000)?.min(60_000)),
             call_timeout: Duration::from_millis(number("RECUR_CALL_TIMEOUT_MS", 10_000)?),
             shutdown_grace: Duration::from_secs(number("RECUR_SHUTDOWN_GRACE_SECS", 30)?),
             sandbox_latency: Duration::from_millis(number("RECUR_SANDBOX_LATENCY_MS", 0)?),

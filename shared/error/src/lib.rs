@@ -270,7 +270,9 @@ impl Violations {
 pub struct StatusDetails {
     pub reason: String,
     pub metadata: HashMap<String, String>,
+    /// The fields named by `BadRequest` violations, in order.
     pub fields: Vec<String>,
+    pub violations: Vec<FieldViolation>,
 }
 
 pub fn details(status: &Status) -> StatusDetails {
@@ -281,6 +283,15 @@ pub fn details(status: &Status) -> StatusDetails {
         fields: d
             .bad_request()
             .map(|b| b.field_violations.iter().map(|v| v.field.clone()).collect())
+            .unwrap_or_default(),
+        violations: d
+            .bad_request()
+            .map(|b| {
+                b.field_violations
+                    .iter()
+                    .map(|v| FieldViolation { field: v.field.clone(), description: v.description.clone() })
+                    .collect()
+            })
             .unwrap_or_default(),
     }
 }

@@ -1,5 +1,5 @@
 //! Keyset pagination. A page token names the last row of the previous page
-//! by its sort key and id, so pages stay correct while rows are inserted
+//! by its sort value and id, so pages stay correct while rows are inserted
 //! (an offset would skip or repeat rows).
 
 use base64::Engine;
@@ -18,28 +18,56 @@ pub fn page_size(requested: i32) -> i64 {
     }
 }
 
-/// A page token this API did not issue (or that was altered).
+/// A page token this API did not issue (or that was altered, or that belongs
+/// to another ordering).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BadPageToken;
 
 impl std::fmt::Display for BadPageToken {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("is not a page token this API issued")
+        f.write_str("is not a page token this API issued for this ordering")
     }
 }
 
 impl std::error::Error for BadPageToken {}
 
-/// Position after the last row of a page ordered by creation time, then id.
+/// The sort value of the last row of a page.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SortValue {
+    Time(DateTime<Utc>),
+    Text(String),
+}
+
+/// Position after the last row of a page: its sort value, then its id.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Cursor {
-    pub time: DateTime<Utc>,
+    pub value: SortValue,
     pub id: String,
 }
 
 impl Cursor {
+    pub fn time(time: DateTime<Utc>, id: impl Into<String>) -> Cursor {
+        Cursor { value: SortValue::Time(time), id: id.into() }
+    }
+
+    pub fn text(text: impl Into<String>, id: impl Into<String>) -> Cursor {
+        Cursor { value: SortValue::Text(text.into()), id: id.into() }
+    }
+
+    /// The time of a time-ordered cursor.
+    pub fn as_time(&self) -> Option<DateTime<Utc>> {
+        match &self.value {
+            SortValue::Time(t) => Some(*t),
+            SortValue::Text(_) => None,
+        }
+    }
+
     pub fn encode(&self) -> String {
-        B64.encode(format!("{}|{}", self.time.timestamp_micros(), self.id))
+        let raw = match &self.value {
+            SortValue::Time(t) => format!("t|{}|{}", t.timestamp_micros(), self.id),
+            SortValue::Text(s) => format!("s|{}|{}", B64.encode(s), self.id),
+        };
+        B64.encode(raw)
     }
 
     /// `None` for an empty token; `Err` for a token Recur did not issue.
@@ -49,13 +77,33 @@ impl Cursor {
         }
         let raw = B64.decode(token).map_err(|_| BadPageToken)?;
         let text = String::from_utf8(raw).map_err(|_| BadPageToken)?;
-        let (micros, id) = text.split_once('|').ok_or(BadPageToken)?;
-        let micros: i64 = micros.parse().map_err(|_| BadPageToken)?;
-        let time = DateTime::from_timestamp_micros(micros).ok_or(BadPageToken)?;
+        let mut parts = text.splitn(3, '|');
+        let (Some(kind), Some(value), Some(id)) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(BadPageToken);
+        };
         if id.is_empty() {
             return Err(BadPageToken);
         }
-        Ok(Some(Cursor { time, id: id.to_string() }))
+        let value = match kind {
+            "t" => {
+                let micros: i64 = value.parse().map_err(|_| BadPageToken)?;
+                SortValue::Time(DateTime::from_timestamp_micros(micros).ok_or(BadPageToken)?)
+            }
+            "s" => SortValue::Text(
+                String::from_utf8(B64.decode(value).map_err(|_| BadPageToken)?).map_err(|_| BadPageToken)?,
+            ),
+            _ => return Err(BadPageToken),
+        };
+        Ok(Some(Cursor { value, id: id.to_string() }))
+    }
+
+    /// Decodes a token that must continue a time-ordered listing.
+    pub fn decode_time(token: &str) -> Result<Option<(DateTime<Utc>, String)>, BadPageToken> {
+        match Cursor::decode(token)? {
+            None => Ok(None),
+            Some(Cursor { value: SortValue::Time(t), id }) => Ok(Some((t, id))),
+            Some(_) => Err(BadPageToken),
+        }
     }
 }
 
@@ -73,13 +121,14 @@ mod tests {
 
     #[test]
     fn cursors_round_trip_and_refuse_garbage() {
-        let c = Cursor {
-            time: DateTime::from_timestamp_micros(1_700_000_000_123_456).expect("valid"),
-            id: "prod_x".into(),
-        };
-        assert_eq!(Cursor::decode(&c.encode()), Ok(Some(c)));
+        let c = Cursor::time(DateTime::from_timestamp_micros(1_700_000_000_123_456).expect("valid"), "prod_x");
+        assert_eq!(Cursor::decode(&c.encode()), Ok(Some(c.clone())));
+        let n = Cursor::text("Gold | plan", "prod_y");
+        assert_eq!(Cursor::decode(&n.encode()), Ok(Some(n.clone())));
         assert_eq!(Cursor::decode(""), Ok(None));
         assert!(Cursor::decode("not base64!").is_err());
         assert!(Cursor::decode(&B64.encode("abc|x")).is_err());
+        assert!(Cursor::decode_time(&n.encode()).is_err(), "a name cursor cannot continue a time listing");
+        assert!(Cursor::decode_time(&c.encode()).is_ok());
     }
 }

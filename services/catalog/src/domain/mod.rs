@@ -1,6 +1,9 @@
 //! The catalog's resources and the rules that make them valid. No proto or
 //! SQL types here: `api.rs` converts from the wire, `repo/` to rows.
 
+pub mod document;
+pub mod input;
+pub mod plan;
 pub mod validate;
 
 use std::collections::BTreeMap;
@@ -63,6 +66,8 @@ stored_enum!(PricingModel {
     Package => "package",
 });
 stored_enum!(ProrationMode { Day => "day", Second => "second" });
+stored_enum!(DiscountType { Percent => "percent", FixedAmount => "fixed_amount" });
+stored_enum!(CouponDuration { Once => "once", Repeating => "repeating", Forever => "forever" });
 stored_enum!(DunningFinalAction {
     CancelSubscription => "cancel_subscription",
     MarkUncollectible => "mark_uncollectible",
@@ -152,6 +157,33 @@ pub struct Rate {
     pub updated_at: DateTime<Utc>,
 }
 
+/// A discount customers redeem by code.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Coupon {
+    pub id: String,
+    /// Unique per tenant (archived coupons keep theirs).
+    pub code: String,
+    pub name: String,
+    pub discount_type: DiscountType,
+    /// For PERCENT coupons, in (0, 100].
+    pub percent_off: Option<Decimal>,
+    /// For FIXED_AMOUNT coupons: currency code → amount off.
+    pub amounts_off: BTreeMap<String, Decimal>,
+    pub duration: CouponDuration,
+    /// For REPEATING coupons: how many billing periods.
+    pub duration_periods: u32,
+    /// Offerings and products the coupon is restricted to; both empty: any.
+    pub offering_ids: Vec<String>,
+    pub product_ids: Vec<String>,
+    /// 0: unlimited.
+    pub max_redemptions: u32,
+    pub redeem_by: Option<DateTime<Utc>>,
+    pub status: Status,
+    pub metadata: Metadata,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaxRate {
     pub country: String,
@@ -208,11 +240,19 @@ pub enum Lookup<'a> {
     Handle(&'a str),
 }
 
+/// What a list is ordered by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Order {
+    CreateTime,
+    Name,
+}
+
 /// A page of a list: after the cursor, at most `limit` rows.
 #[derive(Clone, Debug)]
 pub struct PageQuery {
     pub after: Option<recur_storage::page::Cursor>,
     pub limit: i64,
+    pub order: Order,
     pub descending: bool,
 }
 
@@ -233,4 +273,64 @@ pub struct RateFilter {
     pub status: Option<Status>,
     pub offering_id: Option<String>,
     pub currency: Option<String>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct CouponFilter {
+    pub status: Option<Status>,
+}
+
+/// One write of a catalog change set; a change set is applied in one
+/// transaction, in order.
+#[derive(Clone, Debug, PartialEq)]
+pub enum CatalogOp {
+    InsertProduct(Product),
+    UpdateProduct(Product),
+    InsertOffering(Offering),
+    /// Updates the offering's fields and replaces its product set.
+    UpdateOffering(Offering),
+    InsertRate(Rate),
+    /// Updates name, description, metadata and status (prices never change).
+    UpdateRate(Rate),
+    InsertCoupon(Coupon),
+    UpdateCoupon(Coupon),
+}
+
+/// Resources that are archived, never deleted: archived ones stay readable
+/// for the contracts that use them.
+pub trait Archivable: Clone {
+    /// Archives the resource as of `at`; false when it already was.
+    fn archive(&mut self, at: DateTime<Utc>) -> bool;
+    /// The write that stores the resource as it now is.
+    fn update_op(self) -> CatalogOp;
+}
+
+macro_rules! archivable {
+    ($($ty:ident => $op:ident),+) => {$(
+        impl Archivable for $ty {
+            fn archive(&mut self, at: DateTime<Utc>) -> bool {
+                if self.status == Status::Archived {
+                    return false;
+                }
+                self.status = Status::Archived;
+                self.updated_at = at;
+                true
+            }
+
+            fn update_op(self) -> CatalogOp {
+                CatalogOp::$op(self)
+            }
+        }
+    )+};
+}
+
+archivable!(Product => UpdateProduct, Offering => UpdateOffering, Rate => UpdateRate, Coupon => UpdateCoupon);
+
+/// Everything a tenant's catalog holds, for planning a change set.
+#[derive(Clone, Debug, Default)]
+pub struct Snapshot {
+    pub products: Vec<Product>,
+    pub offerings: Vec<Offering>,
+    pub rates: Vec<Rate>,
+    pub coupons: Vec<Coupon>,
 }

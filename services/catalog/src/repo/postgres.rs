@@ -1,3 +1,3 @@
 //! The catalog repository on Postgres (NUMERIC amounts, TIMESTAMPTZ times).
 
-super::sql_repo!(PgRepo, sqlx::Postgres);
+super::sql_repo!(PgRepo, sqlx::Postgres, "\"C\"");

@@ -372,7 +372,7 @@ macro_rules! sql_repo {
                     qb.push(" AND status = ").push_bind(s);
                 }
                 if let Some(c) = after {
-                    qb.push(" AND (created_at, id) > (").push_bind(c.time).push(", ").push_bind(c.id.as_str()).push(")");
+                    qb.push(" AND (created_at, id) > (").push_bind(c.as_time()).push(", ").push_bind(c.id.as_str()).push(")");
                 }
                 qb.push(" ORDER BY created_at, id LIMIT ").push_bind(limit);
                 qb.build().fetch_all(&self.pool).await?.iter().map(payment_row).collect()

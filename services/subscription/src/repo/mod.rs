@@ -526,7 +526,7 @@ macro_rules! sql_repo {
                 let mut qb = QueryBuilder::<$db>::new("SELECT * FROM accounts WHERE tenant_id = ");
                 qb.push_bind(tenant);
                 if let Some(c) = after {
-                    qb.push(" AND (created_at, id) > (").push_bind(c.time).push(", ").push_bind(c.id.as_str()).push(")");
+                    qb.push(" AND (created_at, id) > (").push_bind(c.as_time()).push(", ").push_bind(c.id.as_str()).push(")");
                 }
                 qb.push(" ORDER BY created_at, id LIMIT ").push_bind(limit);
                 let accounts: Vec<Account> =

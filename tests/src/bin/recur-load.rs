@@ -1,0 +1,262 @@
+//! `recur-load`: a bounded load driver for Recur, for this machine and any
+//! other. It starts the all-in-one process in-process on a loopback port
+//! (SQLite + in-memory cache, or Postgres + Redis from RECUR_TEST_DATABASE_URL
+//! and RECUR_TEST_REDIS_URL), loads the demo catalog, and drives a fixed
+//! number of gRPC calls per target at a fixed concurrency over real HTTP/2,
+//! reporting throughput and latency percentiles next to a health check
+//! measured in the same run.
+//!
+//! ```text
+//! cargo run --release -p recur-e2e --bin recur-load -- [--backend sqlite|postgres]
+//!     [--concurrency 64] [--requests 20000] [--targets health,get-rate,get-offering,quote]
+//!     [--catalog-cache-ttl-ms 1000]
+//! ```
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use recur_e2e::{Backend, Bearer, TestApp};
+use recur_proto::catalog::v1 as cat;
+use recur_proto::catalog::v1::catalog_service_client::CatalogServiceClient;
+use recur_proto::pricing::v1 as pricing;
+use recur_proto::pricing::v1::pricing_service_client::PricingServiceClient;
+use tonic::transport::Channel;
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+struct Options {
+    backend: Backend,
+    cache_ttl_ms: String,
+    concurrency: usize,
+    requests: u64,
+    targets: Vec<String>,
+}
+
+fn options() -> Result<Options, String> {
+    let mut o = Options {
+        backend: Backend::SqliteMemory,
+        cache_ttl_ms: "1000".into(),
+        concurrency: 64,
+        requests: 20_000,
+        targets: vec!["health".into(), "get-rate".into(), "get-offering".into()],
+    };
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut it = args.iter();
+    while let Some(flag) = it.next() {
+        let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
+        match flag.as_str() {
+            "--backend" => {
+                o.backend = match value.as_str() {
+                    "sqlite" => Backend::SqliteMemory,
+                    "postgres" => Backend::PostgresRedis,
+                    other => return Err(format!("--backend is sqlite or postgres, not {other:?}")),
+                }
+            }
+            "--catalog-cache-ttl-ms" => o.cache_ttl_ms = value.clone(),
+            "--concurrency" => o.concurrency = value.parse().map_err(|_| "--concurrency takes a number")?,
+            "--requests" => o.requests = value.parse().map_err(|_| "--requests takes a number")?,
+            "--targets" => o.targets = value.split(',').map(str::to_string).collect(),
+            other => return Err(format!("unknown flag {other:?}")),
+        }
+    }
+    if o.concurrency == 0 || o.concurrency > 1024 || o.requests == 0 || o.requests > 1_000_000 {
+        return Err("concurrency is 1-1024 and requests 1-1000000 (the driver is bounded)".into());
+    }
+    Ok(o)
+}
+
+/// One kind of call.
+#[derive(Clone)]
+#[allow(clippy::large_enum_variant)] // a handful live for a whole run
+enum Target {
+    Health(tonic_health::pb::health_client::HealthClient<Channel>),
+    GetRate(CatalogServiceClient<tonic::service::interceptor::InterceptedService<Channel, Bearer>>, String),
+    GetOffering(CatalogServiceClient<tonic::service::interceptor::InterceptedService<Channel, Bearer>>, String),
+    Quote(
+        PricingServiceClient<tonic::service::interceptor::InterceptedService<Channel, Bearer>>,
+        pricing::QuoteRequest,
+    ),
+}
+
+impl Target {
+    async fn call(&mut self) -> Result<(), tonic::Status> {
+        match self {
+            Target::Health(c) => {
+                c.check(tonic_health::pb::HealthCheckRequest { service: String::new() }).await.map(|_| ())
+            }
+            Target::GetRate(c, id) => c
+                .get_rate(cat::GetRateRequest { lookup: Some(cat::get_rate_request::Lookup::Id(id.clone())) })
+                .await
+                .map(|_| ()),
+            Target::GetOffering(c, id) => c
+                .get_offering(cat::GetOfferingRequest {
+                    lookup: Some(cat::get_offering_request::Lookup::Id(id.clone())),
+                })
+                .await
+                .map(|_| ()),
+            Target::Quote(c, req) => c.quote(req.clone()).await.map(|_| ()),
+        }
+    }
+}
+
+struct Report {
+    name: String,
+    requests: u64,
+    errors: u64,
+    elapsed: Duration,
+    p50: Duration,
+    p99: Duration,
+}
+
+impl Report {
+    fn rps(&self) -> f64 {
+        self.requests as f64 / self.elapsed.as_secs_f64()
+    }
+}
+
+/// Drives `total` calls of `target` with `concurrency` callers spread over
+/// `channels` connections.
+async fn drive(name: &str, targets: Vec<Target>, concurrency: usize, total: u64) -> Report {
+    let issued = Arc::new(AtomicU64::new(0));
+    let errors = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::with_capacity(concurrency);
+    for i in 0..concurrency {
+        let mut target = targets[i % targets.len()].clone();
+        let issued = issued.clone();
+        let errors = errors.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            while issued.fetch_add(1, Ordering::Relaxed) < total {
+                let t = Instant::now();
+                if let Err(status) = target.call().await
+                    && errors.fetch_add(1, Ordering::Relaxed) == 0
+                {
+                    eprintln!("first error: {status:?}");
+                }
+                latencies.push(t.elapsed());
+            }
+            latencies
+        }));
+    }
+    let mut all = Vec::with_capacity(total as usize);
+    for t in tasks {
+        all.extend(t.await.expect("caller task"));
+    }
+    let elapsed = started.elapsed();
+    all.sort_unstable();
+    let pct = |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)];
+    Report {
+        name: name.to_string(),
+        requests: all.len() as u64,
+        errors: errors.load(Ordering::Relaxed),
+        elapsed,
+        p50: pct(0.50),
+        p99: pct(0.99),
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let o = match options() {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("recur-load: {e}");
+            std::process::exit(2);
+        }
+    };
+    let Some(app) = TestApp::spawn_with(o.backend, &[("RECUR_CATALOG_CACHE_TTL_MS", &o.cache_ttl_ms)]).await else {
+        eprintln!("recur-load: the postgres backend needs RECUR_TEST_DATABASE_URL and RECUR_TEST_REDIS_URL");
+        std::process::exit(2);
+    };
+    let tenant = "load";
+    let mut c = app.clients(tenant);
+    c.catalog
+        .apply_catalog(cat::ApplyCatalogRequest {
+            document: recur_catalog::DEMO_CATALOG.into(),
+            format: 0,
+            dry_run: false,
+        })
+        .await
+        .expect("demo catalog");
+    let rate = c
+        .catalog
+        .get_rate(cat::GetRateRequest { lookup: Some(cat::get_rate_request::Lookup::Handle("team-monthly".into())) })
+        .await
+        .expect("rate")
+        .into_inner()
+        .rate
+        .expect("rate");
+    let token = app.token(tenant);
+
+    // A handful of HTTP/2 connections, as a client fleet would open.
+    let channels: Vec<Channel> = (0..4)
+        .map(|_| {
+            tonic::transport::Endpoint::from_shared(format!("http://{}", app.addr))
+                .expect("endpoint")
+                .tcp_nodelay(true)
+                .connect_lazy()
+        })
+        .collect();
+    let bearer = Bearer::new(&token);
+    println!(
+        "recur-load: {} calls per target, {} concurrent, backend {:?}, catalog cache {} ms, {} cores",
+        o.requests,
+        o.concurrency,
+        o.backend,
+        o.cache_ttl_ms,
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    );
+    let mut reports: Vec<Report> = Vec::new();
+    for name in &o.targets {
+        let targets: Vec<Target> = channels
+            .iter()
+            .map(|ch| match name.as_str() {
+                "health" => Target::Health(tonic_health::pb::health_client::HealthClient::new(ch.clone())),
+                "get-rate" => {
+                    Target::GetRate(CatalogServiceClient::with_interceptor(ch.clone(), bearer.clone()), rate.id.clone())
+                }
+                "get-offering" => Target::GetOffering(
+                    CatalogServiceClient::with_interceptor(ch.clone(), bearer.clone()),
+                    rate.offering_id.clone(),
+                ),
+                "quote" => Target::Quote(
+                    PricingServiceClient::with_interceptor(ch.clone(), bearer.clone()),
+                    pricing::QuoteRequest {
+                        offerings: vec![pricing::CartOffering {
+                            offering_id: rate.offering_id.clone(),
+                            rate_id: rate.id.clone(),
+                            items: vec![pricing::CartItem { product_id: "seats".into(), quantity: "12".into() }],
+                        }],
+                        ..Default::default()
+                    },
+                ),
+                other => {
+                    eprintln!("recur-load: unknown target {other:?} (health, get-rate, get-offering, quote)");
+                    std::process::exit(2);
+                }
+            })
+            .collect();
+        // Warm up connections, caches and the database.
+        drive(name, targets.clone(), o.concurrency, (o.requests / 10).max(100)).await;
+        reports.push(drive(name, targets, o.concurrency, o.requests).await);
+    }
+    let health = reports.iter().find(|r| r.name == "health").map(Report::rps);
+    println!("| target | calls | errors | calls/s | p50 ms | p99 ms | vs health |");
+    println!("|---|---|---|---|---|---|---|");
+    for r in &reports {
+        println!(
+            "| {} | {} | {} | {:.0} | {:.2} | {:.2} | {} |",
+            r.name,
+            r.requests,
+            r.errors,
+            r.rps(),
+            r.p50.as_secs_f64() * 1000.0,
+            r.p99.as_secs_f64() * 1000.0,
+            health.map(|h| format!("{:.0}%", r.rps() / h * 100.0)).unwrap_or_else(|| "-".into()),
+        );
+    }
+    app.stop().await;
+}
