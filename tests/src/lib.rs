@@ -37,6 +37,11 @@ impl Bearer {
     pub fn new(token: &str) -> Bearer {
         Bearer(Some(token.to_string()))
     }
+
+    /// Sends no token (health checks, reflection).
+    pub fn none() -> Bearer {
+        Bearer(None)
+    }
 }
 
 impl tonic::service::Interceptor for Bearer {

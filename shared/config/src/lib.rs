@@ -60,6 +60,11 @@ pub const VARS: &[Var] = &[
         description: "How long the catalog service keeps a looked-up resource in memory (0: off); bounds staleness across replicas.",
     },
     Var {
+        name: "RECUR_PRICING_CACHE_TTL_MS",
+        default: "3000",
+        description: "How long pricing keeps catalog data in memory; with the catalog's own cache it bounds how soon a catalog change reaches quotes.",
+    },
+    Var {
         name: "RECUR_CATALOG_ADDR",
         default: "127.0.0.1:50061",
         description: "Where the catalog service is reached (service mode).",
@@ -167,6 +172,7 @@ pub struct Config {
     pub demo_catalog: Option<bool>,
     pub peers: Peers,
     pub catalog_cache_ttl: Duration,
+    pub pricing_cache_ttl: Duration,
     pub call_timeout: Duration,
     pub shutdown_grace: Duration,
     pub sandbox_latency: Duration,
@@ -283,6 +289,7 @@ impl Config {
                 signup: peer("RECUR_SIGNUP_ADDR", "127.0.0.1:50065"),
             },
             catalog_cache_ttl: Duration::from_millis(number("RECUR_CATALOG_CACHE_TTL_MS", 1000)?.min(60_000)),
+            pricing_cache_ttl: Duration::from_millis(number("RECUR_PRICING_CACHE_TTL_MS", 3000)?.min(60_000)),
             call_timeout: Duration::from_millis(number("RECUR_CALL_TIMEOUT_MS", 10_000)?),
             shutdown_grace: Duration::from_secs(number("RECUR_SHUTDOWN_GRACE_SECS", 30)?),
             sandbox_latency: Duration::from_millis(number("RECUR_SANDBOX_LATENCY_MS", 0)?),

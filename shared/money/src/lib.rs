@@ -132,6 +132,40 @@ impl fmt::Display for Money {
     }
 }
 
+/// A decimal as a plain string ("1375.65", "-0.0012"), keeping its scale,
+/// written straight from its digits: several times faster than `Display`,
+/// which matters when a response carries dozens of amounts. Zero is never
+/// signed ("0.00", not "-0.00").
+pub fn plain(d: Decimal) -> String {
+    let scale = d.scale() as usize;
+    let mut digits = [0u8; 40];
+    let mut n = 0;
+    let mut u = d.mantissa().unsigned_abs();
+    loop {
+        digits[n] = b'0' + (u % 10) as u8;
+        u /= 10;
+        n += 1;
+        if u == 0 {
+            break;
+        }
+    }
+    while n <= scale {
+        digits[n] = b'0';
+        n += 1;
+    }
+    let mut out = String::with_capacity(n + 2);
+    if d.is_sign_negative() && !d.is_zero() {
+        out.push('-');
+    }
+    for i in (0..n).rev() {
+        out.push(digits[i] as char);
+        if i == scale && scale > 0 {
+            out.push('.');
+        }
+    }
+    out
+}
+
 /// Why a decimal string was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecimalError {
@@ -270,6 +304,30 @@ mod tests {
         assert_eq!(Money::new(d("12.34"), cur("USD")).minor_amount(), Some(1234));
         assert_eq!(Money::new(d("500"), cur("JPY")).minor_amount(), Some(500));
         assert_eq!(Money::new(d("1.234"), cur("KWD")).minor_amount(), Some(1234));
+    }
+
+    #[test]
+    fn plain_strings_match_display() {
+        for s in [
+            "0",
+            "0.00",
+            "1",
+            "-1",
+            "12.50",
+            "0.0012",
+            "-0.0012",
+            "1375.65",
+            "100",
+            "123456789.123456789",
+            "0.1",
+            "-10.005",
+        ] {
+            assert_eq!(plain(d(s)), d(s).to_string(), "{s}");
+        }
+        assert_eq!(plain(-d("0.00")), "0.00", "no negative zero");
+        assert_eq!(plain(Decimal::MAX), Decimal::MAX.to_string());
+        assert_eq!(plain(Decimal::MIN), Decimal::MIN.to_string());
+        assert_eq!(plain(Decimal::new(5, 28)), Decimal::new(5, 28).to_string());
     }
 
     #[test]

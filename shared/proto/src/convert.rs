@@ -23,11 +23,16 @@ pub fn from_timestamp(ts: &prost_types::Timestamp) -> Option<DateTime<Utc>> {
 
 /// A rounded amount on the wire.
 pub fn money(m: Money) -> pb::Money {
-    pb::Money { currency_code: m.currency().code().to_string(), amount: m.amount().to_string() }
+    pb::Money { currency_code: m.currency().code().to_string(), amount: recur_money::plain(m.amount()) }
 }
 
-/// `amount` rounded to `currency`, on the wire.
+/// `amount` rounded to `currency`, on the wire. Amounts that are already
+/// exact in the currency (every line and total the engine makes) skip the
+/// rounding; only their scale is padded ("12.5" → "12.50").
 pub fn money_of(amount: Decimal, currency: Currency) -> pb::Money {
+    if amount.scale() == currency.minor_units() {
+        return pb::Money { currency_code: currency.code().to_string(), amount: recur_money::plain(amount) };
+    }
     money(Money::new(amount, currency))
 }
 

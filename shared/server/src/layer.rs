@@ -1,12 +1,13 @@
 //! The per-RPC tower layer: span, trace context, authentication, deadline.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
 use http::{Request, Response};
-use recur_auth::{CallContext, TokenKey};
+use recur_auth::{AuthError, CallContext, Claims, TokenKey};
 use recur_clock::SharedClock;
 use tower::{Layer, Service};
 use tracing::Instrument;
@@ -19,11 +20,39 @@ pub struct RpcLayer {
 struct Shared {
     key: TokenKey,
     clock: SharedClock,
+    /// Tokens already verified: a client sends the same token with every
+    /// call, and the signature of the same bytes cannot change. Expiry is
+    /// still checked on every call.
+    verified: RwLock<HashMap<String, Claims>>,
+}
+
+const VERIFIED_TOKENS: usize = 10_000;
+
+impl Shared {
+    fn verify(&self, header: Option<&str>) -> Result<Claims, AuthError> {
+        let now = self.clock.now();
+        let token = header.and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer "))).map(str::trim);
+        if let Some(token) = token {
+            let cached = self.verified.read().unwrap_or_else(PoisonError::into_inner).get(token).cloned();
+            if let Some(claims) = cached {
+                return if claims.exp > now.timestamp() { Ok(claims) } else { Err(AuthError::Expired) };
+            }
+        }
+        let claims = self.key.verify_header(header, now)?;
+        if let Some(token) = token {
+            let mut verified = self.verified.write().unwrap_or_else(PoisonError::into_inner);
+            if verified.len() >= VERIFIED_TOKENS {
+                verified.clear();
+            }
+            verified.insert(token.to_string(), claims.clone());
+        }
+        Ok(claims)
+    }
 }
 
 impl RpcLayer {
     pub fn new(key: TokenKey, clock: SharedClock) -> Self {
-        RpcLayer { inner: Arc::new(Shared { key, clock }) }
+        RpcLayer { inner: Arc::new(Shared { key, clock, verified: RwLock::new(HashMap::new()) }) }
     }
 }
 
@@ -107,7 +136,7 @@ where
 
         if !is_public(&path) {
             let header = req.headers().get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-            match self.shared.key.verify_header(header, self.shared.clock.now()) {
+            match self.shared.verify(header) {
                 Ok(claims) => {
                     span.record("tenant_id", claims.tenant_id.as_str());
                     let bearer = header.and_then(|h| h.get(7..)).map(|t| t.trim().to_string()).unwrap_or_default();
@@ -168,6 +197,24 @@ mod tests {
         assert_eq!(parse_grpc_timeout("x"), None);
         assert_eq!(parse_grpc_timeout("10x"), None);
         assert_eq!(parse_grpc_timeout("123456789S"), None, "at most 8 digits");
+    }
+
+    #[test]
+    fn verified_tokens_are_remembered_but_expire_on_time() {
+        use chrono::{DateTime, Duration as Span};
+        let start = DateTime::from_timestamp(1_800_000_000, 0).expect("valid");
+        let clock = recur_clock::ManualClock::new(start);
+        let key = TokenKey::generate();
+        let layer = RpcLayer::new(key.clone(), clock.clone());
+        let token = key.mint("acme", start, Span::minutes(5));
+        let header = format!("Bearer {token}");
+        assert_eq!(layer.inner.verify(Some(&header)).map(|c| c.tenant_id), Ok("acme".into()));
+        assert_eq!(layer.inner.verified.read().expect("lock").len(), 1);
+        assert!(layer.inner.verify(Some(&header)).is_ok(), "from memory");
+        clock.advance(Span::minutes(6));
+        assert_eq!(layer.inner.verify(Some(&header)), Err(AuthError::Expired), "a remembered token still expires");
+        let forged = format!("Bearer {}x", token);
+        assert_eq!(layer.inner.verify(Some(&forged)), Err(AuthError::Signature), "only the exact bytes are remembered");
     }
 
     #[test]

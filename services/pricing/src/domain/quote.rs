@@ -6,6 +6,7 @@ use chrono_tz::Tz;
 use recur_money::Currency;
 use rust_decimal::Decimal;
 
+use super::coupon::{CouponSpec, Discountable, LineDiscount, allocate};
 use super::period::{Period, local_midnight, nth_start};
 use super::rating::{PriceSpec, Rated, rate};
 use super::tax::{TaxRule, taxed};
@@ -52,6 +53,8 @@ pub struct QuoteInput {
     pub start_date: NaiveDate,
     pub tz: Tz,
     pub tax: Option<TaxRule>,
+    /// Applied in this order.
+    pub coupons: Vec<CouponSpec>,
 }
 
 /// A line's amounts, each already rounded to the currency.
@@ -94,6 +97,8 @@ pub struct QuotedItem {
     pub rated: Rated,
     /// The price the line was rated with (`None` for a setup fee).
     pub price: Option<PriceSpec>,
+    /// Codes of the coupons that discount this line now.
+    pub coupon_codes: Vec<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -128,8 +133,20 @@ pub enum QuoteError {
     OutOfRange { offering_index: usize },
 }
 
-fn charge(base: Decimal, currency: Currency, tax: Option<&TaxRule>) -> Amounts {
-    taxed(currency.round(base), currency, tax)
+/// A line before discounts and tax: what it costs in full, and whether it
+/// is charged now and in each following period.
+struct Draft {
+    offering: usize,
+    kind: ItemKind,
+    product_id: String,
+    description: String,
+    quantity: Decimal,
+    billing: Billing,
+    full: Decimal,
+    now: bool,
+    recurring: bool,
+    rated: Rated,
+    price: Option<PriceSpec>,
 }
 
 /// Prices a cart.
@@ -140,7 +157,10 @@ pub fn quote(input: &QuoteInput) -> Result<Quote, QuoteError> {
         .map(|o| o.rate.currency)
         .unwrap_or_else(|| Currency::from_code("USD").unwrap_or_else(|| unreachable!("USD is a known currency")));
     let tax = input.tax.as_ref();
-    let mut offerings = Vec::with_capacity(input.offerings.len());
+
+    // 1. Periods, and every line rated and rounded once.
+    let mut periods = Vec::with_capacity(input.offerings.len());
+    let mut drafts: Vec<Draft> = Vec::new();
     for (index, o) in input.offerings.iter().enumerate() {
         if o.rate.currency != currency {
             return Err(QuoteError::MixedCurrencies { offering_index: index });
@@ -151,60 +171,103 @@ pub fn quote(input: &QuoteInput) -> Result<Quote, QuoteError> {
             input.start_date.checked_add_days(Days::new(u64::from(o.rate.trial_days))).ok_or_else(out_of_range)?;
         let first_end = nth_start(first_billed, o.rate.period, 1).ok_or_else(out_of_range)?;
         let in_trial = o.rate.trial_days > 0;
-        let period_start = local_midnight(first_billed, input.tz);
-        let period_end = local_midnight(first_end, input.tz);
-        let trial_end = in_trial.then_some(period_start);
-
-        let mut items = Vec::with_capacity(o.lines.len() + 1);
+        periods.push((local_midnight(first_billed, input.tz), local_midnight(first_end, input.tz), in_trial));
         for line in &o.lines {
             let rated = rate(&line.price, line.quantity);
-            let full = charge(rated.amount, currency, tax);
-            let now = match line.billing {
-                Billing::OneTime => full,
-                Billing::InAdvance if !in_trial => full,
-                Billing::InAdvance | Billing::InArrears => Amounts::default(),
-            };
-            let recurring = if line.billing == Billing::OneTime { Amounts::default() } else { full };
-            items.push(QuotedItem {
+            drafts.push(Draft {
+                offering: index,
                 kind: ItemKind::Product,
                 product_id: line.product_id.clone(),
                 description: line.name.clone(),
                 quantity: line.quantity,
                 billing: line.billing,
-                now,
-                recurring,
+                full: currency.round(rated.amount),
+                now: match line.billing {
+                    Billing::OneTime => true,
+                    Billing::InAdvance => !in_trial,
+                    Billing::InArrears => false,
+                },
+                recurring: line.billing != Billing::OneTime,
                 rated,
                 price: Some(line.price.clone()),
             });
         }
         if let Some(fee) = o.rate.setup_fee.filter(|f| !f.is_zero()) {
-            items.push(QuotedItem {
+            drafts.push(Draft {
+                offering: index,
                 kind: ItemKind::SetupFee,
                 product_id: String::new(),
                 description: "Setup fee".into(),
                 quantity: Decimal::ONE,
                 billing: Billing::OneTime,
-                now: charge(fee, currency, tax),
-                recurring: Amounts::default(),
+                full: currency.round(fee),
+                now: true,
+                recurring: false,
                 rated: Rated { amount: fee, tiers: Vec::new() },
                 price: None,
             });
         }
-        let now = items.iter().fold(Amounts::default(), |acc, i| acc.add(i.now));
-        let recurring = items.iter().fold(Amounts::default(), |acc, i| acc.add(i.recurring));
-        offerings.push(QuotedOffering {
+    }
+
+    // 2. Discounts: on this invoice, then on the next period's. A coupon's
+    // first period is the first invoice it actually discounts.
+    let discountable = |include: &dyn Fn(&Draft) -> bool| -> Vec<Discountable<'_>> {
+        drafts
+            .iter()
+            .map(|d| Discountable {
+                offering_id: &input.offerings[d.offering].offering_id,
+                product_id: (d.kind == ItemKind::Product).then_some(d.product_id.as_str()),
+                base: if include(d) { d.full } else { Decimal::ZERO },
+            })
+            .collect()
+    };
+    let now_coupons: Vec<&CouponSpec> = input.coupons.iter().filter(|c| c.active_in(0)).collect();
+    let now_discounts = allocate(&discountable(&|d| d.now), &now_coupons, currency);
+    let used_now = |code: &str| now_discounts.iter().any(|l| l.codes.iter().any(|c| c == code));
+    let next_coupons: Vec<&CouponSpec> =
+        input.coupons.iter().filter(|c| c.active_in(if used_now(&c.code) { 1 } else { 0 })).collect();
+    let next_discounts = allocate(&discountable(&|d| d.recurring), &next_coupons, currency);
+
+    // 3. Tax on what is left, line by line; totals are sums of lines.
+    let mut offerings: Vec<QuotedOffering> = input
+        .offerings
+        .iter()
+        .zip(&periods)
+        .map(|(o, &(period_start, period_end, in_trial))| QuotedOffering {
             offering_id: o.offering_id.clone(),
             rate_id: o.rate.rate_id.clone(),
-            items,
-            now,
-            recurring,
+            items: Vec::new(),
+            now: Amounts::default(),
+            recurring: Amounts::default(),
             period_start,
             period_end,
-            trial_end,
+            trial_end: in_trial.then_some(period_start),
             // In advance the next invoice is at the period's end; in arrears,
             // too (that is when the period is billed). During a trial, the
             // first invoice comes when the trial ends.
             next_billing: if in_trial { period_start } else { period_end },
+        })
+        .collect();
+    for ((d, now_d), next_d) in drafts.into_iter().zip(now_discounts).zip(next_discounts) {
+        let amounts = |include: bool, discount: &LineDiscount| {
+            if include { taxed(d.full, discount.amount, currency, tax) } else { Amounts::default() }
+        };
+        let now = amounts(d.now, &now_d);
+        let recurring = amounts(d.recurring, &next_d);
+        let o = &mut offerings[d.offering];
+        o.now = o.now.add(now);
+        o.recurring = o.recurring.add(recurring);
+        o.items.push(QuotedItem {
+            kind: d.kind,
+            product_id: d.product_id,
+            description: d.description,
+            quantity: d.quantity,
+            billing: d.billing,
+            now,
+            recurring,
+            rated: d.rated,
+            price: d.price,
+            coupon_codes: now_d.codes,
         });
     }
     let now = offerings.iter().fold(Amounts::default(), |acc, o| acc.add(o.now));
@@ -266,6 +329,7 @@ mod tests {
             start_date: NaiveDate::from_ymd_opt(2024, 1, 31).expect("date"),
             tz: chrono_tz::UTC,
             tax,
+            coupons: vec![],
         }
     }
 

@@ -40,22 +40,55 @@ pub fn rule_for(rates: &[JurisdictionRate], country: &str, state: &str, inclusiv
     Some(TaxRule { percent: rate.percent, jurisdiction, inclusive })
 }
 
-/// Applies `tax` to a line whose list amount is `base` (already rounded).
-/// Exclusive: the tax is added. Inclusive: the tax is carved out of the list
-/// amount, so the customer pays exactly the list amount.
-pub fn taxed(base: Decimal, currency: Currency, tax: Option<&TaxRule>) -> Amounts {
-    let hundred = Decimal::ONE_HUNDRED;
-    match tax {
-        None => {
-            Amounts { without_tax: base, discount: Decimal::ZERO, tax: currency.round(Decimal::ZERO), amount: base }
+/// What the customer is taxed with, as far as the engine is concerned.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TaxQuery {
+    pub country: String,
+    pub state: String,
+    pub exempt: bool,
+    /// The tenant's rates and whether its prices include tax.
+    pub rates: Vec<JurisdictionRate>,
+    pub prices_include_tax: bool,
+}
+
+/// Where tax rules come from. The built-in engine reads the tenant's own
+/// rates; an external engine (Avalara, TaxJar, …) would implement the same.
+pub trait TaxEngine: Send + Sync {
+    /// The rule for a customer; `None` when no tax is due.
+    fn rule(&self, query: &TaxQuery) -> Option<TaxRule>;
+}
+
+/// The tenant's rates by jurisdiction: state, then country; exempt
+/// customers pay none.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct BuiltInTax;
+
+impl TaxEngine for BuiltInTax {
+    fn rule(&self, q: &TaxQuery) -> Option<TaxRule> {
+        if q.exempt {
+            return None;
         }
+        rule_for(&q.rates, &q.country, &q.state, q.prices_include_tax)
+    }
+}
+
+/// A line's amounts from its list amount `base` and its `discount` (both
+/// already rounded). Exclusive: tax is added to what is left after the
+/// discount. Inclusive: the list amount already holds the tax, which is
+/// carved out of what is left, so the customer pays exactly that. Either
+/// way `amount = without_tax - discount + tax`.
+pub fn taxed(base: Decimal, discount: Decimal, currency: Currency, tax: Option<&TaxRule>) -> Amounts {
+    let hundred = Decimal::ONE_HUNDRED;
+    let net = base - discount;
+    match tax {
+        None => Amounts { without_tax: base, discount, tax: currency.round(Decimal::ZERO), amount: net },
         Some(t) if t.inclusive => {
-            let tax = currency.round(base * t.percent / (hundred + t.percent));
-            Amounts { without_tax: base - tax, discount: Decimal::ZERO, tax, amount: base }
+            let tax = currency.round(net * t.percent / (hundred + t.percent));
+            Amounts { without_tax: base - tax, discount, tax, amount: net }
         }
         Some(t) => {
-            let tax = currency.round(base * t.percent / hundred);
-            Amounts { without_tax: base, discount: Decimal::ZERO, tax, amount: base + tax }
+            let tax = currency.round(net * t.percent / hundred);
+            Amounts { without_tax: base, discount, tax, amount: net + tax }
         }
     }
 }
@@ -89,13 +122,21 @@ mod tests {
         let usd = Currency::from_code("USD").expect("usd");
         let de = rule_for(&rates(), "DE", "", false).expect("rule");
         // 100.00 + 19% = 119.00
-        assert_eq!(taxed(d("100.00"), usd, Some(&de)).amount, d("119.00"));
+        assert_eq!(taxed(d("100.00"), d("0"), usd, Some(&de)).amount, d("119.00"));
+        // 100.00 − 10.00 discount = 90.00, + 19% (17.10) = 107.10
+        let a = taxed(d("100.00"), d("10.00"), usd, Some(&de));
+        assert_eq!((a.without_tax, a.discount, a.tax, a.amount), (d("100.00"), d("10.00"), d("17.10"), d("107.10")));
         let de_incl = TaxRule { inclusive: true, ..de };
         // 119.00 includes 19%: tax = 119 × 19/119 = 19.00, net 100.00
-        let a = taxed(d("119.00"), usd, Some(&de_incl));
+        let a = taxed(d("119.00"), d("0"), usd, Some(&de_incl));
         assert_eq!((a.without_tax, a.tax, a.amount), (d("100.00"), d("19.00"), d("119.00")));
         // 10.00 includes 19%: tax = 1.5966… → 1.60, net 8.40
-        let a = taxed(d("10.00"), usd, Some(&de_incl));
+        let a = taxed(d("10.00"), d("0"), usd, Some(&de_incl));
         assert_eq!((a.without_tax, a.tax, a.amount), (d("8.40"), d("1.60"), d("10.00")));
+
+        // Exempt customers pay none, whatever the jurisdiction.
+        let q = TaxQuery { country: "DE".into(), exempt: true, rates: rates(), ..Default::default() };
+        assert_eq!(BuiltInTax.rule(&q), None);
+        assert_eq!(BuiltInTax.rule(&TaxQuery { exempt: false, ..q }).map(|r| r.percent), Some(d("19")));
     }
 }

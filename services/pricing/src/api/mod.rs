@@ -1,0 +1,585 @@
+//! The pricing service's gRPC surface: `Quote`, `PreviewChange` and
+//! `RateUsage`. It resolves what a request names against the catalog
+//! (through the cache), refuses what cannot be priced with the field that
+//! names it, and leaves every amount to the engine in `domain`.
+
+mod wire;
+
+pub(crate) use wire::{period, price_spec};
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use chrono_tz::Tz;
+use recur_auth::CallContext;
+use recur_clock::SharedClock;
+use recur_error::{AppError, AppResult, Violations};
+use recur_money::Currency;
+use recur_proto::catalog::v1 as cpb;
+use recur_proto::convert::{from_timestamp, money_of, timestamp};
+use recur_proto::pricing::v1 as pb;
+use recur_server::caller;
+use rust_decimal::Decimal;
+use tonic::{Request, Response, Status};
+
+use crate::catalog::{CatalogSource, RateView};
+use crate::domain::coupon::{CouponSpec, Discount, Duration as CouponDuration};
+use crate::domain::proration::{self, ChangeError, ChangeInput, LineKind, Mode, Side, Timing};
+use crate::domain::quote::{self, CartLine, CartOffering, QuoteError, QuoteInput, RateTerms};
+use crate::domain::rating::rate;
+use crate::domain::tax::{JurisdictionRate, TaxEngine, TaxQuery};
+use wire::*;
+
+pub struct PricingApi {
+    catalog: Arc<dyn CatalogSource>,
+    tax: Arc<dyn TaxEngine>,
+    clock: SharedClock,
+}
+
+impl PricingApi {
+    pub fn new(catalog: Arc<dyn CatalogSource>, tax: Arc<dyn TaxEngine>, clock: SharedClock) -> Self {
+        PricingApi { catalog, tax, clock }
+    }
+}
+
+const MAX_OFFERINGS: usize = 50;
+const MAX_COUPONS: usize = 10;
+
+/// A cart offering resolved against the catalog.
+struct Resolved {
+    offering: Arc<cpb::Offering>,
+    rate: Arc<RateView>,
+    currency: Currency,
+    lines: Vec<CartLine>,
+}
+
+/// What a request names: an offering, a rate of it, and item quantities.
+struct Wanted<'a> {
+    /// Where it sits in the request (`offerings[2]`, `change`), for errors.
+    prefix: &'a str,
+    offering: &'a str,
+    rate: &'a str,
+    items: &'a [(String, Option<Decimal>)],
+    /// A contract's own rate prices what was paid even once archived.
+    allow_archived: bool,
+    /// Quantities for products the items leave out.
+    carry: &'a (dyn Fn(&str) -> Option<Decimal> + Sync),
+}
+
+/// Parses the items of a cart offering; `prefix` names it in the request.
+fn cart_items(v: &mut Violations, prefix: &str, items: &[pb::CartItem]) -> Vec<(String, Option<Decimal>)> {
+    items
+        .iter()
+        .enumerate()
+        .map(|(j, item)| {
+            let field = format!("{prefix}.items[{j}]");
+            if item.product_id.is_empty() {
+                v.add(format!("{field}.product_id"), "is required");
+            }
+            (item.product_id.clone(), quantity(v, &format!("{field}.quantity"), &item.quantity))
+        })
+        .collect()
+}
+
+impl PricingApi {
+    /// Looks up an offering and a rate of it, the offering's products, and
+    /// prices each product at the quantity the cart gives (or its default).
+    /// `carry` supplies quantities for products the cart leaves out.
+    async fn resolve(&self, ctx: &CallContext, want: Wanted<'_>) -> AppResult<Resolved> {
+        let Wanted { prefix, offering: offering_key, rate: rate_key, items, allow_archived, carry } = want;
+        let (offering, rate) = tokio::join!(self.catalog.offering(ctx, offering_key), self.catalog.rate(ctx, rate_key));
+        let offering = offering?.ok_or_else(|| {
+            AppError::not_found("offering", offering_key)
+                .with_field(format!("{prefix}.offering_id"), "no such offering")
+        })?;
+        let rate = rate?.ok_or_else(|| {
+            AppError::not_found("rate", rate_key).with_field(format!("{prefix}.rate_id"), "no such rate")
+        })?;
+        if rate.offering_id != offering.id {
+            return Err(AppError::invalid(
+                format!("{prefix}.rate_id"),
+                format!("rate {} belongs to another offering", rate.id),
+            ));
+        }
+        if !allow_archived {
+            if archived(offering.status) {
+                return Err(AppError::failed_precondition(
+                    "OFFERING_ARCHIVED",
+                    format!("offering {} is archived", offering.id),
+                )
+                .with_field(format!("{prefix}.offering_id"), "archived offerings cannot be quoted"));
+            }
+            if archived(rate.status) {
+                return Err(AppError::failed_precondition("RATE_ARCHIVED", format!("rate {} is archived", rate.id))
+                    .with_field(format!("{prefix}.rate_id"), "archived rates cannot be quoted"));
+            }
+        }
+        let fetched = self.catalog.products(ctx, &offering.product_ids).await?;
+        let mut products = Vec::with_capacity(fetched.len());
+        for (pid, product) in offering.product_ids.iter().zip(fetched) {
+            products.push(product.ok_or_else(|| AppError::internal(format!("offering product {pid} missing")))?);
+        }
+        // Cart items name products by id or by handle.
+        let mut v = Violations::new();
+        let mut given: Vec<Option<usize>> = vec![None; products.len()];
+        for (j, (reference, _)) in items.iter().enumerate() {
+            match products.iter().position(|p| &p.id == reference || (!p.handle.is_empty() && &p.handle == reference)) {
+                None => v.add(
+                    format!("{prefix}.items[{j}].product_id"),
+                    format!("{reference:?} is not a product of the offering"),
+                ),
+                Some(k) if given[k].is_some() => {
+                    v.add(format!("{prefix}.items[{j}].product_id"), "product listed twice")
+                }
+                Some(k) => given[k] = Some(j),
+            }
+        }
+        v.finish()?;
+        let mut v = Violations::new();
+        let mut lines = Vec::with_capacity(products.len());
+        for (product, given) in products.iter().zip(given) {
+            let price = rate
+                .spec(&product.id)
+                .ok_or_else(|| AppError::internal(format!("rate {} has no price for {}", rate.id, product.id)))?;
+            let qty = given
+                .and_then(|j| items[j].1)
+                .or_else(|| carry(&product.id))
+                .unwrap_or_else(|| default_quantity(product));
+            let field = match given {
+                Some(j) => format!("{prefix}.items[{j}].quantity"),
+                None => format!("{prefix}.items"),
+            };
+            if let Some(min) = opt_decimal(&product.min_quantity).filter(|m| qty < *m && !qty.is_zero()) {
+                v.add(field.clone(), format!("{} needs at least {min}", product.name));
+            }
+            if let Some(max) = opt_decimal(&product.max_quantity).filter(|m| qty > *m) {
+                v.add(field, format!("{} allows at most {max}", product.name));
+            }
+            lines.push(CartLine {
+                product_id: product.id.clone(),
+                name: product.name.clone(),
+                billing: billing(product, &rate),
+                quantity: qty,
+                price: price.clone(),
+            });
+        }
+        v.finish()?;
+        let currency = rate
+            .currency
+            .ok_or_else(|| AppError::internal(format!("rate {} has currency {}", rate.id, rate.currency_code)))?;
+        Ok(Resolved { offering, rate, currency, lines })
+    }
+
+    /// The coupons of a quote, checked: known, active, not expired, not
+    /// exhausted, with an amount in the quote's currency, and applying to
+    /// something in the cart.
+    async fn coupons(
+        &self,
+        ctx: &CallContext,
+        req: &pb::QuoteRequest,
+        cart: &[Resolved],
+        currency: Currency,
+    ) -> AppResult<Vec<CouponSpec>> {
+        let usages: HashMap<&str, &pb::CouponUsage> = req.coupon_usages.iter().map(|u| (u.code.as_str(), u)).collect();
+        let now = self.clock.now();
+        let mut specs = Vec::with_capacity(req.coupon_codes.len());
+        for (i, code) in req.coupon_codes.iter().enumerate() {
+            let field = format!("coupon_codes[{i}]");
+            let c = self
+                .catalog
+                .coupon(ctx, code)
+                .await?
+                .ok_or_else(|| AppError::not_found("coupon", code).with_field(field.clone(), "no such coupon"))?;
+            let usage = usages.get(code.as_str());
+            let periods_applied = usage.map(|u| u.periods_applied.max(0) as u32).unwrap_or(0);
+            // A customer who already holds the coupon keeps it; the redeem-by
+            // date and the redemption limit stop new redemptions only.
+            if periods_applied == 0 {
+                if archived(c.status) {
+                    return Err(AppError::failed_precondition(
+                        "COUPON_ARCHIVED",
+                        format!("coupon {code} is no longer offered"),
+                    )
+                    .with_field(field, "archived"));
+                }
+                if c.redeem_by.as_ref().and_then(from_timestamp).is_some_and(|by| by <= now) {
+                    return Err(AppError::failed_precondition(
+                        "COUPON_EXPIRED",
+                        format!("coupon {code} could be redeemed until its redeem-by date"),
+                    )
+                    .with_field(field, "expired"));
+                }
+                let redeemed = usage.map(|u| u.times_redeemed).unwrap_or(0);
+                if c.max_redemptions > 0 && redeemed >= c.max_redemptions {
+                    return Err(AppError::failed_precondition(
+                        "COUPON_EXHAUSTED",
+                        format!("coupon {code} was redeemed {redeemed} times of at most {}", c.max_redemptions),
+                    )
+                    .with_field(field, "exhausted"));
+                }
+            }
+            let discount = match cpb::DiscountType::try_from(c.discount_type) {
+                Ok(cpb::DiscountType::FixedAmount) => {
+                    let amount = c
+                        .amounts_off
+                        .iter()
+                        .find(|m| m.currency_code == currency.code())
+                        .map(|m| decimal(&m.amount))
+                        .ok_or_else(|| {
+                            AppError::failed_precondition(
+                                "COUPON_CURRENCY",
+                                format!("coupon {code} has no amount in {currency}"),
+                            )
+                            .with_field(field.clone(), format!("no amount in {currency}"))
+                        })?;
+                    Discount::Fixed(amount)
+                }
+                _ => Discount::Percent(decimal(&c.percent_off)),
+            };
+            let duration = match cpb::CouponDuration::try_from(c.duration) {
+                Ok(cpb::CouponDuration::Repeating) => CouponDuration::Repeating(c.duration_periods.max(0) as u32),
+                Ok(cpb::CouponDuration::Forever) => CouponDuration::Forever,
+                _ => CouponDuration::Once,
+            };
+            let spec = CouponSpec {
+                code: c.code.clone(),
+                discount,
+                duration,
+                periods_applied,
+                offering_ids: c.offering_ids.clone(),
+                product_ids: c.product_ids.clone(),
+            };
+            let applies = cart.iter().any(|r| {
+                spec.applies_to(&r.offering.id, None)
+                    || r.lines.iter().any(|l| spec.applies_to(&r.offering.id, Some(&l.product_id)))
+            });
+            if !applies {
+                return Err(AppError::failed_precondition(
+                    "COUPON_NOT_APPLICABLE",
+                    format!("coupon {code} applies to nothing in the cart"),
+                )
+                .with_field(field, "applies to other offerings or products"));
+            }
+            specs.push(spec);
+        }
+        Ok(specs)
+    }
+
+    async fn quote(&self, ctx: &CallContext, req: &pb::QuoteRequest) -> AppResult<pb::Quote> {
+        // 1. The request's own shape, every problem at once.
+        let mut v = Violations::new();
+        if req.offerings.is_empty() {
+            v.add("offerings", "a quote needs at least one offering");
+        }
+        v.check(req.offerings.len() <= MAX_OFFERINGS, "offerings", format!("at most {MAX_OFFERINGS} offerings"));
+        let mut requested = Vec::with_capacity(req.offerings.len());
+        for (i, o) in req.offerings.iter().enumerate() {
+            v.check(!o.offering_id.is_empty(), format!("offerings[{i}].offering_id"), "is required");
+            v.check(!o.rate_id.is_empty(), format!("offerings[{i}].rate_id"), "is required");
+            requested.push(cart_items(&mut v, &format!("offerings[{i}]"), &o.items));
+        }
+        v.check(req.coupon_codes.len() <= MAX_COUPONS, "coupon_codes", format!("at most {MAX_COUPONS} coupons"));
+        for (i, code) in req.coupon_codes.iter().enumerate() {
+            if code.is_empty() {
+                v.add(format!("coupon_codes[{i}]"), "is empty");
+            } else if req.coupon_codes[..i].contains(code) {
+                v.add(format!("coupon_codes[{i}]"), "coupon listed twice");
+            }
+        }
+        let start_date = if req.start_date.is_empty() {
+            None
+        } else {
+            let d = parse_date(&req.start_date);
+            v.check(d.is_some(), "start_date", "must be a date as YYYY-MM-DD");
+            d
+        };
+        let address = req.tax_address.clone().unwrap_or_default();
+        if req.compute_tax && !req.tax_exempt && address.country.is_empty() {
+            v.add("tax_address.country", "is required to compute tax");
+        }
+        if !req.time_zone.is_empty() && Tz::from_str(&req.time_zone).is_err() {
+            v.add("time_zone", format!("unknown IANA time zone {:?}", req.time_zone));
+        }
+        v.finish()?;
+
+        // 2. What the catalog says.
+        let settings = self.catalog.settings(ctx).await?;
+        let tz_name = if req.time_zone.is_empty() { settings.time_zone.as_str() } else { req.time_zone.as_str() };
+        let tz = Tz::from_str(tz_name).unwrap_or(chrono_tz::UTC);
+        let start_date = start_date.unwrap_or_else(|| crate::domain::period::local_date(self.clock.now(), tz));
+        let tax = if req.compute_tax {
+            self.tax.rule(&TaxQuery {
+                country: address.country.clone(),
+                state: address.state.clone(),
+                exempt: req.tax_exempt,
+                rates: settings
+                    .tax_rates
+                    .iter()
+                    .map(|t| JurisdictionRate {
+                        country: t.country.clone(),
+                        state: t.state.clone(),
+                        percent: decimal(&t.percent),
+                    })
+                    .collect(),
+                prices_include_tax: settings.prices_include_tax,
+            })
+        } else {
+            None
+        };
+        let mut cart = Vec::with_capacity(req.offerings.len());
+        for (i, (o, items)) in req.offerings.iter().zip(&requested).enumerate() {
+            let prefix = format!("offerings[{i}]");
+            let want = Wanted {
+                prefix: &prefix,
+                offering: &o.offering_id,
+                rate: &o.rate_id,
+                items,
+                allow_archived: false,
+                carry: &|_| None,
+            };
+            cart.push(self.resolve(ctx, want).await?);
+        }
+        let currency = cart.first().map(|r| r.currency).unwrap_or_else(|| settings_currency(&settings));
+        if let Some(i) = cart.iter().position(|r| r.currency != currency) {
+            return Err(AppError::invalid(
+                format!("offerings[{i}].rate_id"),
+                "all offerings of a quote must share one currency",
+            ));
+        }
+        let coupons = self.coupons(ctx, req, &cart, currency).await?;
+
+        // 3. The engine.
+        let offerings = cart
+            .into_iter()
+            .map(|r| CartOffering {
+                offering_id: r.offering.id.clone(),
+                rate: RateTerms {
+                    rate_id: r.rate.id.clone(),
+                    currency: r.currency,
+                    period: r.rate.period,
+                    trial_days: r.rate.trial_days.max(0) as u32,
+                    setup_fee: opt_decimal(&r.rate.setup_fee),
+                },
+                lines: r.lines,
+            })
+            .collect();
+        let q = quote::quote(&QuoteInput { offerings, start_date, tz, tax, coupons }).map_err(|e| match e {
+            QuoteError::MixedCurrencies { offering_index } => AppError::invalid(
+                format!("offerings[{offering_index}].rate_id"),
+                "all offerings of a quote must share one currency",
+            ),
+            QuoteError::OutOfRange { offering_index } => {
+                AppError::invalid(format!("offerings[{offering_index}]"), "billing dates fall outside the calendar")
+            }
+        })?;
+        Ok(quote_pb(&q, start_date, tz_name))
+    }
+
+    async fn preview_change(
+        &self,
+        ctx: &CallContext,
+        req: &pb::PreviewChangeRequest,
+    ) -> AppResult<pb::PreviewChangeResponse> {
+        let mut v = Violations::new();
+        let current = req.current.clone().unwrap_or_default();
+        let change = req.change.clone().unwrap_or_default();
+        v.check(!current.offering_id.is_empty(), "current.offering_id", "is required");
+        v.check(!current.rate_id.is_empty(), "current.rate_id", "is required");
+        let current_items = cart_items(&mut v, "current", &current.items);
+        let change_items = cart_items(&mut v, "change", &change.items);
+        let start = current.period_start.as_ref().and_then(from_timestamp);
+        let end = current.period_end.as_ref().and_then(from_timestamp);
+        v.check(start.is_some(), "current.period_start", "is required");
+        v.check(end.is_some(), "current.period_end", "is required");
+        if let (Some(s), Some(e)) = (start, end) {
+            v.check(s < e, "current.period_end", "must come after period_start");
+        }
+        let timing = match pb::ChangeTiming::try_from(change.timing) {
+            Ok(pb::ChangeTiming::Immediate) => Timing::Immediate,
+            Ok(pb::ChangeTiming::EndOfTerm) => Timing::EndOfTerm,
+            _ => {
+                v.add("change.timing", "is required: IMMEDIATE or END_OF_TERM");
+                Timing::Immediate
+            }
+        };
+        let at = match &req.change_time {
+            Some(t) => from_timestamp(t).unwrap_or_else(|| {
+                v.add("change_time", "is not a valid instant");
+                self.clock.now()
+            }),
+            None => self.clock.now(),
+        };
+        if !req.time_zone.is_empty() && Tz::from_str(&req.time_zone).is_err() {
+            v.add("time_zone", format!("unknown IANA time zone {:?}", req.time_zone));
+        }
+        let requested_mode = match cpb::ProrationMode::try_from(req.proration_mode) {
+            Ok(cpb::ProrationMode::Day) => Some(Mode::Day),
+            Ok(cpb::ProrationMode::Second) => Some(Mode::Second),
+            Ok(cpb::ProrationMode::Unspecified) => None,
+            Err(_) => {
+                v.add("proration_mode", "unknown proration mode");
+                None
+            }
+        };
+        v.finish()?;
+        let (Some(period_start), Some(period_end)) = (start, end) else {
+            return Err(AppError::internal("validated change lacks its period"));
+        };
+        if timing == Timing::Immediate && (at < period_start || at >= period_end) {
+            return Err(AppError::invalid("change_time", "an immediate change must fall inside the current period"));
+        }
+
+        let settings = self.catalog.settings(ctx).await?;
+        let tz_name = if req.time_zone.is_empty() { settings.time_zone.as_str() } else { req.time_zone.as_str() };
+        let tz = Tz::from_str(tz_name).unwrap_or(chrono_tz::UTC);
+        let mode = requested_mode.unwrap_or(if settings.proration_mode == cpb::ProrationMode::Second as i32 {
+            Mode::Second
+        } else {
+            Mode::Day
+        });
+        // The contract's own rate may since have been archived; it still
+        // prices what was paid.
+        let want = Wanted {
+            prefix: "current",
+            offering: &current.offering_id,
+            rate: &current.rate_id,
+            items: &current_items,
+            allow_archived: true,
+            carry: &|_| None,
+        };
+        let old = self.resolve(ctx, want).await?;
+        let new_rate_key = if change.rate_id.is_empty() { old.rate.id.clone() } else { change.rate_id.clone() };
+        let new_rate =
+            self.catalog.rate(ctx, &new_rate_key).await?.ok_or_else(|| {
+                AppError::not_found("rate", &new_rate_key).with_field("change.rate_id", "no such rate")
+            })?;
+        let same_rate = new_rate.id == old.rate.id;
+        // Products the change leaves unnamed keep their current quantity.
+        let kept: HashMap<String, Decimal> = old.lines.iter().map(|l| (l.product_id.clone(), l.quantity)).collect();
+        let new_items = if change_items.is_empty() && same_rate { current_items.clone() } else { change_items };
+        let carry = |p: &str| kept.get(p).copied();
+        let want = Wanted {
+            prefix: "change",
+            offering: &new_rate.offering_id,
+            rate: &new_rate.id,
+            items: &new_items,
+            allow_archived: same_rate,
+            carry: &carry,
+        };
+        let new = self.resolve(ctx, want).await.map_err(|e| {
+            e.map_fields(|f| match f {
+                "change.offering_id" => "change.rate_id".to_string(),
+                other => other.to_string(),
+            })
+        })?;
+        if new.currency != old.currency {
+            return Err(AppError::invalid(
+                "change.rate_id",
+                format!("the new rate is in {}, the contract in {}", new.currency, old.currency),
+            ));
+        }
+        let outcome = proration::preview(&ChangeInput {
+            currency: old.currency,
+            tz,
+            mode,
+            timing,
+            period_start,
+            period_end,
+            at,
+            old: Side { rate_id: old.rate.id.clone(), period: old.rate.period, lines: old.lines },
+            new: Side { rate_id: new.rate.id.clone(), period: new.rate.period, lines: new.lines },
+        })
+        .map_err(|e| match e {
+            ChangeError::BadPeriod => AppError::invalid("current.period_end", "must come after period_start"),
+            ChangeError::OutsidePeriod => {
+                AppError::invalid("change_time", "an immediate change must fall inside the current period")
+            }
+            ChangeError::OutOfRange => AppError::invalid("change.rate_id", "billing dates fall outside the calendar"),
+        })?;
+        let c = old.currency;
+        Ok(pb::PreviewChangeResponse {
+            lines: outcome
+                .lines
+                .iter()
+                .map(|l| pb::ProrationLine {
+                    kind: match l.kind {
+                        LineKind::Credit => pb::ProrationLineKind::Credit,
+                        LineKind::Charge => pb::ProrationLineKind::Charge,
+                    } as i32,
+                    product_id: l.product_id.clone(),
+                    rate_id: l.rate_id.clone(),
+                    quantity: l.quantity.normalize().to_string(),
+                    period_start: Some(timestamp(l.period_start)),
+                    period_end: Some(timestamp(l.period_end)),
+                    fraction: l.fraction().normalize().to_string(),
+                    amount: Some(money_of(l.amount, c)),
+                    description: l.description.clone(),
+                })
+                .collect(),
+            amount_due_now: Some(money_of(outcome.due_now, c)),
+            next_recurring_amount: Some(money_of(outcome.next_recurring, c)),
+            effective_time: Some(timestamp(outcome.effective)),
+            new_period_start: Some(timestamp(outcome.new_period_start)),
+            new_period_end: Some(timestamp(outcome.new_period_end)),
+        })
+    }
+}
+
+fn settings_currency(s: &cpb::TenantSettings) -> Currency {
+    Currency::from_code(&s.default_currency)
+        .or_else(|| Currency::from_code("USD"))
+        .unwrap_or_else(|| unreachable!("USD is a known currency"))
+}
+
+type Res<T> = Result<Response<T>, Status>;
+
+#[tonic::async_trait]
+impl pb::pricing_service_server::PricingService for PricingApi {
+    async fn quote(&self, req: Request<pb::QuoteRequest>) -> Res<pb::QuoteResponse> {
+        let ctx = caller(&req)?;
+        let quote = self.quote(&ctx, req.get_ref()).await?;
+        Ok(Response::new(pb::QuoteResponse { quote: Some(quote) }))
+    }
+
+    async fn preview_change(&self, req: Request<pb::PreviewChangeRequest>) -> Res<pb::PreviewChangeResponse> {
+        let ctx = caller(&req)?;
+        Ok(Response::new(self.preview_change(&ctx, req.get_ref()).await?))
+    }
+
+    async fn rate_usage(&self, req: Request<pb::RateUsageRequest>) -> Res<pb::RateUsageResponse> {
+        let ctx = caller(&req)?;
+        let r = req.into_inner();
+        let mut v = Violations::new();
+        v.check(!r.rate_id.is_empty(), "rate_id", "is required");
+        v.check(!r.product_id.is_empty(), "product_id", "is required");
+        v.check(!r.quantity.is_empty(), "quantity", "is required");
+        let qty = quantity(&mut v, "quantity", &r.quantity);
+        v.finish()?;
+        let rate_pb = self
+            .catalog
+            .rate(&ctx, &r.rate_id)
+            .await?
+            .ok_or_else(|| AppError::not_found("rate", &r.rate_id).with_field("rate_id", "no such rate"))?;
+        // The product may be named by id or handle.
+        let product = self.catalog.product(&ctx, &r.product_id).await?;
+        let product_id = product.as_ref().map(|p| p.id.clone()).unwrap_or_else(|| r.product_id.clone());
+        let price = rate_pb.prices.iter().find(|p| p.product_id == product_id).ok_or_else(|| {
+            AppError::invalid("product_id", format!("rate {} does not price {}", rate_pb.id, r.product_id))
+        })?;
+        let currency = Currency::from_code(&rate_pb.currency_code)
+            .ok_or_else(|| AppError::internal(format!("rate currency {}", rate_pb.currency_code)))?;
+        let spec = price_spec(price);
+        let rated = rate(&spec, qty.unwrap_or_default());
+        Ok(Response::new(pb::RateUsageResponse {
+            amount: Some(money_of(rated.amount, currency)),
+            breakdown: Some(pb::ItemBreakdown {
+                model: model_pb(spec.model),
+                tiers: tiers_pb(&rated, currency),
+                unit_amount: price.unit_amount.clone(),
+                in_arrears: true,
+                ..Default::default()
+            }),
+        }))
+    }
+}

@@ -1,0 +1,437 @@
+//! The pricing service over gRPC, on the demo catalog: coupons and their
+//! refusals, tax, PreviewChange, RateUsage, and the catalog cache's bound.
+
+use std::time::Duration;
+
+use recur_e2e::{Backend, Clients, TestApp, details, mask};
+use recur_proto::catalog::v1 as cat;
+use recur_proto::common::v1::Address;
+use recur_proto::pricing::v1 as pb;
+use tonic::Code;
+
+async fn demo(app: &TestApp, tenant: &str) -> Clients {
+    recur::load_demo_catalog(&app.addr.to_string(), &app.key, tenant).await.expect("demo catalog");
+    app.clients(tenant)
+}
+
+fn cart(offering: &str, rate: &str, items: &[(&str, &str)]) -> pb::CartOffering {
+    pb::CartOffering {
+        offering_id: offering.into(),
+        rate_id: rate.into(),
+        items: items.iter().map(|(p, q)| pb::CartItem { product_id: p.to_string(), quantity: q.to_string() }).collect(),
+    }
+}
+
+fn amount(m: &Option<recur_proto::common::v1::Money>) -> String {
+    m.as_ref().map(|m| m.amount.clone()).unwrap_or_default()
+}
+
+async fn quote(c: &mut Clients, req: pb::QuoteRequest) -> Result<pb::Quote, tonic::Status> {
+    c.pricing.quote(req).await.map(|r| r.into_inner().quote.expect("quote"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn coupons_tax_and_their_refusals() {
+    let app = TestApp::spawn(Backend::SqliteMemory).await.expect("app");
+    let mut c = demo(&app, "shop").await;
+    // Tax rates before the first quote (quotes read settings through a cache).
+    c.catalog
+        .update_tenant_settings(cat::UpdateTenantSettingsRequest {
+            settings: Some(cat::TenantSettings {
+                tax_rates: vec![cat::TaxRate {
+                    country: "US".into(),
+                    state: "CA".into(),
+                    percent: "7.25".into(),
+                    name: "CA".into(),
+                }],
+                ..Default::default()
+            }),
+            update_mask: Some(mask(&["tax_rates"])),
+        })
+        .await
+        .expect("tax rates");
+
+    // WELCOME10, once: 29.00 − 2.90 = 26.10 now; 29.00 a month after.
+    let q = quote(
+        &mut c,
+        pb::QuoteRequest {
+            offerings: vec![cart("starter", "starter-monthly", &[])],
+            coupon_codes: vec!["WELCOME10".into()],
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("quote");
+    assert_eq!(
+        (amount(&q.amount_without_tax), amount(&q.discount), amount(&q.amount)),
+        ("29.00".into(), "2.90".into(), "26.10".into())
+    );
+    assert_eq!(amount(&q.recurring_amount), "29.00");
+    let item = &q.offerings[0].items[0];
+    assert_eq!(item.breakdown.as_ref().map(|b| b.coupon_codes.clone()), Some(vec!["WELCOME10".to_string()]));
+
+    // Team, 12 seats (volume: 10 < 12 ≤ 50 → 12 × 10.00 = 120.00), platform
+    // 49.00, support off, 10,000 free API calls by default quantity 0,
+    // onboarding (one-time) 250.00 and setup fee 99.00 — but a 14-day trial:
+    // now = 250.00 + 99.00 = 349.00; then 49.00 + 120.00 = 169.00 a month.
+    // FIVEOFF (5.00 forever) spreads over the invoice: 349.00 − 5.00 = 344.00,
+    // and takes 5.00 off each month: 164.00. CA tax 7.25% on top.
+    let q = quote(
+        &mut c,
+        pb::QuoteRequest {
+            offerings: vec![cart("team", "team-monthly", &[("seats", "12")])],
+            coupon_codes: vec!["FIVEOFF".into()],
+            compute_tax: true,
+            tax_address: Some(Address { country: "US".into(), state: "CA".into(), ..Default::default() }),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("team quote");
+    assert_eq!(amount(&q.amount_without_tax), "349.00");
+    assert_eq!(amount(&q.discount), "5.00");
+    // Tax is per line on what is left: onboarding 250.00 − 3.58 = 246.42 →
+    // 17.87; setup 99.00 − 1.42 = 97.58 → 7.07. Total tax 24.94.
+    assert_eq!(amount(&q.tax), "24.94");
+    assert_eq!(amount(&q.amount), "368.94");
+    // 164.00 + 7.25% per line: 49 − 1.45 = 47.55 → 3.45; 120 − 3.55 = 116.45 → 8.44.
+    assert_eq!(amount(&q.recurring_amount), "175.89");
+    assert!(q.tax_computed);
+    assert!(q.trial_end.is_some());
+
+    // Refusals, each naming the coupon.
+    let refusals: [(&str, pb::QuoteRequest, Code, &str); 5] = [
+        (
+            "unknown code",
+            pb::QuoteRequest {
+                offerings: vec![cart("starter", "starter-monthly", &[])],
+                coupon_codes: vec!["NOPE".into()],
+                ..Default::default()
+            },
+            Code::NotFound,
+            "COUPON_NOT_FOUND",
+        ),
+        (
+            "coupon for another offering",
+            pb::QuoteRequest {
+                offerings: vec![cart("starter", "starter-monthly", &[])],
+                coupon_codes: vec!["TEAM20".into()],
+                ..Default::default()
+            },
+            Code::FailedPrecondition,
+            "COUPON_NOT_APPLICABLE",
+        ),
+        (
+            "no amount in the cart's currency",
+            pb::QuoteRequest {
+                offerings: vec![cart("membership", "membership-monthly-jpy", &[])],
+                coupon_codes: vec!["FIVEOFF".into()],
+                ..Default::default()
+            },
+            Code::FailedPrecondition,
+            "COUPON_CURRENCY",
+        ),
+        (
+            "exhausted",
+            pb::QuoteRequest {
+                offerings: vec![cart("starter", "starter-monthly", &[])],
+                coupon_codes: vec!["FIVEOFF".into()],
+                coupon_usages: vec![pb::CouponUsage {
+                    code: "FIVEOFF".into(),
+                    times_redeemed: 1000,
+                    periods_applied: 0,
+                }],
+                ..Default::default()
+            },
+            Code::FailedPrecondition,
+            "COUPON_EXHAUSTED",
+        ),
+        (
+            "tax without a country",
+            pb::QuoteRequest {
+                offerings: vec![cart("starter", "starter-monthly", &[])],
+                compute_tax: true,
+                ..Default::default()
+            },
+            Code::InvalidArgument,
+            "INVALID_ARGUMENT",
+        ),
+    ];
+    for (name, req, code, reason) in refusals {
+        let err = quote(&mut c, req).await.expect_err(name);
+        assert_eq!(err.code(), code, "{name}: {err:?}");
+        let d = details(&err);
+        assert_eq!(d.reason, reason, "{name}");
+        let field = if reason == "INVALID_ARGUMENT" { "tax_address.country" } else { "coupon_codes[0]" };
+        assert_eq!(d.fields, vec![field], "{name}");
+    }
+    // A customer who already holds an exhausted coupon keeps its discount.
+    let held = quote(
+        &mut c,
+        pb::QuoteRequest {
+            offerings: vec![cart("starter", "starter-monthly", &[])],
+            coupon_codes: vec!["FIVEOFF".into()],
+            coupon_usages: vec![pb::CouponUsage { code: "FIVEOFF".into(), times_redeemed: 1000, periods_applied: 4 }],
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("held coupon");
+    assert_eq!(amount(&held.amount), "24.00");
+
+    // An expired coupon.
+    c.catalog
+        .create_coupon(cat::CreateCouponRequest {
+            coupon: Some(cat::Coupon {
+                code: "FLASH".into(),
+                discount_type: cat::DiscountType::Percent as i32,
+                percent_off: "50".into(),
+                duration: cat::CouponDuration::Once as i32,
+                redeem_by: Some(recur_proto::convert::timestamp(
+                    chrono::Utc::now() + chrono::Duration::milliseconds(700),
+                )),
+                ..Default::default()
+            }),
+        })
+        .await
+        .expect("flash coupon");
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    let err = quote(
+        &mut c,
+        pb::QuoteRequest {
+            offerings: vec![cart("starter", "starter-monthly", &[])],
+            coupon_codes: vec!["FLASH".into()],
+            ..Default::default()
+        },
+    )
+    .await
+    .expect_err("expired");
+    assert_eq!(details(&err).reason, "COUPON_EXPIRED");
+
+    // Exempt customers pay no tax.
+    let exempt = quote(
+        &mut c,
+        pb::QuoteRequest {
+            offerings: vec![cart("starter", "starter-monthly", &[])],
+            compute_tax: true,
+            tax_exempt: true,
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("exempt");
+    assert_eq!((amount(&exempt.tax), amount(&exempt.amount)), ("0.00".into(), "29.00".into()));
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn preview_change_and_rate_usage() {
+    let app = TestApp::spawn(Backend::SqliteMemory).await.expect("app");
+    let mut c = demo(&app, "changer").await;
+    let ts = |s: &str| {
+        recur_proto::convert::timestamp(
+            chrono::DateTime::parse_from_rfc3339(s).expect("instant").with_timezone(&chrono::Utc),
+        )
+    };
+    let current = pb::ContractState {
+        offering_id: "starter".into(),
+        rate_id: "starter-monthly".into(),
+        items: vec![],
+        period_start: Some(ts("2026-03-01T00:00:00Z")),
+        period_end: Some(ts("2026-04-01T00:00:00Z")),
+    };
+    let preview = |change: pb::ContractChange, at: &str| pb::PreviewChangeRequest {
+        current: Some(current.clone()),
+        change: Some(change),
+        change_time: Some(ts(at)),
+        time_zone: "UTC".into(),
+        proration_mode: 0,
+    };
+
+    // Monthly (29.00) → yearly (290.00) on March 16: 16 of 31 days unused,
+    // 29×16/31 = 14.967… → −14.97; the year charged in full from March 16.
+    let out = c
+        .pricing
+        .preview_change(preview(
+            pb::ContractChange {
+                rate_id: "starter-yearly".into(),
+                items: vec![],
+                timing: pb::ChangeTiming::Immediate as i32,
+            },
+            "2026-03-16T12:00:00Z",
+        ))
+        .await
+        .expect("preview")
+        .into_inner();
+    let lines: Vec<(i32, String)> = out.lines.iter().map(|l| (l.kind, amount(&l.amount))).collect();
+    assert_eq!(
+        lines,
+        vec![
+            (pb::ProrationLineKind::Credit as i32, "-14.97".into()),
+            (pb::ProrationLineKind::Charge as i32, "290.00".into())
+        ]
+    );
+    assert_eq!(amount(&out.amount_due_now), "275.03");
+    assert_eq!(amount(&out.next_recurring_amount), "290.00");
+    assert_eq!(out.new_period_start, Some(ts("2026-03-16T00:00:00Z")));
+    assert_eq!(out.new_period_end, Some(ts("2027-03-16T00:00:00Z")));
+
+    // The same rate and quantities: nothing due.
+    let same = c
+        .pricing
+        .preview_change(preview(
+            pb::ContractChange { timing: pb::ChangeTiming::Immediate as i32, ..Default::default() },
+            "2026-03-10T00:00:00Z",
+        ))
+        .await
+        .expect("no change")
+        .into_inner();
+    assert_eq!(amount(&same.amount_due_now), "0.00");
+
+    // End of term: nothing now, the new price from April 1.
+    let later = c
+        .pricing
+        .preview_change(preview(
+            pb::ContractChange {
+                rate_id: "starter-yearly".into(),
+                items: vec![],
+                timing: pb::ChangeTiming::EndOfTerm as i32,
+            },
+            "2026-03-16T12:00:00Z",
+        ))
+        .await
+        .expect("end of term")
+        .into_inner();
+    assert!(later.lines.is_empty());
+    assert_eq!(later.effective_time, Some(ts("2026-04-01T00:00:00Z")));
+
+    // Refusals: a change outside the period, an unknown rate, another currency.
+    for (name, req, code, field) in [
+        (
+            "outside the period",
+            preview(
+                pb::ContractChange { timing: pb::ChangeTiming::Immediate as i32, ..Default::default() },
+                "2026-05-01T00:00:00Z",
+            ),
+            Code::InvalidArgument,
+            "change_time",
+        ),
+        (
+            "unknown rate",
+            preview(
+                pb::ContractChange {
+                    rate_id: "nope".into(),
+                    items: vec![],
+                    timing: pb::ChangeTiming::Immediate as i32,
+                },
+                "2026-03-16T00:00:00Z",
+            ),
+            Code::NotFound,
+            "change.rate_id",
+        ),
+        (
+            "another currency",
+            preview(
+                pb::ContractChange {
+                    rate_id: "membership-monthly-jpy".into(),
+                    items: vec![],
+                    timing: pb::ChangeTiming::Immediate as i32,
+                },
+                "2026-03-16T00:00:00Z",
+            ),
+            Code::InvalidArgument,
+            "change.rate_id",
+        ),
+    ] {
+        let err = c.pricing.preview_change(req).await.expect_err(name);
+        assert_eq!(err.code(), code, "{name}: {err:?}");
+        assert_eq!(details(&err).fields, vec![field], "{name}");
+    }
+
+    // 1,234,567 API calls on team-monthly: 10,000 free; 990,000 × 0.0012 =
+    // 1,188.00; 234,567 × 0.0008 = 187.6536; 1,375.6536 → 1,375.65.
+    let usage = c
+        .pricing
+        .rate_usage(pb::RateUsageRequest {
+            rate_id: "team-monthly".into(),
+            product_id: "api-calls".into(),
+            quantity: "1234567".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("rate usage")
+        .into_inner();
+    assert_eq!(amount(&usage.amount), "1375.65");
+    let tiers: Vec<String> = usage.breakdown.expect("breakdown").tiers.iter().map(|t| t.quantity.clone()).collect();
+    assert_eq!(tiers, vec!["10000", "990000", "234567"]);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_archived_rate_is_refused_once_the_cache_bound_passes() {
+    // Short caches so the bound is quick to wait out: 300 ms in pricing +
+    // 200 ms in the catalog.
+    let app = TestApp::spawn_with(
+        Backend::SqliteMemory,
+        &[("RECUR_PRICING_CACHE_TTL_MS", "300"), ("RECUR_CATALOG_CACHE_TTL_MS", "200")],
+    )
+    .await
+    .expect("app");
+    let mut c = demo(&app, "archiver").await;
+    let req = || pb::QuoteRequest {
+        offerings: vec![cart("gamefly-basic", "gamefly-basic-monthly", &[])],
+        ..Default::default()
+    };
+    quote(&mut c, req()).await.expect("quotable");
+    let rate = c
+        .catalog
+        .get_rate(cat::GetRateRequest {
+            lookup: Some(cat::get_rate_request::Lookup::Handle("gamefly-basic-monthly".into())),
+        })
+        .await
+        .expect("rate")
+        .into_inner()
+        .rate
+        .expect("rate");
+    c.catalog.archive_rate(cat::ArchiveRateRequest { id: rate.id.clone() }).await.expect("archive");
+    // Right after, pricing may still answer from its cache: it did not ask
+    // the catalog again.
+    let cached = quote(&mut c, req()).await;
+    assert!(cached.is_ok(), "within the bound the cached rate still prices: {cached:?}");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let err = quote(&mut c, req()).await.expect_err("archived after the bound");
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    assert_eq!(details(&err).reason, "RATE_ARCHIVED");
+    assert_eq!(details(&err).fields, vec!["offerings[0].rate_id"]);
+
+    // Settings changes reach quotes within the bound too.
+    c.catalog
+        .update_tenant_settings(cat::UpdateTenantSettingsRequest {
+            settings: Some(cat::TenantSettings {
+                tax_rates: vec![cat::TaxRate {
+                    country: "US".into(),
+                    state: String::new(),
+                    percent: "10".into(),
+                    name: "US".into(),
+                }],
+                ..Default::default()
+            }),
+            update_mask: Some(mask(&["tax_rates"])),
+        })
+        .await
+        .expect("tax rate");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let taxed = quote(
+        &mut c,
+        pb::QuoteRequest {
+            offerings: vec![cart("starter", "starter-monthly", &[])],
+            compute_tax: true,
+            tax_address: Some(Address { country: "US".into(), ..Default::default() }),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("taxed");
+    assert_eq!(amount(&taxed.tax), "2.90");
+    app.stop().await;
+}
