@@ -41,8 +41,14 @@ async fn five_services_on_five_ports() {
         5,
         "five distinct ports"
     );
-    let env =
-        ServiceEnv { config: config.clone(), clock: recur_clock::system(), key: key.clone(), peers: peers.clone() };
+    let env = ServiceEnv {
+        config: config.clone(),
+        clock: recur_clock::system(),
+        key: key.clone(),
+        peers: peers.clone(),
+        public_url: format!("http://{}", peers.payment),
+        tasks: Default::default(),
+    };
 
     let serve = |routes: RoutesBuilder, names: &'static [&'static str], listener| -> RunningServer {
         let options = ServerOptions {

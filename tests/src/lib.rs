@@ -22,6 +22,20 @@ use tonic::transport::Channel;
 
 pub use recur_error::details;
 
+pub mod browser;
+pub mod scan;
+pub mod stripe_fake;
+
+/// An HTTP client for tests (hosted pages, WebDriver).
+pub fn http_client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(std::time::Duration::from_secs(60))
+        .build()
+        .expect("an HTTP client")
+}
+
 /// Which backends the app under test runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
@@ -105,6 +119,7 @@ impl TestApp {
 
     /// Like [`TestApp::spawn`], with extra configuration variables.
     pub async fn spawn_with(backend: Backend, extra: &[(&str, &str)]) -> Option<TestApp> {
+        scan::capture_logs();
         let db = match backend {
             Backend::SqliteMemory => TestDatabase::sqlite(),
             Backend::PostgresRedis => {
@@ -155,29 +170,54 @@ impl TestApp {
         self.channel.clone()
     }
 
+    /// Base URL of the hosted pages.
+    pub fn public_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
     /// Rows in a service's table, read straight from its database: how tests
     /// prove that nothing was saved.
     pub async fn count_rows(&self, service: &str, table: &str) -> i64 {
-        let sql = format!("SELECT COUNT(*) FROM {table}");
+        self.scalar(service, &format!("SELECT COUNT(*) FROM {table}")).await
+    }
+
+    /// A number read straight from a service's database.
+    pub async fn scalar(&self, service: &str, sql: &str) -> i64 {
         match self.db.url() {
             Some(url) => {
                 let schema = recur_storage::schema_name(service);
                 let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(url).await.expect("connect");
                 sqlx::query(&format!("SET search_path TO {schema}")).execute(&mut conn).await.expect("schema");
-                sqlx::query_scalar(&sql).fetch_one(&mut conn).await.expect("count")
+                sqlx::query_scalar(sql).fetch_one(&mut conn).await.expect("count")
             }
             None => {
                 let url = recur_storage::sqlite_file_url(&self.db.data_dir(), service);
                 let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url).await.expect("connect");
-                sqlx::query_scalar(&sql).fetch_one(&mut conn).await.expect("count")
+                sqlx::query_scalar(sql).fetch_one(&mut conn).await.expect("count")
             }
         }
     }
 
-    /// Stops the app gracefully and drops its database.
+    /// Scans this app's database for card numbers.
+    pub async fn scan_database(&self) -> scan::Report {
+        match self.db.url() {
+            Some(url) => scan::scan_postgres(url).await.expect("scan postgres"),
+            None => scan::scan_sqlite_dir(&self.db.data_dir()).await.expect("scan sqlite"),
+        }
+    }
+
+    /// Stops the app gracefully and drops its database (or, when the run
+    /// keeps artifacts, leaves it for the card-number scan).
     pub async fn stop(mut self) {
         if let Some(app) = self.app.take() {
             app.shutdown().await;
+        }
+        if scan::artifacts_dir().is_some() {
+            match self.db.url() {
+                Some(url) => scan::keep_database("postgres", url),
+                None => scan::keep_database("sqlite", &self.db.data_dir().display().to_string()),
+            }
+            return;
         }
         self.db.cleanup().await;
     }
@@ -198,6 +238,31 @@ macro_rules! on_both_backends {
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn $postgres() {
             let Some(app) = $crate::TestApp::spawn($crate::Backend::PostgresRedis).await else {
+                eprintln!("RECUR_TEST_DATABASE_URL / RECUR_TEST_REDIS_URL unset: Postgres + Redis run skipped");
+                return;
+            };
+            $body(&app).await;
+            app.stop().await;
+        }
+    };
+}
+
+/// Like [`on_both_backends!`], with extra configuration variables.
+#[macro_export]
+macro_rules! on_both_backends_with {
+    ($sqlite:ident, $postgres:ident, $body:path, $vars:expr) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $sqlite() {
+            let app = $crate::TestApp::spawn_with($crate::Backend::SqliteMemory, $vars)
+                .await
+                .expect("sqlite always works");
+            $body(&app).await;
+            app.stop().await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $postgres() {
+            let Some(app) = $crate::TestApp::spawn_with($crate::Backend::PostgresRedis, $vars).await else {
                 eprintln!("RECUR_TEST_DATABASE_URL / RECUR_TEST_REDIS_URL unset: Postgres + Redis run skipped");
                 return;
             };

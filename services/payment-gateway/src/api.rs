@@ -1,13 +1,10 @@
-//! The payment gateway's gRPC surface. Customers, payment methods, charges
-//! and the ledger are served; refunds, hosted pages, provider webhooks and the
-//! event list are not finished yet (they answer UNIMPLEMENTED).
+//! The payment gateway's gRPC surface: requests are checked (card numbers
+//! first, in every field, before anything is logged or stored), turned into
+//! [`Gateway`] calls, and answered in proto terms.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
-use recur_auth::CallContext;
-use recur_clock::SharedClock;
 use recur_error::{AppError, AppResult, Violations};
 use recur_money::Money;
 use recur_proto::convert::{MoneyError, money, parse_money, timestamp};
@@ -16,26 +13,22 @@ use recur_server::{caller, idempotency_key};
 use recur_storage::page::{Cursor, page_size};
 use tonic::{Request, Response, Status};
 
-use crate::domain::card::contains_card_number;
-use crate::domain::provider::{ChargeAttempt, ChargeOutcome, Provider, ProviderError};
-use crate::domain::{Customer, Payment, PaymentMethod, PaymentStatus, charge_fingerprint};
-use crate::repo::PaymentRepo;
-
-/// Longest a provider call may take before the payment is left PROCESSING.
-const PROVIDER_TIMEOUT: Duration = Duration::from_secs(20);
-/// Time kept back from the caller's deadline to record the outcome.
-const DEADLINE_MARGIN: Duration = Duration::from_millis(250);
+use crate::domain::pages::{PageKind, is_return_url};
+use crate::domain::{Customer, Payment, PaymentEvent, PaymentMethod, PaymentStatus, Refund};
+use crate::gateway::{ChargeInput, Gateway, PORTAL_PAGE_TTL, RefundInput};
 
 pub struct PaymentApi {
-    repo: Arc<dyn PaymentRepo>,
-    provider: Arc<dyn Provider>,
-    clock: SharedClock,
+    gateway: Arc<Gateway>,
 }
 
 impl PaymentApi {
-    pub fn new(repo: Arc<dyn PaymentRepo>, provider: Arc<dyn Provider>, clock: SharedClock) -> Self {
-        PaymentApi { repo, provider, clock }
+    pub fn new(gateway: Arc<Gateway>) -> Self {
+        PaymentApi { gateway }
     }
+}
+
+fn no_card_numbers<M: prost::Message>(message: &M, type_name: &str) -> AppResult<()> {
+    recur_server::refuse_card_numbers(message, &format!("recur.payment.v1.{type_name}"))
 }
 
 fn status_pb(s: PaymentStatus) -> i32 {
@@ -78,7 +71,7 @@ fn method_pb(m: &PaymentMethod, default_id: Option<&str>) -> pb::PaymentMethod {
     }
 }
 
-fn payment_pb(p: &Payment) -> pb::Payment {
+pub fn payment_pb(p: &Payment) -> pb::Payment {
     pb::Payment {
         id: p.id.clone(),
         customer_id: p.customer_id.clone(),
@@ -100,277 +93,83 @@ fn payment_pb(p: &Payment) -> pb::Payment {
     }
 }
 
-/// Refuses card numbers anywhere in free text, naming the field.
-fn no_card_numbers<'a>(v: &mut Violations, fields: impl IntoIterator<Item = (String, &'a str)>) {
-    for (field, value) in fields {
-        if contains_card_number(value) {
-            v.add(field, "looks like a card number: card numbers are never accepted, send a provider token");
+fn refund_pb(r: &Refund) -> pb::Refund {
+    pb::Refund {
+        id: r.id.clone(),
+        payment_id: r.payment_id.clone(),
+        amount: Some(money(r.amount)),
+        reason: r.reason.clone(),
+        status: r.status.as_str().to_string(),
+        create_time: Some(timestamp(r.created_at)),
+    }
+}
+
+fn event_pb(e: &PaymentEvent) -> pb::PaymentEvent {
+    pb::PaymentEvent {
+        id: e.id.clone(),
+        sequence: e.sequence,
+        r#type: e.kind.clone(),
+        payment_id: e.payment.id.clone(),
+        payment: Some(payment_pb(&e.payment)),
+        create_time: Some(timestamp(e.created_at)),
+    }
+}
+
+/// A positive amount, exact in its currency's minor units.
+fn amount(v: &mut Violations, field: &str, m: Option<&recur_proto::common::v1::Money>) -> Option<Money> {
+    let m = m?;
+    match parse_money(m) {
+        Ok(a) if a.is_negative() || a.is_zero() => {
+            v.add(format!("{field}.amount"), "must be greater than zero");
+            None
+        }
+        Ok(a) => Some(a),
+        Err(MoneyError::Currency(e)) => {
+            v.add(format!("{field}.currency_code"), e);
+            None
+        }
+        Err(MoneyError::Amount(e)) => {
+            v.add(format!("{field}.amount"), e.to_string());
+            None
         }
     }
 }
 
-fn provider_error(e: ProviderError, field: &str) -> AppError {
-    match e {
-        ProviderError::InvalidToken(m) => AppError::invalid(field, m),
-        ProviderError::Timeout => {
-            AppError::unavailable("PROVIDER_TIMEOUT", "the payment provider did not answer in time")
+fn return_url(v: &mut Violations, field: &str, url: &str) {
+    if !url.is_empty() && (!is_return_url(url) || url.len() > 2048) {
+        v.add(field, "must be an absolute http(s) URL of at most 2048 characters");
+    }
+}
+
+fn idempotency(v: &mut Violations, in_body: &str, header: Option<String>) -> Option<String> {
+    let key = if in_body.is_empty() { header } else { Some(in_body.to_string()) };
+    if key.as_ref().is_some_and(|k| k.len() > 255) {
+        v.add("idempotency_key", "at most 255 characters");
+    }
+    // Keys are stored: the metadata entry is checked like a field.
+    if key.as_deref().is_some_and(recur_proto::cards::contains_card_number) {
+        v.add("idempotency_key", "looks like a card number");
+    }
+    key
+}
+
+/// Stripe's metadata limits, which every provider can store.
+fn metadata(v: &mut Violations, m: &BTreeMap<String, String>) {
+    if m.len() > 50 {
+        v.add("metadata", "at most 50 entries");
+    }
+    for (k, val) in m {
+        if k.is_empty() || k.len() > 40 || k.contains(['[', ']']) {
+            v.add(format!("metadata[{k}]"), "keys have 1 to 40 characters, without brackets");
         }
-        ProviderError::Unavailable(m) => {
-            AppError::unavailable("PROVIDER_UNAVAILABLE", format!("payment provider: {m}"))
+        if val.len() > 500 {
+            v.add(format!("metadata[{k}]"), "values have at most 500 characters");
         }
     }
 }
 
-impl PaymentApi {
-    async fn customer(&self, tenant: &str, id: &str, field: &str) -> AppResult<Customer> {
-        self.repo
-            .get_customer(tenant, id)
-            .await?
-            .ok_or_else(|| AppError::not_found("customer", id).with_field(field, "no such customer"))
-    }
-
-    async fn create_customer(
-        &self,
-        ctx: &CallContext,
-        r: &pb::CreateCustomerRequest,
-        key: Option<String>,
-    ) -> AppResult<Customer> {
-        let mut v = Violations::new();
-        no_card_numbers(
-            &mut v,
-            [("name".to_string(), r.name.as_str()), ("reference".to_string(), r.reference.as_str())],
-        );
-        v.check(r.email.len() <= 254, "email", "at most 254 characters");
-        v.finish()?;
-        let now = self.clock.now_micros();
-        let id = recur_id::new_id(recur_id::Kind::Customer);
-        let provider_key = key.clone().unwrap_or_else(|| id.clone());
-        let provider_customer_id = self
-            .provider
-            .create_customer(&r.email, &r.name, &format!("{}:{provider_key}", ctx.tenant_id))
-            .await
-            .map_err(|e| provider_error(e, "customer"))?;
-        let c = Customer {
-            id,
-            provider: self.provider.name().to_string(),
-            provider_customer_id,
-            account_id: r.account_id.clone(),
-            email: r.email.clone(),
-            name: r.name.clone(),
-            reference: r.reference.clone(),
-            default_payment_method_id: None,
-            created_at: now,
-            updated_at: now,
-        };
-        Ok(self.repo.insert_customer(&ctx.tenant_id, &c, key.as_deref()).await?)
-    }
-
-    async fn attach(
-        &self,
-        ctx: &CallContext,
-        r: &pb::AttachPaymentMethodRequest,
-    ) -> AppResult<(PaymentMethod, Option<String>)> {
-        let mut v = Violations::new();
-        v.check(!r.customer_id.is_empty(), "customer_id", "is required");
-        v.check(!r.payment_token.trim().is_empty(), "payment_token", "is required");
-        no_card_numbers(
-            &mut v,
-            [("payment_token".to_string(), r.payment_token.as_str()), ("name".to_string(), r.name.as_str())],
-        );
-        v.finish()?;
-        let customer = self.customer(&ctx.tenant_id, &r.customer_id, "customer_id").await?;
-        let card = self
-            .provider
-            .attach_payment_method(&customer.provider_customer_id, r.payment_token.trim())
-            .await
-            .map_err(|e| provider_error(e, "payment_token"))?;
-        let pm = PaymentMethod {
-            id: recur_id::new_id(recur_id::Kind::PaymentMethod),
-            customer_id: customer.id.clone(),
-            provider: self.provider.name().to_string(),
-            provider_payment_method_id: card.provider_payment_method_id,
-            name: if r.name.is_empty() { card.brand.clone() } else { r.name.clone() },
-            brand: card.brand,
-            last4: card.last4,
-            exp_month: card.exp_month,
-            exp_year: card.exp_year,
-            created_at: self.clock.now_micros(),
-        };
-        let saved = self.repo.insert_payment_method(&ctx.tenant_id, &pm).await?;
-        let mut default = customer.default_payment_method_id;
-        if r.set_default || default.is_none() {
-            self.repo.set_default_payment_method(&ctx.tenant_id, &customer.id, &saved.id).await?;
-            default = Some(saved.id.clone());
-        }
-        Ok((saved, default))
-    }
-
-    async fn charge(&self, ctx: &CallContext, r: &pb::ChargeRequest, header_key: Option<String>) -> AppResult<Payment> {
-        let mut v = Violations::new();
-        v.check(!r.customer_id.is_empty(), "customer_id", "is required");
-        let amount = match &r.amount {
-            None => {
-                v.add("amount", "is required");
-                None
-            }
-            Some(m) => match parse_money(m) {
-                Ok(a) if a.is_negative() || a.is_zero() => {
-                    v.add("amount.amount", "must be greater than zero");
-                    None
-                }
-                Ok(a) => Some(a),
-                Err(MoneyError::Currency(e)) => {
-                    v.add("amount.currency_code", e);
-                    None
-                }
-                Err(MoneyError::Amount(e)) => {
-                    v.add("amount.amount", e.to_string());
-                    None
-                }
-            },
-        };
-        no_card_numbers(
-            &mut v,
-            [("description".to_string(), r.description.as_str())]
-                .into_iter()
-                .chain(r.metadata.iter().map(|(k, val)| (format!("metadata[{k}]"), val.as_str()))),
-        );
-        let key = if r.idempotency_key.is_empty() { header_key } else { Some(r.idempotency_key.clone()) };
-        if key.as_ref().is_some_and(|k| k.len() > 255) {
-            v.add("idempotency_key", "at most 255 characters");
-        }
-        v.finish()?;
-        let Some(amount) = amount else { return Err(AppError::internal("validated charge without amount")) };
-
-        let tenant = ctx.tenant_id.as_str();
-        let customer = self.customer(tenant, &r.customer_id, "customer_id").await?;
-        let pm_id = if r.payment_method_id.is_empty() {
-            customer.default_payment_method_id.clone().ok_or_else(|| {
-                AppError::failed_precondition("NO_PAYMENT_METHOD", "the customer has no payment method")
-                    .with_field("payment_method_id", "give one, or attach one to the customer first")
-            })?
-        } else {
-            r.payment_method_id.clone()
-        };
-        let pm =
-            self.repo.get_payment_method(tenant, &pm_id).await?.filter(|pm| pm.customer_id == customer.id).ok_or_else(
-                || {
-                    AppError::not_found("payment method", &pm_id)
-                        .with_field("payment_method_id", "no such payment method for this customer")
-                },
-            )?;
-
-        let hash = charge_fingerprint(&customer.id, &pm.id, amount, &r.invoice_id, &r.description);
-        let id = recur_id::new_id(recur_id::Kind::Payment);
-        let key = key.unwrap_or_else(|| id.clone());
-        if let Some(existing) = self.repo.get_payment_by_key(tenant, &key).await? {
-            return replay(existing, &hash);
-        }
-        let now = self.clock.now_micros();
-        let mut payment = Payment {
-            id,
-            customer_id: customer.id.clone(),
-            payment_method_id: pm.id.clone(),
-            amount,
-            amount_refunded: Money::new(rust_decimal::Decimal::ZERO, amount.currency()),
-            status: PaymentStatus::Processing,
-            invoice_id: r.invoice_id.clone(),
-            description: r.description.clone(),
-            provider: self.provider.name().to_string(),
-            provider_payment_id: String::new(),
-            decline_code: String::new(),
-            failure_message: String::new(),
-            action_url: String::new(),
-            attempt_count: 1,
-            metadata: r.metadata.clone().into_iter().collect::<BTreeMap<_, _>>(),
-            idempotency_key: key.clone(),
-            request_hash: hash.clone(),
-            created_at: now,
-            updated_at: now,
-        };
-        // The row exists (PROCESSING) before the provider is called: a crash
-        // or timeout from here on never loses track of the attempt, and a
-        // concurrent call with the same key loses the insert race.
-        if let Err(e) = self.repo.insert_payment(tenant, &payment).await {
-            if e.is_unique()
-                && let Some(existing) = self.repo.get_payment_by_key(tenant, &key).await?
-            {
-                return replay(existing, &hash);
-            }
-            return Err(e.into());
-        }
-        let attempt = ChargeAttempt {
-            provider_customer_id: customer.provider_customer_id.clone(),
-            provider_payment_method_id: pm.provider_payment_method_id.clone(),
-            amount_minor: amount
-                .minor_amount()
-                .ok_or_else(|| AppError::invalid("amount.amount", "amount too large"))?,
-            currency: amount.currency().code().to_string(),
-            idempotency_key: format!("{tenant}:{}", payment.id),
-            return_url: r.return_url.clone(),
-        };
-        let budget = ctx
-            .deadline
-            .map(|d| d.saturating_duration_since(Instant::now()).saturating_sub(DEADLINE_MARGIN))
-            .unwrap_or(PROVIDER_TIMEOUT)
-            .min(PROVIDER_TIMEOUT);
-        let outcome = match tokio::time::timeout(budget, self.provider.charge(&attempt)).await {
-            Ok(Ok(o)) => Some(o),
-            Ok(Err(ProviderError::InvalidToken(m))) => Some(ChargeOutcome::Failed {
-                provider_payment_id: String::new(),
-                decline_code: "invalid_payment_method".into(),
-                message: m,
-            }),
-            Ok(Err(e)) => {
-                tracing::warn!(payment = %payment.id, error = ?e, "provider failed mid-charge; payment stays processing");
-                None
-            }
-            Err(_) => {
-                tracing::warn!(payment = %payment.id, "provider timed out; payment stays processing");
-                None
-            }
-        };
-        if let Some(outcome) = outcome {
-            match outcome {
-                ChargeOutcome::Succeeded { provider_payment_id } => {
-                    payment.status = PaymentStatus::Succeeded;
-                    payment.provider_payment_id = provider_payment_id;
-                }
-                ChargeOutcome::Failed { provider_payment_id, decline_code, message } => {
-                    payment.status = PaymentStatus::Failed;
-                    payment.provider_payment_id = provider_payment_id;
-                    payment.decline_code = decline_code;
-                    payment.failure_message = message;
-                }
-                ChargeOutcome::RequiresAction { provider_payment_id, action_url } => {
-                    payment.status = PaymentStatus::RequiresAction;
-                    payment.provider_payment_id = provider_payment_id;
-                    payment.action_url = action_url;
-                }
-            }
-            payment.updated_at = self.clock.now_micros();
-            if !self.repo.settle_payment(tenant, &payment).await? {
-                // Someone settled it first; theirs is the record.
-                if let Some(stored) = self.repo.get_payment(tenant, &payment.id).await? {
-                    return Ok(stored);
-                }
-            }
-        }
-        Ok(payment)
-    }
-}
-
-/// The stored answer for a repeated idempotency key, or a refusal when the
-/// key is reused for a different request.
-fn replay(existing: Payment, hash: &str) -> AppResult<Payment> {
-    if existing.request_hash != hash {
-        return Err(AppError::failed_precondition(
-            "IDEMPOTENCY_KEY_REUSED",
-            "this idempotency key was used for a different charge",
-        )
-        .with_field("idempotency_key", "already used with other parameters"));
-    }
-    Ok(existing)
+fn required(v: &mut Violations, field: &str, value: &str) {
+    v.check(!value.trim().is_empty(), field, "is required");
 }
 
 type Res<T> = Result<Response<T>, Status>;
@@ -379,14 +178,22 @@ type Res<T> = Result<Response<T>, Status>;
 impl pb::payment_gateway_service_server::PaymentGatewayService for PaymentApi {
     async fn create_customer(&self, req: Request<pb::CreateCustomerRequest>) -> Res<pb::CreateCustomerResponse> {
         let ctx = caller(&req)?;
-        let key = idempotency_key(&req);
-        let c = self.create_customer(&ctx, req.get_ref(), key).await?;
+        no_card_numbers(req.get_ref(), "CreateCustomerRequest")?;
+        let r = req.get_ref();
+        let mut v = Violations::new();
+        let key = idempotency(&mut v, "", idempotency_key(&req));
+        v.check(r.email.len() <= 254, "email", "at most 254 characters");
+        v.check(r.name.len() <= 256, "name", "at most 256 characters");
+        v.check(r.reference.len() <= 256, "reference", "at most 256 characters");
+        v.finish()?;
+        let c = self.gateway.create_customer(&ctx.tenant_id, &r.account_id, &r.email, &r.name, &r.reference, key).await?;
         Ok(Response::new(pb::CreateCustomerResponse { customer: Some(customer_pb(&c)) }))
     }
 
     async fn get_customer(&self, req: Request<pb::GetCustomerRequest>) -> Res<pb::GetCustomerResponse> {
         let ctx = caller(&req)?;
-        let c = self.customer(&ctx.tenant_id, &req.get_ref().id, "id").await?;
+        no_card_numbers(req.get_ref(), "GetCustomerRequest")?;
+        let c = self.gateway.customer(&ctx.tenant_id, &req.get_ref().id, "id").await?;
         Ok(Response::new(pb::GetCustomerResponse { customer: Some(customer_pb(&c)) }))
     }
 
@@ -395,29 +202,25 @@ impl pb::payment_gateway_service_server::PaymentGatewayService for PaymentApi {
         req: Request<pb::InitPaymentMethodRequest>,
     ) -> Res<pb::InitPaymentMethodResponse> {
         let ctx = caller(&req)?;
+        no_card_numbers(req.get_ref(), "InitPaymentMethodRequest")?;
         let r = req.get_ref();
-        if r.customer_id.is_empty() {
-            return Err(AppError::invalid("customer_id", "is required").into());
-        }
-        let customer = self.customer(&ctx.tenant_id, &r.customer_id, "customer_id").await?;
-        let intent = self
-            .provider
-            .create_setup_intent(&customer.provider_customer_id)
-            .await
-            .map_err(|e| provider_error(e, "customer_id"))?;
-        let init = pb::PaymentMethodInit {
-            provider: self.provider.name().to_string(),
-            customer_id: customer.id.clone(),
-            provider_customer_id: customer.provider_customer_id.clone(),
-            setup_intent_id: intent.id,
-            client_secret: intent.client_secret,
-            publishable_key: self.provider.publishable_key(),
-            // The hosted page is not served yet: callers use the embedded
-            // flow (attach a provider token).
-            hosted_page_url: String::new(),
-            expire_time: Some(timestamp(self.clock.now() + chrono::Duration::hours(24))),
-        };
-        Ok(Response::new(pb::InitPaymentMethodResponse { init: Some(init) }))
+        let mut v = Violations::new();
+        required(&mut v, "customer_id", &r.customer_id);
+        return_url(&mut v, "return_url", &r.return_url);
+        v.finish()?;
+        let init = self.gateway.init_payment_method(&ctx.tenant_id, &r.customer_id, &r.return_url).await?;
+        Ok(Response::new(pb::InitPaymentMethodResponse {
+            init: Some(pb::PaymentMethodInit {
+                provider: init.provider,
+                customer_id: init.customer.id.clone(),
+                provider_customer_id: init.customer.provider_customer_id.clone(),
+                setup_intent_id: init.intent.id,
+                client_secret: init.intent.client_secret,
+                publishable_key: init.publishable_key,
+                hosted_page_url: init.hosted_page_url,
+                expire_time: Some(timestamp(init.expires)),
+            }),
+        }))
     }
 
     async fn attach_payment_method(
@@ -425,7 +228,18 @@ impl pb::payment_gateway_service_server::PaymentGatewayService for PaymentApi {
         req: Request<pb::AttachPaymentMethodRequest>,
     ) -> Res<pb::AttachPaymentMethodResponse> {
         let ctx = caller(&req)?;
-        let (pm, default) = self.attach(&ctx, req.get_ref()).await?;
+        no_card_numbers(req.get_ref(), "AttachPaymentMethodRequest")?;
+        let r = req.get_ref();
+        let mut v = Violations::new();
+        required(&mut v, "customer_id", &r.customer_id);
+        required(&mut v, "payment_token", &r.payment_token);
+        v.check(r.payment_token.len() <= 255, "payment_token", "at most 255 characters");
+        v.check(r.name.len() <= 100, "name", "at most 100 characters");
+        v.finish()?;
+        let (pm, default) = self
+            .gateway
+            .attach(&ctx.tenant_id, &r.customer_id, r.payment_token.trim(), &r.name, r.set_default, None)
+            .await?;
         Ok(Response::new(pb::AttachPaymentMethodResponse { payment_method: Some(method_pb(&pm, default.as_deref())) }))
     }
 
@@ -434,8 +248,8 @@ impl pb::payment_gateway_service_server::PaymentGatewayService for PaymentApi {
         req: Request<pb::ListPaymentMethodsRequest>,
     ) -> Res<pb::ListPaymentMethodsResponse> {
         let ctx = caller(&req)?;
-        let customer = self.customer(&ctx.tenant_id, &req.get_ref().customer_id, "customer_id").await?;
-        let methods = self.repo.list_payment_methods(&ctx.tenant_id, &customer.id).await.map_err(AppError::from)?;
+        no_card_numbers(req.get_ref(), "ListPaymentMethodsRequest")?;
+        let (customer, methods) = self.gateway.list_methods(&ctx.tenant_id, &req.get_ref().customer_id).await?;
         let default = customer.default_payment_method_id.as_deref();
         Ok(Response::new(pb::ListPaymentMethodsResponse {
             payment_methods: methods.iter().map(|m| method_pb(m, default)).collect(),
@@ -444,25 +258,64 @@ impl pb::payment_gateway_service_server::PaymentGatewayService for PaymentApi {
 
     async fn charge(&self, req: Request<pb::ChargeRequest>) -> Res<pb::ChargeResponse> {
         let ctx = caller(&req)?;
-        let key = idempotency_key(&req);
-        let p = self.charge(&ctx, req.get_ref(), key).await?;
+        no_card_numbers(req.get_ref(), "ChargeRequest")?;
+        let header_key = idempotency_key(&req);
+        let r = req.into_inner();
+        let mut v = Violations::new();
+        required(&mut v, "customer_id", &r.customer_id);
+        if r.amount.is_none() {
+            v.add("amount", "is required");
+        }
+        let amount = amount(&mut v, "amount", r.amount.as_ref());
+        v.check(r.description.len() <= 1000, "description", "at most 1000 characters");
+        v.check(r.invoice_id.len() <= 255, "invoice_id", "at most 255 characters");
+        return_url(&mut v, "return_url", &r.return_url);
+        metadata(&mut v, &r.metadata);
+        let key = idempotency(&mut v, &r.idempotency_key, header_key);
+        v.finish()?;
+        let amount = amount.ok_or_else(|| AppError::internal("validated charge without amount"))?;
+        let input = ChargeInput {
+            customer_id: r.customer_id,
+            payment_method_id: r.payment_method_id,
+            amount,
+            invoice_id: r.invoice_id,
+            description: r.description,
+            idempotency_key: key,
+            return_url: r.return_url,
+            metadata: r.metadata.into_iter().collect(),
+        };
+        let p = self.gateway.charge(&ctx.tenant_id, ctx.deadline, input).await?;
         Ok(Response::new(pb::ChargeResponse { payment: Some(payment_pb(&p)) }))
+    }
+
+    async fn refund(&self, req: Request<pb::RefundRequest>) -> Res<pb::RefundResponse> {
+        let ctx = caller(&req)?;
+        no_card_numbers(req.get_ref(), "RefundRequest")?;
+        let header_key = idempotency_key(&req);
+        let r = req.into_inner();
+        let mut v = Violations::new();
+        required(&mut v, "payment_id", &r.payment_id);
+        // An absent amount (or one with nothing in it) refunds what is left.
+        let given = r.amount.as_ref().filter(|m| !m.amount.is_empty() || !m.currency_code.is_empty());
+        let amount = amount(&mut v, "amount", given);
+        v.check(r.reason.len() <= 500, "reason", "at most 500 characters");
+        let key = idempotency(&mut v, &r.idempotency_key, header_key);
+        v.finish()?;
+        let input = RefundInput { payment_id: r.payment_id, amount, reason: r.reason, idempotency_key: key };
+        let (refund, payment) = self.gateway.refund(&ctx.tenant_id, ctx.deadline, input).await?;
+        Ok(Response::new(pb::RefundResponse { refund: Some(refund_pb(&refund)), payment: Some(payment_pb(&payment)) }))
     }
 
     async fn get_payment(&self, req: Request<pb::GetPaymentRequest>) -> Res<pb::GetPaymentResponse> {
         let ctx = caller(&req)?;
-        let id = &req.get_ref().id;
-        let p = self
-            .repo
-            .get_payment(&ctx.tenant_id, id)
-            .await
-            .map_err(AppError::from)?
-            .ok_or_else(|| AppError::not_found("payment", id))?;
+        no_card_numbers(req.get_ref(), "GetPaymentRequest")?;
+        let p = self.gateway.get_payment(&ctx.tenant_id, &req.get_ref().id, "id").await?;
         Ok(Response::new(pb::GetPaymentResponse { payment: Some(payment_pb(&p)) }))
     }
 
     async fn list_payments(&self, req: Request<pb::ListPaymentsRequest>) -> Res<pb::ListPaymentsResponse> {
         let ctx = caller(&req)?;
+        no_card_numbers(req.get_ref(), "ListPaymentsRequest")?;
         let r = req.into_inner();
         let mut v = Violations::new();
         v.check(r.page_size >= 0, "page_size", "must not be negative");
@@ -489,6 +342,7 @@ impl pb::payment_gateway_service_server::PaymentGatewayService for PaymentApi {
         v.finish()?;
         let limit = page_size(r.page_size);
         let mut rows = self
+            .gateway
             .repo
             .list_payments(
                 &ctx.tenant_id,
@@ -507,5 +361,58 @@ impl pb::payment_gateway_service_server::PaymentGatewayService for PaymentApi {
             String::new()
         };
         Ok(Response::new(pb::ListPaymentsResponse { payments: rows.iter().map(payment_pb).collect(), next_page_token }))
+    }
+
+    async fn create_portal_session(
+        &self,
+        req: Request<pb::CreatePortalSessionRequest>,
+    ) -> Res<pb::CreatePortalSessionResponse> {
+        let ctx = caller(&req)?;
+        no_card_numbers(req.get_ref(), "CreatePortalSessionRequest")?;
+        let r = req.get_ref();
+        let mut v = Violations::new();
+        required(&mut v, "customer_id", &r.customer_id);
+        return_url(&mut v, "return_url", &r.return_url);
+        v.finish()?;
+        let customer = self.gateway.customer(&ctx.tenant_id, &r.customer_id, "customer_id").await?;
+        let (url, expires) =
+            self.gateway.page_url(PageKind::Portal, &ctx.tenant_id, &customer.id, &r.return_url, PORTAL_PAGE_TTL);
+        Ok(Response::new(pb::CreatePortalSessionResponse { url, expire_time: Some(timestamp(expires)) }))
+    }
+
+    async fn handle_provider_webhook(
+        &self,
+        req: Request<pb::HandleProviderWebhookRequest>,
+    ) -> Res<pb::HandleProviderWebhookResponse> {
+        let ctx = caller(&req)?;
+        no_card_numbers(req.get_ref(), "HandleProviderWebhookRequest")?;
+        let r = req.get_ref();
+        let mut v = Violations::new();
+        v.check(matches!(r.provider.as_str(), "stripe" | "sandbox"), "provider", "must be stripe or sandbox");
+        v.check(!r.payload.is_empty(), "payload", "is required");
+        v.check(r.payload.len() <= 1 << 20, "payload", "at most 1 MiB");
+        v.check(!r.signature.is_empty(), "signature", "is required");
+        v.finish()?;
+        let out = self.gateway.handle_webhook(&ctx.tenant_id, &r.provider, &r.payload, &r.signature).await?;
+        Ok(Response::new(pb::HandleProviderWebhookResponse {
+            provider_event_id: out.event_id,
+            handled: out.handled,
+            payment_id: out.payment_id,
+        }))
+    }
+
+    async fn list_payment_events(
+        &self,
+        req: Request<pb::ListPaymentEventsRequest>,
+    ) -> Res<pb::ListPaymentEventsResponse> {
+        let ctx = caller(&req)?;
+        no_card_numbers(req.get_ref(), "ListPaymentEventsRequest")?;
+        let r = req.get_ref();
+        let mut v = Violations::new();
+        v.check(r.after_sequence >= 0, "after_sequence", "must not be negative");
+        v.check(r.page_size >= 0, "page_size", "must not be negative");
+        v.finish()?;
+        let events = self.gateway.list_events(&ctx.tenant_id, r.after_sequence, page_size(r.page_size)).await?;
+        Ok(Response::new(pb::ListPaymentEventsResponse { events: events.iter().map(event_pb).collect() }))
     }
 }

@@ -4,13 +4,12 @@
 //! all-in-one exercises exactly the contracts of a distributed deployment.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use recur_auth::TokenKey;
 use recur_clock::SharedClock;
 use recur_config::{Config, Peers};
-use recur_server::{RunningServer, ServerOptions, ServiceEnv, StartError};
+use recur_server::{BackgroundTasks, RunningServer, ServerOptions, ServiceEnv, StartError};
 use tokio::net::TcpListener;
 use tonic::service::RoutesBuilder;
 
@@ -30,6 +29,7 @@ pub fn service_names() -> Vec<&'static str> {
 
 pub struct App {
     server: RunningServer,
+    tasks: BackgroundTasks,
 }
 
 impl App {
@@ -42,6 +42,7 @@ impl App {
         if let Err(e) = self.server.shutdown().await {
             tracing::warn!(error = %e, "shutdown");
         }
+        self.tasks.abort_all();
     }
 
     /// Runs until the shutdown signal given to [`start`] fires.
@@ -49,6 +50,7 @@ impl App {
         if let Err(e) = self.server.wait().await {
             tracing::error!(error = %e, "server stopped");
         }
+        self.tasks.abort_all();
     }
 }
 
@@ -61,12 +63,7 @@ pub async fn start(
     signal: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<App, StartError> {
     let addr = listener.local_addr().map_err(|e| StartError::Network(e.to_string()))?;
-    let env = ServiceEnv {
-        peers: Peers::all_at(&addr.to_string()),
-        config: Arc::new(config),
-        clock: clock.clone(),
-        key: key.clone(),
-    };
+    let env = ServiceEnv::new(config, clock.clone(), key.clone(), Peers::all_at(&addr.to_string()), addr);
     let mut routes = RoutesBuilder::default();
     routes = recur_catalog::register(env.clone(), routes).await?;
     routes = recur_pricing::register(env.clone(), routes).await?;
@@ -82,7 +79,7 @@ pub async fn start(
     };
     let server = recur_server::spawn(listener, routes.routes(), options, signal)
         .map_err(|e| StartError::Network(e.to_string()))?;
-    Ok(App { server })
+    Ok(App { server, tasks: env.tasks.clone() })
 }
 
 /// The signing key: `RECUR_JWT_SECRET`, else the development key in the

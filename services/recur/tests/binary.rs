@@ -3,62 +3,17 @@
 //! `recur token` mints tokens the server accepts, and `recur catalog`
 //! round-trips the catalog through export and apply.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use recur_proto::payment::v1 as pay;
 use recur_proto::payment::v1::payment_gateway_service_client::PaymentGatewayServiceClient;
 
+mod common;
+
+use common::{authed, start};
+
 const SECRET: &str = "recur-shutdown-test-signing-key-0123456789";
-
-struct Server {
-    child: Child,
-    addr: String,
-    dir: std::path::PathBuf,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn start(extra: &[(&str, &str)]) -> Server {
-    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!("recur-shutdown-{}-{n}", std::process::id()));
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_recur"));
-    cmd.env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("RECUR_LISTEN_ADDR", "127.0.0.1:0")
-        .env("RECUR_DATA_DIR", &dir)
-        .env("RECUR_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
-    for (k, v) in extra {
-        cmd.env(k, v);
-    }
-    let mut child = cmd.spawn().expect("start recur");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let addr = loop {
-        let line = lines.next().expect("recur printed its address").expect("readable stdout");
-        if let Some(rest) = line.strip_prefix("Recur all-in-one listening on ") {
-            break rest.split_whitespace().next().expect("address").to_string();
-        }
-    };
-    // Keep draining stdout so the process never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    Server { child, addr, dir }
-}
-
-fn authed(token: &str, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
-    req.metadata_mut().insert("authorization", format!("Bearer {token}").parse().expect("header"));
-    Ok(req)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_lets_in_flight_calls_finish() {

@@ -892,18 +892,21 @@ type Res<T> = Result<Response<T>, Status>;
 impl pb::signup_service_server::SignupService for SignupApi {
     async fn create_signup(&self, req: Request<pb::CreateSignupRequest>) -> Res<pb::CreateSignupResponse> {
         let ctx = caller(&req)?;
+        recur_server::refuse_card_numbers(req.get_ref(), "recur.signup.v1.CreateSignupRequest")?;
         let signup = self.inner.create(&ctx, req.get_ref()).await?;
         Ok(Response::new(pb::CreateSignupResponse { signup: Some(signup) }))
     }
 
     async fn update_signup(&self, req: Request<pb::UpdateSignupRequest>) -> Res<pb::UpdateSignupResponse> {
         let ctx = caller(&req)?;
+        recur_server::refuse_card_numbers(req.get_ref(), "recur.signup.v1.UpdateSignupRequest")?;
         let signup = self.inner.update(&ctx, req.get_ref()).await?;
         Ok(Response::new(pb::UpdateSignupResponse { signup: Some(signup) }))
     }
 
     async fn get_signup(&self, req: Request<pb::GetSignupRequest>) -> Res<pb::GetSignupResponse> {
         let ctx = caller(&req)?;
+        recur_server::refuse_card_numbers(req.get_ref(), "recur.signup.v1.GetSignupRequest")?;
         let id = &req.get_ref().session_id;
         if id.is_empty() {
             return Err(AppError::invalid("session_id", "is required").into());

@@ -106,8 +106,23 @@ pub const VARS: &[Var] = &[
     },
     Var {
         name: "RECUR_PUBLIC_URL",
-        default: "http://127.0.0.1:50051",
-        description: "Base URL customers' browsers reach the payment gateway's hosted pages at.",
+        default: "http://<the listen address>",
+        description: "Base URL customers' browsers reach the payment gateway's hosted pages (`/hosted/…`) at.",
+    },
+    Var {
+        name: "RECUR_PAYMENT_PROVIDERS",
+        default: "unset: every tenant on the sandbox",
+        description: "YAML/JSON file putting tenants on Stripe (keys, webhook secret, base URL); see the payment gateway section.",
+    },
+    Var {
+        name: "RECUR_PAYMENT_RECONCILE_AFTER_MS",
+        default: "30000",
+        description: "How long a payment may stay PROCESSING (provider timeout, crash) before the reconciler asks the provider again.",
+    },
+    Var {
+        name: "RECUR_PAYMENT_RECONCILE_INTERVAL_MS",
+        default: "5000",
+        description: "How often the reconciler looks for payments and refunds to settle (0: off).",
     },
     Var {
         name: "RECUR_LOG",
@@ -176,7 +191,11 @@ pub struct Config {
     pub call_timeout: Duration,
     pub shutdown_grace: Duration,
     pub sandbox_latency: Duration,
-    pub public_url: String,
+    /// `None`: `http://` + the address the server listens on.
+    pub public_url: Option<String>,
+    pub payment_providers: Option<PathBuf>,
+    pub reconcile_after: Duration,
+    pub reconcile_interval: Duration,
     pub log_filter: String,
     pub log_format: LogFormat,
     pub otlp_endpoint: Option<String>,
@@ -293,10 +312,10 @@ impl Config {
             call_timeout: Duration::from_millis(number("RECUR_CALL_TIMEOUT_MS", 10_000)?),
             shutdown_grace: Duration::from_secs(number("RECUR_SHUTDOWN_GRACE_SECS", 30)?),
             sandbox_latency: Duration::from_millis(number("RECUR_SANDBOX_LATENCY_MS", 0)?),
-            public_url: get("RECUR_PUBLIC_URL")
-                .unwrap_or_else(|| "http://127.0.0.1:50051".into())
-                .trim_end_matches('/')
-                .to_string(),
+            public_url: get("RECUR_PUBLIC_URL").map(|u| u.trim_end_matches('/').to_string()),
+            payment_providers: get("RECUR_PAYMENT_PROVIDERS").map(PathBuf::from),
+            reconcile_after: Duration::from_millis(number("RECUR_PAYMENT_RECONCILE_AFTER_MS", 30_000)?.max(1)),
+            reconcile_interval: Duration::from_millis(number("RECUR_PAYMENT_RECONCILE_INTERVAL_MS", 5_000)?),
             log_filter: get("RECUR_LOG").unwrap_or_else(|| "info".into()),
             log_format,
             otlp_endpoint: get("OTEL_EXPORTER_OTLP_ENDPOINT"),

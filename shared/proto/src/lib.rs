@@ -37,4 +37,5 @@ pub mod signup {
     }
 }
 
+pub mod cards;
 pub mod convert;

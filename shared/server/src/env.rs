@@ -18,6 +18,29 @@ pub struct ServiceEnv {
     pub clock: SharedClock,
     pub key: TokenKey,
     pub peers: Peers,
+    /// Base URL of this process's hosted pages (`RECUR_PUBLIC_URL`, else
+    /// `http://` + the listen address).
+    pub public_url: String,
+    /// Work a service runs beside its RPCs (the payment reconciler),
+    /// stopped when the process stops serving.
+    pub tasks: BackgroundTasks,
+}
+
+/// Background tasks of a process, aborted together at shutdown.
+#[derive(Clone, Default)]
+pub struct BackgroundTasks(Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>);
+
+impl BackgroundTasks {
+    pub fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
+        let handle = tokio::spawn(task).abort_handle();
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(handle);
+    }
+
+    pub fn abort_all(&self) {
+        for h in self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).drain(..) {
+            h.abort();
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +58,12 @@ pub enum StartError {
 }
 
 impl ServiceEnv {
+    /// The environment of a process listening on `addr`.
+    pub fn new(config: Config, clock: SharedClock, key: TokenKey, peers: Peers, addr: std::net::SocketAddr) -> Self {
+        let public_url = config.public_url.clone().unwrap_or_else(|| format!("http://{addr}"));
+        ServiceEnv { config: Arc::new(config), clock, key, peers, public_url, tasks: BackgroundTasks::default() }
+    }
+
     /// A channel to a peer service (connects lazily).
     pub fn channel(&self, addr: &str) -> Result<TracedChannel, StartError> {
         recur_client::channel(addr, self.config.call_timeout).map_err(|e| StartError::Config(e.to_string()))
@@ -71,14 +100,11 @@ where
         })?;
         let key = TokenKey::new(secret.expose().as_bytes().to_vec());
         let addr = config.listen_addr.clone().unwrap_or_else(|| default_addr.to_string());
-        let env = ServiceEnv {
-            peers: config.peers.clone(),
-            config: Arc::new(config),
-            clock: recur_clock::system(),
-            key: key.clone(),
-        };
-        let routes = register(env.clone(), RoutesBuilder::default()).await?;
         let listener = crate::bind(&addr).await.map_err(|e| StartError::Network(format!("{addr}: {e}")))?;
+        let local = listener.local_addr().map_err(|e| StartError::Network(e.to_string()))?;
+        let peers = config.peers.clone();
+        let env = ServiceEnv::new(config, recur_clock::system(), key.clone(), peers, local);
+        let routes = register(env.clone(), RoutesBuilder::default()).await?;
         let options = crate::ServerOptions {
             key,
             clock: env.clock.clone(),
@@ -90,6 +116,7 @@ where
             .map_err(|e| StartError::Network(e.to_string()))?;
         tracing::info!(addr = %server.local_addr(), service = binary, "serving");
         let served = server.wait().await;
+        env.tasks.abort_all();
         telemetry.shutdown();
         served.map_err(|e| StartError::Network(e.to_string()))
     }

@@ -72,9 +72,14 @@ pub struct RpcService<S> {
 
 /// Health checks and reflection describe the server, not a tenant's data, so
 /// probes and tools (Kubernetes, grpcurl, ghz) reach them without a token.
+/// Hosted pages (under [`HOSTED_PREFIX`]) are for customers' browsers: each
+/// carries its own signed, expiring page token instead, checked by the page.
 fn is_public(path: &str) -> bool {
-    path.starts_with("/grpc.health.v1.") || path.starts_with("/grpc.reflection.")
+    path.starts_with("/grpc.health.v1.") || path.starts_with("/grpc.reflection.") || path.starts_with(HOSTED_PREFIX)
 }
+
+/// Where plain-HTTP pages live on a Recur port (HTTP/1.1 and HTTP/2).
+pub const HOSTED_PREFIX: &str = "/hosted/";
 
 /// Parses a `grpc-timeout` header ("100m", "5S", …).
 fn parse_grpc_timeout(v: &str) -> Option<Duration> {
@@ -170,11 +175,13 @@ where
                         .and_then(|v| v.parse::<i32>().ok())
                         .unwrap_or(0);
                     record_span.record("rpc.grpc.status_code", code);
-                    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+                    // Whole microseconds: a float's long fraction could pass
+                    // for a card number in a log scan.
+                    let elapsed_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
                     if code == 0 {
-                        tracing::debug!(code, elapsed_ms, "rpc");
+                        tracing::debug!(code, elapsed_us, "rpc");
                     } else {
-                        tracing::info!(code, elapsed_ms, "rpc");
+                        tracing::info!(code, elapsed_us, "rpc");
                     }
                 }
                 result
@@ -223,5 +230,7 @@ mod tests {
         assert!(is_public("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"));
         assert!(is_public("/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"));
         assert!(!is_public("/recur.catalog.v1.CatalogService/GetRate"));
+        assert!(is_public("/hosted/portal/abc"));
+        assert!(!is_public("/hostedx/portal"));
     }
 }

@@ -20,8 +20,8 @@ use tokio_stream::StreamExt;
 use tonic::service::Routes;
 use tonic_health::ServingStatus;
 
-pub use env::{ServiceEnv, StartError, run_service};
-pub use layer::RpcLayer;
+pub use env::{BackgroundTasks, ServiceEnv, StartError, run_service};
+pub use layer::{HOSTED_PREFIX, RpcLayer};
 
 /// What a server needs besides its services.
 pub struct ServerOptions {
@@ -104,7 +104,12 @@ pub fn spawn(
     let routes = routes.add_service(health_service).add_service(reflection_v1).add_service(reflection_v1alpha);
 
     let layer = RpcLayer::new(options.key, options.clock);
-    let server = tonic::transport::Server::builder().timeout(options.max_call_time).layer(layer).add_routes(routes);
+    // HTTP/1.1 too, for the hosted pages browsers open (gRPC stays HTTP/2).
+    let server = tonic::transport::Server::builder()
+        .accept_http1(true)
+        .timeout(options.max_call_time)
+        .layer(layer)
+        .add_routes(routes);
 
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener).map(|conn| {
         conn.inspect(|stream| {
@@ -199,6 +204,22 @@ pub fn idempotency_key<T>(req: &tonic::Request<T>) -> Option<String> {
         .map(str::trim)
         .filter(|k| !k.is_empty())
         .map(str::to_string)
+}
+
+/// Refuses a request holding a card number in any field (strings, map keys
+/// and values, nested and repeated messages, integers), naming the field,
+/// before anything of it is logged or stored. `type_name` is the message's
+/// full proto name, e.g. `recur.payment.v1.ChargeRequest`.
+pub fn refuse_card_numbers<M: prost::Message>(message: &M, type_name: &str) -> Result<(), recur_error::AppError> {
+    match recur_proto::cards::find_in_message(type_name, message) {
+        Some(field) => Err(recur_error::AppError::new(
+            tonic::Code::InvalidArgument,
+            "CARD_NUMBER_REFUSED",
+            "card numbers are never accepted: collect cards with the payment provider and send its token",
+        )
+        .with_field(field, "looks like a card number")),
+        None => Ok(()),
+    }
 }
 
 /// A stable fingerprint of a request message, to tell a retried request

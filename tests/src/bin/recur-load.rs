@@ -9,7 +9,11 @@
 //! ```text
 //! cargo run --release -p recur-e2e --bin recur-load -- [--backend sqlite|postgres]
 //!     [--concurrency 64] [--requests 20000] [--targets health,get-rate,get-offering,quote]
-//!     [--catalog-cache-ttl-ms 1000] [--rounds 3]
+//!     [--catalog-cache-ttl-ms 1000] [--rounds 3] [--db-connections 10]
+//!
+//! Targets: health, get-rate, get-offering, quote, and charge (a payment
+//! through the sandbox provider, each call with its own idempotency key,
+//! spread over 32 customers; every payment is checked to have succeeded).
 //!
 //! Each round runs every target once, in turn, so a slow moment of the
 //! machine hits all targets alike; the report gives each target's median
@@ -43,6 +47,7 @@ struct Options {
     requests: u64,
     rounds: usize,
     decode: bool,
+    db_connections: String,
     targets: Vec<String>,
 }
 
@@ -54,6 +59,7 @@ fn options() -> Result<Options, String> {
         requests: 20_000,
         rounds: 3,
         decode: false,
+        db_connections: "10".into(),
         targets: vec!["health".into(), "get-rate".into(), "get-offering".into()],
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -73,6 +79,7 @@ fn options() -> Result<Options, String> {
                 }
             }
             "--catalog-cache-ttl-ms" => o.cache_ttl_ms = value.clone(),
+            "--db-connections" => o.db_connections = value.clone(),
             "--concurrency" => o.concurrency = value.parse().map_err(|_| "--concurrency takes a number")?,
             "--requests" => o.requests = value.parse().map_err(|_| "--requests takes a number")?,
             "--rounds" => o.rounds = value.parse().map_err(|_| "--rounds takes a number")?,
@@ -101,6 +108,13 @@ enum Target {
     Quote(
         PricingServiceClient<tonic::service::interceptor::InterceptedService<Channel, Bearer>>,
         pricing::QuoteRequest,
+    ),
+    /// A charge with a fresh idempotency key per call, encoded per call;
+    /// the response is checked, not decoded.
+    Charge(
+        tonic::client::Grpc<tonic::service::interceptor::InterceptedService<Channel, Bearer>>,
+        Arc<Vec<String>>,
+        Arc<AtomicU64>,
     ),
     /// A pre-encoded request to `path`; the response is checked, not decoded.
     Raw(
@@ -169,6 +183,23 @@ impl Target {
             Target::Raw(grpc, path, body) => {
                 grpc.ready().await.map_err(|e| tonic::Status::unavailable(e.to_string()))?;
                 grpc.unary(tonic::Request::new(body.clone()), path.clone(), RawCodec).await.map(|_| ())
+            }
+            Target::Charge(grpc, customers, counter) => {
+                use prost::Message;
+                let n = counter.fetch_add(1, Ordering::Relaxed);
+                let req = recur_proto::payment::v1::ChargeRequest {
+                    customer_id: customers[(n as usize) % customers.len()].clone(),
+                    amount: Some(recur_proto::common::v1::Money { currency_code: "USD".into(), amount: "49.00".into() }),
+                    invoice_id: format!("inv_load_{n}"),
+                    description: "Load test".into(),
+                    idempotency_key: format!("load-{n}"),
+                    ..Default::default()
+                };
+                grpc.ready().await.map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+                let path = tonic::codegen::http::uri::PathAndQuery::from_static(
+                    "/recur.payment.v1.PaymentGatewayService/Charge",
+                );
+                grpc.unary(tonic::Request::new(bytes::Bytes::from(req.encode_to_vec())), path, RawCodec).await.map(|_| ())
             }
         }
     }
@@ -255,7 +286,7 @@ fn raw(typed: Target, channels: &[Channel], bearer: &Bearer) -> Target {
             bearer.clone(),
         ),
         Target::Quote(_, req) => ("/recur.pricing.v1.PricingService/Quote", req.encode_to_vec(), bearer.clone()),
-        Target::Raw(..) => return typed,
+        Target::Raw(..) | Target::Charge(..) => return typed,
     };
     Target::Raw(
         tonic::client::Grpc::new(InterceptedService::new(ch, auth)),
@@ -273,7 +304,8 @@ async fn main() {
             std::process::exit(2);
         }
     };
-    let Some(app) = TestApp::spawn_with(o.backend, &[("RECUR_CATALOG_CACHE_TTL_MS", &o.cache_ttl_ms)]).await else {
+    let vars = [("RECUR_CATALOG_CACHE_TTL_MS", o.cache_ttl_ms.as_str()), ("RECUR_DB_MAX_CONNECTIONS", o.db_connections.as_str())];
+    let Some(app) = TestApp::spawn_with(o.backend, &vars).await else {
         eprintln!("recur-load: the postgres backend needs RECUR_TEST_DATABASE_URL and RECUR_TEST_REDIS_URL");
         std::process::exit(2);
     };
@@ -318,6 +350,32 @@ async fn main() {
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
     );
     let channels_for_raw = channels.clone();
+    // Customers with a card, for the charge target.
+    let mut customers = Vec::new();
+    if o.targets.iter().any(|t| t == "charge") {
+        use recur_proto::payment::v1 as pay;
+        for i in 0..32 {
+            let cus = c
+                .payments
+                .create_customer(pay::CreateCustomerRequest { email: format!("load{i}@example.com"), ..Default::default() })
+                .await
+                .expect("customer")
+                .into_inner()
+                .customer
+                .expect("customer");
+            c.payments
+                .attach_payment_method(pay::AttachPaymentMethodRequest {
+                    customer_id: cus.id.clone(),
+                    payment_token: "tok_visa".into(),
+                    ..Default::default()
+                })
+                .await
+                .expect("attach");
+            customers.push(cus.id);
+        }
+    }
+    let customers = Arc::new(customers);
+    let charge_counter = Arc::new(AtomicU64::new(0));
     let mut plans: Vec<(String, Vec<Target>)> = Vec::new();
     for name in &o.targets {
         let targets: Vec<Target> = channels
@@ -342,8 +400,16 @@ async fn main() {
                         ..Default::default()
                     },
                 ),
+                "charge" => Target::Charge(
+                    tonic::client::Grpc::new(tonic::service::interceptor::InterceptedService::new(
+                        ch.clone(),
+                        bearer.clone(),
+                    )),
+                    customers.clone(),
+                    charge_counter.clone(),
+                ),
                 other => {
-                    eprintln!("recur-load: unknown target {other:?} (health, get-rate, get-offering, quote)");
+                    eprintln!("recur-load: unknown target {other:?} (health, get-rate, get-offering, quote, charge)");
                     std::process::exit(2);
                 }
             })
@@ -380,6 +446,16 @@ async fn main() {
             r.p99.as_secs_f64() * 1000.0,
             health.map(|h| format!("{:.0}%", r.rps() / h * 100.0)).unwrap_or_else(|| "-".into()),
         );
+    }
+    if o.targets.iter().any(|t| t == "charge") {
+        let issued = charge_counter.load(Ordering::Relaxed);
+        let succeeded = app.scalar("payment", "SELECT COUNT(*) FROM payments WHERE status = 'succeeded'").await;
+        let at_provider = app.count_rows("payment", "sandbox_charges").await;
+        println!("charges: {issued} sent, {succeeded} payments succeeded, {at_provider} provider charges");
+        if succeeded != issued as i64 || at_provider != issued as i64 {
+            eprintln!("recur-load: not every charge succeeded exactly once");
+            std::process::exit(1);
+        }
     }
     app.stop().await;
 }

@@ -1,3 +1,104 @@
-//! The payment repository on Postgres.
+//! The payment repository on Postgres. The charge path's two writes are one
+//! statement each (data-modifying CTEs), so a charge costs two commits.
 
-super::sql_repo!(PgRepo, sqlx::Postgres);
+super::sql_repo!(PgRepo, sqlx::Postgres, begin = "BEGIN", lock = " FOR UPDATE", skip_locked = " FOR UPDATE SKIP LOCKED");
+
+impl PgRepo {
+    /// Inserts the payment and its first attempt; false on a key conflict.
+    async fn begin_payment_rows(
+        &self,
+        tenant: &str,
+        p: &Payment,
+        a: &Attempt,
+        next_check_at: DateTime<Utc>,
+    ) -> Result<bool, StorageError> {
+        let n = sqlx::query(
+            "WITH p AS (INSERT INTO payments (tenant_id, id, customer_id, payment_method_id, currency, amount, \
+             amount_refunded, status, invoice_id, description, provider, provider_payment_id, decline_code, \
+             failure_message, action_url, attempt_count, metadata, idempotency_key, request_hash, created_at, \
+             updated_at, refund_reserved, return_url, next_check_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, \
+             $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24) \
+             ON CONFLICT (tenant_id, idempotency_key) DO NOTHING RETURNING id) \
+             INSERT INTO payment_attempts (tenant_id, payment_id, number, started_at, outcome) \
+             SELECT $1, id, $25, $26, 'pending' FROM p",
+        )
+        .bind(tenant)
+        .bind(&p.id)
+        .bind(&p.customer_id)
+        .bind(&p.payment_method_id)
+        .bind(p.amount.currency().code())
+        .bind(Dec(p.amount.amount()))
+        .bind(Dec(p.amount_refunded.amount()))
+        .bind(p.status.as_str())
+        .bind(&p.invoice_id)
+        .bind(&p.description)
+        .bind(&p.provider)
+        .bind(&p.provider_payment_id)
+        .bind(&p.decline_code)
+        .bind(&p.failure_message)
+        .bind(&p.action_url)
+        .bind(p.attempt_count as i32)
+        .bind(serde_json::to_string(&p.metadata).map_err(decode_err)?)
+        .bind(&p.idempotency_key)
+        .bind(&p.request_hash)
+        .bind(p.created_at)
+        .bind(p.updated_at)
+        .bind(Dec(p.refund_reserved.amount()))
+        .bind(&p.return_url)
+        .bind(next_check_at)
+        .bind(a.number as i32)
+        .bind(a.started_at)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(n == 1)
+    }
+
+    /// The payment moved, the attempt finished and the event written: one
+    /// statement.
+    async fn transition_rows(
+        &self,
+        tenant: &str,
+        p: &Payment,
+        from: &[PaymentStatus],
+        attempt: Option<&Attempt>,
+        event: &PaymentEvent,
+        next_check_at: Option<DateTime<Utc>>,
+    ) -> Result<bool, StorageError> {
+        let from: Vec<&str> = from.iter().map(|s| s.as_str()).collect();
+        let n = sqlx::query(
+            "WITH u AS (UPDATE payments SET status = $3, provider_payment_id = $4, decline_code = $5, \
+             failure_message = $6, action_url = $7, attempt_count = $8, updated_at = $9, next_check_at = $10 \
+             WHERE tenant_id = $1 AND id = $2 AND status = ANY($11) RETURNING id), \
+             a AS (UPDATE payment_attempts SET finished_at = $13, outcome = $14, provider_payment_id = $15, \
+             decline_code = $16, message = $17 WHERE tenant_id = $1 AND payment_id = $2 AND number = $12) \
+             INSERT INTO payment_events (tenant_id, id, type, payment_id, payment, created_at) \
+             SELECT $1, $18, $19, u.id, $20, $21 FROM u",
+        )
+        .bind(tenant)
+        .bind(&p.id)
+        .bind(p.status.as_str())
+        .bind(&p.provider_payment_id)
+        .bind(&p.decline_code)
+        .bind(&p.failure_message)
+        .bind(&p.action_url)
+        .bind(p.attempt_count as i32)
+        .bind(p.updated_at)
+        .bind(next_check_at)
+        .bind(&from)
+        .bind(attempt.map(|a| a.number as i32).unwrap_or(-1))
+        .bind(attempt.and_then(|a| a.finished_at))
+        .bind(attempt.map(|a| a.outcome.as_str()).unwrap_or_default())
+        .bind(attempt.map(|a| a.provider_payment_id.as_str()).unwrap_or_default())
+        .bind(attempt.map(|a| a.decline_code.as_str()).unwrap_or_default())
+        .bind(attempt.map(|a| a.message.as_str()).unwrap_or_default())
+        .bind(&event.id)
+        .bind(&event.kind)
+        .bind(snapshot(&event.payment)?)
+        .bind(event.created_at)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(n == 1)
+    }
+}

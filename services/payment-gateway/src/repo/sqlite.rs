@@ -1,3 +1,120 @@
-//! The payment repository on SQLite.
+//! The payment repository on SQLite: the charge path's writes are short
+//! transactions that take the write lock at once.
 
-super::sql_repo!(SqliteRepo, sqlx::Sqlite);
+super::sql_repo!(SqliteRepo, sqlx::Sqlite, begin = "BEGIN IMMEDIATE", lock = "", skip_locked = "");
+
+impl SqliteRepo {
+    /// Inserts the payment and its first attempt; false on a key conflict.
+    async fn begin_payment_rows(
+        &self,
+        tenant: &str,
+        p: &Payment,
+        a: &Attempt,
+        next_check_at: DateTime<Utc>,
+    ) -> Result<bool, StorageError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let n = sqlx::query(
+            "INSERT INTO payments (tenant_id, id, customer_id, payment_method_id, currency, amount, \
+             amount_refunded, status, invoice_id, description, provider, provider_payment_id, decline_code, \
+             failure_message, action_url, attempt_count, metadata, idempotency_key, request_hash, created_at, \
+             updated_at, refund_reserved, return_url, next_check_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, \
+             $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24) \
+             ON CONFLICT (tenant_id, idempotency_key) DO NOTHING",
+        )
+        .bind(tenant)
+        .bind(&p.id)
+        .bind(&p.customer_id)
+        .bind(&p.payment_method_id)
+        .bind(p.amount.currency().code())
+        .bind(Dec(p.amount.amount()))
+        .bind(Dec(p.amount_refunded.amount()))
+        .bind(p.status.as_str())
+        .bind(&p.invoice_id)
+        .bind(&p.description)
+        .bind(&p.provider)
+        .bind(&p.provider_payment_id)
+        .bind(&p.decline_code)
+        .bind(&p.failure_message)
+        .bind(&p.action_url)
+        .bind(p.attempt_count as i32)
+        .bind(serde_json::to_string(&p.metadata).map_err(decode_err)?)
+        .bind(&p.idempotency_key)
+        .bind(&p.request_hash)
+        .bind(p.created_at)
+        .bind(p.updated_at)
+        .bind(Dec(p.refund_reserved.amount()))
+        .bind(&p.return_url)
+        .bind(next_check_at)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if n == 0 {
+            return Ok(false);
+        }
+        sqlx::query(
+            "INSERT INTO payment_attempts (tenant_id, payment_id, number, started_at, outcome) \
+             VALUES ($1, $2, $3, $4, 'pending')",
+        )
+        .bind(tenant)
+        .bind(&p.id)
+        .bind(a.number as i32)
+        .bind(a.started_at)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn transition_rows(
+        &self,
+        tenant: &str,
+        p: &Payment,
+        from: &[PaymentStatus],
+        attempt: Option<&Attempt>,
+        event: &PaymentEvent,
+        next_check_at: Option<DateTime<Utc>>,
+    ) -> Result<bool, StorageError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        if let Some(a) = attempt {
+            sqlx::query(
+                "UPDATE payment_attempts SET finished_at = $4, outcome = $5, provider_payment_id = $6, \
+                 decline_code = $7, message = $8 WHERE tenant_id = $1 AND payment_id = $2 AND number = $3",
+            )
+            .bind(tenant)
+            .bind(&p.id)
+            .bind(a.number as i32)
+            .bind(a.finished_at)
+            .bind(&a.outcome)
+            .bind(&a.provider_payment_id)
+            .bind(&a.decline_code)
+            .bind(&a.message)
+            .execute(&mut *tx)
+            .await?;
+        }
+        // The statuses come from the enum, never from input.
+        let from = from.iter().map(|s| format!("'{}'", s.as_str())).collect::<Vec<_>>().join(", ");
+        let moved = sqlx::query(&format!(
+            "UPDATE payments SET status = $3, provider_payment_id = $4, decline_code = $5, failure_message = $6, \
+             action_url = $7, attempt_count = $8, updated_at = $9, next_check_at = $10 \
+             WHERE tenant_id = $1 AND id = $2 AND status IN ({from})"
+        ))
+        .bind(tenant)
+        .bind(&p.id)
+        .bind(p.status.as_str())
+        .bind(&p.provider_payment_id)
+        .bind(&p.decline_code)
+        .bind(&p.failure_message)
+        .bind(&p.action_url)
+        .bind(p.attempt_count as i32)
+        .bind(p.updated_at)
+        .bind(next_check_at)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if moved == 1 {
+            insert_event(&mut *tx, tenant, event).await?;
+        }
+        tx.commit().await?;
+        Ok(moved == 1)
+    }
+}
