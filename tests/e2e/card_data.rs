@@ -42,12 +42,7 @@ fn refused(result: Result<impl std::fmt::Debug, tonic::Status>, field: &str) {
     let err = result.expect_err(field);
     assert_eq!(err.code(), Code::InvalidArgument, "{field}: {err}");
     let d = details(&err);
-    assert!(
-        d.fields.iter().any(|f| f == field),
-        "{field}: refused for {:?} ({})",
-        d.fields,
-        err.message()
-    );
+    assert!(d.fields.iter().any(|f| f == field), "{field}: refused for {:?} ({})", d.fields, err.message());
     assert!(!err.message().contains("4242") && !err.message().contains("5555"), "the error never repeats the number");
 }
 
@@ -281,10 +276,7 @@ async fn never_stored(app: &TestApp) {
     assert_eq!(resp.status(), 200);
     assert!(resp.text().await.expect("body").contains("ending in 4242"));
     // A refund too, so every ledger table has rows to scan.
-    c.payments
-        .refund(pay::RefundRequest { payment_id: paid.id.clone(), ..Default::default() })
-        .await
-        .expect("refund");
+    c.payments.refund(pay::RefundRequest { payment_id: paid.id.clone(), ..Default::default() }).await.expect("refund");
     c.payments
         .list_payment_events(pay::ListPaymentEventsRequest { after_sequence: 0, page_size: 10 })
         .await

@@ -51,7 +51,13 @@ async fn charge_3ds(c: &mut Clients, customer: &str, pm: &str, return_url: &str)
 }
 
 async fn payment(c: &mut Clients, id: &str) -> pay::Payment {
-    c.payments.get_payment(pay::GetPaymentRequest { id: id.into() }).await.expect("get").into_inner().payment.expect("p")
+    c.payments
+        .get_payment(pay::GetPaymentRequest { id: id.into() })
+        .await
+        .expect("get")
+        .into_inner()
+        .payment
+        .expect("p")
 }
 
 async fn fill_card(b: &Browser, number: &str, month: &str, year: &str, cvc: &str) {
@@ -226,9 +232,13 @@ async fn hosted_pages_over_http(app: &TestApp) {
     assert_eq!(h.get("content-type").and_then(|v| v.to_str().ok()), Some("text/html; charset=utf-8"));
     assert_eq!(h.get("cache-control").and_then(|v| v.to_str().ok()), Some("no-store"));
     assert_eq!(h.get("x-frame-options").and_then(|v| v.to_str().ok()), Some("DENY"));
-    assert!(h.get("content-security-policy").is_some_and(|v| v.to_str().unwrap_or_default().contains("default-src 'none'")));
+    assert!(
+        h.get("content-security-policy").is_some_and(|v| v.to_str().unwrap_or_default().contains("default-src 'none'"))
+    );
     let body = page.text().await.expect("body");
-    assert!(!body.contains("<script>") && body.contains("Pat &lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; O&#39;Neil"));
+    assert!(
+        !body.contains("<script>") && body.contains("Pat &lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; O&#39;Neil")
+    );
 
     // A card number typed into the name field is refused, not saved.
     let resp = http
@@ -247,13 +257,19 @@ async fn hosted_pages_over_http(app: &TestApp) {
     assert_eq!(http.get(&kind_swap).send().await.expect("get").status(), 404);
     let forged = format!("{}A", init.hosted_page_url);
     assert_eq!(http.get(&forged).send().await.expect("get").status(), 404);
-    assert_eq!(http.get(format!("{}/hosted/portal/nonsense", app.public_url())).send().await.expect("get").status(), 404);
+    assert_eq!(
+        http.get(format!("{}/hosted/portal/nonsense", app.public_url())).send().await.expect("get").status(),
+        404
+    );
     assert_eq!(http.get(format!("{}/hosted/done", app.public_url())).send().await.expect("get").status(), 200);
 
     // The portal for an empty customer says so; a bad return URL is refused.
     let portal = c
         .payments
-        .create_portal_session(pay::CreatePortalSessionRequest { customer_id: cus.id.clone(), return_url: String::new() })
+        .create_portal_session(pay::CreatePortalSessionRequest {
+            customer_id: cus.id.clone(),
+            return_url: String::new(),
+        })
         .await
         .expect("portal")
         .into_inner();

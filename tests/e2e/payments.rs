@@ -356,7 +356,10 @@ async fn racing_refunds(app: &TestApp) {
                 }
                 Err(e) => {
                     assert_eq!(e.code(), Code::FailedPrecondition, "{e}");
-                    assert!(matches!(details(&e).reason.as_str(), "REFUND_EXCEEDS_CAPTURED" | "PAYMENT_NOT_REFUNDABLE"));
+                    assert!(matches!(
+                        details(&e).reason.as_str(),
+                        "REFUND_EXCEEDS_CAPTURED" | "PAYMENT_NOT_REFUNDABLE"
+                    ));
                     refused += 1;
                 }
             }
@@ -452,8 +455,12 @@ async fn the_ledger_lists(app: &TestApp) {
     let failed =
         c.payments.list_payments(list("", pay::PaymentStatus::Failed, "", "")).await.expect("list").into_inner();
     assert_eq!(failed.payments.iter().map(|p| p.id.clone()).collect::<Vec<_>>(), vec![declined.id]);
-    let by_invoice =
-        c.payments.list_payments(list("", pay::PaymentStatus::Unspecified, "inv_1", "")).await.expect("list").into_inner();
+    let by_invoice = c
+        .payments
+        .list_payments(list("", pay::PaymentStatus::Unspecified, "inv_1", ""))
+        .await
+        .expect("list")
+        .into_inner();
     assert_eq!(by_invoice.payments.iter().map(|p| p.id.clone()).collect::<Vec<_>>(), vec![ids[1].clone()]);
     let bad = c
         .payments

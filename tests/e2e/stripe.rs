@@ -114,7 +114,12 @@ async fn attach(c: &mut Clients, customer: &str, token: &str) -> pay::PaymentMet
 }
 
 fn charge_req(customer: &str, amount: &str, key: &str) -> pay::ChargeRequest {
-    pay::ChargeRequest { customer_id: customer.into(), amount: usd(amount), idempotency_key: key.into(), ..Default::default() }
+    pay::ChargeRequest {
+        customer_id: customer.into(),
+        amount: usd(amount),
+        idempotency_key: key.into(),
+        ..Default::default()
+    }
 }
 
 async fn charge(c: &mut Clients, customer: &str, amount: &str, key: &str) -> pay::Payment {
@@ -128,7 +133,13 @@ async fn charge(c: &mut Clients, customer: &str, amount: &str, key: &str) -> pay
 }
 
 async fn get(c: &mut Clients, id: &str) -> pay::Payment {
-    c.payments.get_payment(pay::GetPaymentRequest { id: id.into() }).await.expect("get").into_inner().payment.expect("payment")
+    c.payments
+        .get_payment(pay::GetPaymentRequest { id: id.into() })
+        .await
+        .expect("get")
+        .into_inner()
+        .payment
+        .expect("payment")
 }
 
 fn field<'a>(form: &'a [(String, String)], key: &str) -> Option<&'a str> {

@@ -37,7 +37,9 @@ impl Browser {
         let chromium = find_program("RECUR_TEST_CHROMIUM", &["/usr/bin/chromium", "/usr/bin/chromium-browser"]);
         let (Some(driver), Some(chromium)) = (driver, chromium) else {
             assert!(!required, "RECUR_TEST_REQUIRE_BROWSER=1 but chromium/chromedriver are not installed");
-            eprintln!("chromium and chromedriver not installed: browser test skipped (apt install chromium chromium-driver)");
+            eprintln!(
+                "chromium and chromedriver not installed: browser test skipped (apt install chromium chromium-driver)"
+            );
             return None;
         };
         let port = {
@@ -76,7 +78,8 @@ impl Browser {
         }}});
         let mut b = Browser { http, session: String::new(), base, driver: child, profile };
         let v = b.call("POST", "/session", Some(caps)).await;
-        b.session = v["sessionId"].as_str().or_else(|| v["value"]["sessionId"].as_str()).expect("a session").to_string();
+        b.session =
+            v["sessionId"].as_str().or_else(|| v["value"]["sessionId"].as_str()).expect("a session").to_string();
         Some(b)
     }
 

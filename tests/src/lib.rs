@@ -253,9 +253,8 @@ macro_rules! on_both_backends_with {
     ($sqlite:ident, $postgres:ident, $body:path, $vars:expr) => {
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn $sqlite() {
-            let app = $crate::TestApp::spawn_with($crate::Backend::SqliteMemory, $vars)
-                .await
-                .expect("sqlite always works");
+            let app =
+                $crate::TestApp::spawn_with($crate::Backend::SqliteMemory, $vars).await.expect("sqlite always works");
             $body(&app).await;
             app.stop().await;
         }

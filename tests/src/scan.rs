@@ -170,7 +170,11 @@ pub async fn scan_sqlite_dir(dir: &Path) -> Result<Report, String> {
                 r.rows += 1;
                 for (c, col) in row.columns().iter().enumerate() {
                     let text = match col.type_info().name() {
-                        "BLOB" => row.try_get::<Option<Vec<u8>>, _>(c).ok().flatten().map(|b| String::from_utf8_lossy(&b).into_owned()),
+                        "BLOB" => row
+                            .try_get::<Option<Vec<u8>>, _>(c)
+                            .ok()
+                            .flatten()
+                            .map(|b| String::from_utf8_lossy(&b).into_owned()),
                         _ => row
                             .try_get::<Option<String>, _>(c)
                             .ok()
@@ -178,7 +182,8 @@ pub async fn scan_sqlite_dir(dir: &Path) -> Result<Report, String> {
                             .or_else(|| row.try_get::<Option<i64>, _>(c).ok().flatten().map(|n| n.to_string())),
                     };
                     if text.as_deref().is_some_and(contains_card_number) {
-                        r.findings.push(Finding { place: format!("{} {table} row {i} column {}", p.display(), col.name()) });
+                        r.findings
+                            .push(Finding { place: format!("{} {table} row {i} column {}", p.display(), col.name()) });
                     }
                 }
             }

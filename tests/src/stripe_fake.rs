@@ -52,12 +52,7 @@ const TEST_METHODS: &[(&str, &str, &str, Behaviour)] = &[
         "9995",
         Behaviour::Decline("insufficient_funds", "Your card has insufficient funds."),
     ),
-    (
-        "pm_card_chargeDeclinedExpiredCard",
-        "visa",
-        "0069",
-        Behaviour::Decline("expired_card", "Your card has expired."),
-    ),
+    ("pm_card_chargeDeclinedExpiredCard", "visa", "0069", Behaviour::Decline("expired_card", "Your card has expired.")),
     (
         "pm_card_chargeDeclinedIncorrectCvc",
         "visa",
@@ -112,7 +107,12 @@ fn error(status: u16, kind: &str, message: &str, extra: Value) -> (u16, Value) {
 }
 
 fn missing(param: &str, id: &str, what: &str) -> (u16, Value) {
-    error(404, "invalid_request_error", &format!("No such {what}: '{id}'"), json!({"code": "resource_missing", "param": param}))
+    error(
+        404,
+        "invalid_request_error",
+        &format!("No such {what}: '{id}'"),
+        json!({"code": "resource_missing", "param": param}),
+    )
 }
 
 impl FakeStripe {
@@ -277,10 +277,8 @@ async fn handle(State(fake): State<FakeStripe>, method: Method, uri: Uri, header
         }
         r
     };
-    let authorized = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v == format!("Bearer {SECRET_KEY}"));
+    let authorized =
+        headers.get("authorization").and_then(|v| v.to_str().ok()).is_some_and(|v| v == format!("Bearer {SECRET_KEY}"));
     if !authorized {
         return respond(
             error(401, "invalid_request_error", "Invalid API Key provided: sk_test_****", json!({})),
@@ -290,10 +288,7 @@ async fn handle(State(fake): State<FakeStripe>, method: Method, uri: Uri, header
     // Failures injected before the endpoint runs: nothing is stored.
     let injected = fake.books().fail_next.get_mut(&path).and_then(VecDeque::pop_front);
     if let Some(status) = injected {
-        return respond(
-            error(status, "api_error", "Sorry, something went wrong on Stripe's end.", json!({})),
-            false,
-        );
+        return respond(error(status, "api_error", "Sorry, something went wrong on Stripe's end.", json!({})), false);
     }
     let fingerprint = format!("{method} {path} {}", String::from_utf8_lossy(&body));
     if method == Method::POST {
@@ -355,7 +350,8 @@ async fn handle(State(fake): State<FakeStripe>, method: Method, uri: Uri, header
         }
         answer
     });
-    let answer = work.await.unwrap_or_else(|_| (500, json!({"error": {"type": "api_error", "message": "fake failed"}})));
+    let answer =
+        work.await.unwrap_or_else(|_| (500, json!({"error": {"type": "api_error", "message": "fake failed"}})));
     respond(answer, false)
 }
 
@@ -440,27 +436,43 @@ fn route(b: &mut Books, base: &str, method: &Method, path: &str, form: &[(String
         },
         ("POST", ["v1", "refunds"]) => {
             let pi_id = get(form, "payment_intent").unwrap_or_default().to_string();
-            let Some(pi) = b.intents.get(&pi_id).cloned() else { return missing("payment_intent", &pi_id, "payment_intent") };
+            let Some(pi) = b.intents.get(&pi_id).cloned() else {
+                return missing("payment_intent", &pi_id, "payment_intent");
+            };
             if pi["status"] != json!("succeeded") {
-                return error(400, "invalid_request_error", "This PaymentIntent has no successful charge to refund.",
-                    json!({"code": "charge_not_refundable"}));
+                return error(
+                    400,
+                    "invalid_request_error",
+                    "This PaymentIntent has no successful charge to refund.",
+                    json!({"code": "charge_not_refundable"}),
+                );
             }
             let total = pi["amount"].as_i64().unwrap_or_default();
             let done = b.refunded.get(&pi_id).copied().unwrap_or_default();
             let amount = get(form, "amount").and_then(|a| a.parse::<i64>().ok()).unwrap_or(total - done);
             if done >= total {
-                return error(400, "invalid_request_error", "Charge has already been refunded.",
-                    json!({"code": "charge_already_refunded"}));
+                return error(
+                    400,
+                    "invalid_request_error",
+                    "Charge has already been refunded.",
+                    json!({"code": "charge_already_refunded"}),
+                );
             }
             if amount > total - done {
-                return error(400, "invalid_request_error",
+                return error(
+                    400,
+                    "invalid_request_error",
                     &format!("Refund amount ({amount}) is greater than unrefunded amount on charge ({})", total - done),
-                    json!({"code": "amount_too_large", "param": "amount"}));
+                    json!({"code": "amount_too_large", "param": "amount"}),
+                );
             }
             b.refunded.insert(pi_id.clone(), done + amount);
             b.refunds_created += 1;
-            (200, json!({"id": random_id("re"), "object": "refund", "amount": amount, "currency": pi["currency"],
-                "payment_intent": pi_id, "status": "succeeded", "reason": get(form, "reason"), "metadata": metadata(form)}))
+            (
+                200,
+                json!({"id": random_id("re"), "object": "refund", "amount": amount, "currency": pi["currency"],
+                "payment_intent": pi_id, "status": "succeeded", "reason": get(form, "reason"), "metadata": metadata(form)}),
+            )
         }
         _ => error(404, "invalid_request_error", &format!("Unrecognized request URL ({method} {path})."), json!({})),
     }
@@ -489,15 +501,25 @@ fn create_intent(b: &mut Books, form: &[(String, String)]) -> (u16, Value) {
         Behaviour::Succeed => (200, pi.clone()),
         Behaviour::Decline(code, message) => {
             pi["status"] = json!("requires_payment_method");
-            pi["last_payment_error"] = json!({"type": "card_error", "code": "card_declined", "decline_code": code, "message": message});
-            error(402, "card_error", message, json!({"code": "card_declined", "decline_code": code, "payment_intent": pi.clone()}))
+            pi["last_payment_error"] =
+                json!({"type": "card_error", "code": "card_declined", "decline_code": code, "message": message});
+            error(
+                402,
+                "card_error",
+                message,
+                json!({"code": "card_declined", "decline_code": code, "payment_intent": pi.clone()}),
+            )
         }
         Behaviour::AuthenticationRequired => {
             pi["status"] = json!("requires_payment_method");
             pi["last_payment_error"] = json!({"type": "card_error", "code": "authentication_required",
                 "decline_code": "authentication_required", "message": "This payment requires authentication."});
-            error(402, "card_error", "Your card was declined. This transaction requires authentication.",
-                json!({"code": "authentication_required", "decline_code": "authentication_required", "payment_intent": pi.clone()}))
+            error(
+                402,
+                "card_error",
+                "Your card was declined. This transaction requires authentication.",
+                json!({"code": "authentication_required", "decline_code": "authentication_required", "payment_intent": pi.clone()}),
+            )
         }
     };
     b.intents.insert(id, pi);

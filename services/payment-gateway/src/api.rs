@@ -186,7 +186,8 @@ impl pb::payment_gateway_service_server::PaymentGatewayService for PaymentApi {
         v.check(r.name.len() <= 256, "name", "at most 256 characters");
         v.check(r.reference.len() <= 256, "reference", "at most 256 characters");
         v.finish()?;
-        let c = self.gateway.create_customer(&ctx.tenant_id, &r.account_id, &r.email, &r.name, &r.reference, key).await?;
+        let c =
+            self.gateway.create_customer(&ctx.tenant_id, &r.account_id, &r.email, &r.name, &r.reference, key).await?;
         Ok(Response::new(pb::CreateCustomerResponse { customer: Some(customer_pb(&c)) }))
     }
 

@@ -132,12 +132,10 @@ fn provider_error(e: ProviderError, field: &str) -> AppError {
 
 fn webhook_error(e: WebhookError) -> AppError {
     match e {
-        WebhookError::MalformedSignature(m) => AppError::new(
-            tonic::Code::InvalidArgument,
-            "WEBHOOK_SIGNATURE_MALFORMED",
-            format!("signature header: {m}"),
-        )
-        .with_field("signature", m),
+        WebhookError::MalformedSignature(m) => {
+            AppError::new(tonic::Code::InvalidArgument, "WEBHOOK_SIGNATURE_MALFORMED", format!("signature header: {m}"))
+                .with_field("signature", m)
+        }
         WebhookError::SignatureMismatch => AppError::new(
             tonic::Code::InvalidArgument,
             "WEBHOOK_SIGNATURE_INVALID",
@@ -191,7 +189,10 @@ impl Gateway {
             return_url: return_url.into(),
             expires: expires.timestamp(),
         };
-        (format!("{}/hosted/{}/{}", self.settings.public_url, kind.path(), token.seal(&self.settings.page_key)), expires)
+        (
+            format!("{}/hosted/{}/{}", self.settings.public_url, kind.path(), token.seal(&self.settings.page_key)),
+            expires,
+        )
     }
 
     pub async fn customer(&self, tenant: &str, id: &str, field: &str) -> AppResult<Customer> {
@@ -236,7 +237,12 @@ impl Gateway {
         Ok(self.repo.insert_customer(tenant, &c, key.as_deref()).await?)
     }
 
-    pub async fn init_payment_method(&self, tenant: &str, customer_id: &str, return_url: &str) -> AppResult<MethodInit> {
+    pub async fn init_payment_method(
+        &self,
+        tenant: &str,
+        customer_id: &str,
+        return_url: &str,
+    ) -> AppResult<MethodInit> {
         let customer = self.customer(tenant, customer_id, "customer_id").await?;
         let provider = self.provider(tenant, &customer.provider)?;
         let key = format!("{tenant}:seti:{}", recur_id::new_id(recur_id::Kind::SetupIntent));
@@ -303,11 +309,7 @@ impl Gateway {
         Ok((saved, default))
     }
 
-    pub async fn list_methods(
-        &self,
-        tenant: &str,
-        customer_id: &str,
-    ) -> AppResult<(Customer, Vec<PaymentMethod>)> {
+    pub async fn list_methods(&self, tenant: &str, customer_id: &str) -> AppResult<(Customer, Vec<PaymentMethod>)> {
         let customer = self.customer(tenant, customer_id, "customer_id").await?;
         let methods = self.repo.list_payment_methods(tenant, &customer.id).await?;
         Ok((customer, methods))
@@ -893,7 +895,10 @@ impl Gateway {
                     description: payment.description.clone(),
                     idempotency_key: charge_key(tenant, &payment.id),
                     return_url: self.return_url_for(&payment.return_url),
-                    metadata: vec![("recur_payment_id".into(), payment.id.clone()), ("recur_tenant".into(), tenant.into())],
+                    metadata: vec![
+                        ("recur_payment_id".into(), payment.id.clone()),
+                        ("recur_tenant".into(), tenant.into()),
+                    ],
                 };
                 tracing::info!(payment = %payment.id, attempt = attempt.number, "asking the provider about a processing payment");
                 self.run_attempt(tenant, provider.as_ref(), payment, attempt, &call, PROVIDER_TIMEOUT).await

@@ -46,7 +46,9 @@ fn html(status: StatusCode, title: &str, body: &str) -> Response {
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     h.insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'"),
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'",
+        ),
     );
     r
 }
@@ -74,11 +76,9 @@ fn app_error(e: AppError) -> Response {
 fn open(g: &Gateway, token: &str, kind: PageKind) -> Result<PageToken, Response> {
     match PageToken::open(token, &g.settings.page_key, g.clock.now()) {
         Ok(t) if t.kind == kind => Ok(t),
-        Err(PageTokenError::Expired) => Err(message(
-            StatusCode::GONE,
-            "This link has expired",
-            "Ask for a new link where you started.",
-        )),
+        Err(PageTokenError::Expired) => {
+            Err(message(StatusCode::GONE, "This link has expired", "Ask for a new link where you started."))
+        }
         _ => Err(message(StatusCode::NOT_FOUND, "This link is not valid", "Check the address, or ask for a new link.")),
     }
 }
@@ -141,7 +141,11 @@ async fn card_submit(
     let name = if recur_proto::cards::contains_card_number(raw_name) { "" } else { raw_name };
     let (month, year) = (field(&form, "exp_month"), field(&form, "exp_year"));
     let again = |error: &str| {
-        html(StatusCode::UNPROCESSABLE_ENTITY, "Add a payment method", &card_form_html(&token, name, month, year, Some(error)))
+        html(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Add a payment method",
+            &card_form_html(&token, name, month, year, Some(error)),
+        )
     };
     if name != raw_name {
         return again("That looks like a card number: put it in the card number field, not the name.");
@@ -182,12 +186,13 @@ async fn card_submit(
 }
 
 fn payment_summary(p: &Payment) -> String {
-    let description = if p.description.is_empty() {
-        String::new()
-    } else {
-        format!("<p>{}</p>", escape(&p.description))
-    };
-    format!(r#"<p id="amount"><strong>{} {}</strong></p>{description}"#, escape(&p.amount.amount().to_string()), escape(p.amount.currency().code()))
+    let description =
+        if p.description.is_empty() { String::new() } else { format!("<p>{}</p>", escape(&p.description)) };
+    format!(
+        r#"<p id="amount"><strong>{} {}</strong></p>{description}"#,
+        escape(&p.amount.amount().to_string()),
+        escape(p.amount.currency().code())
+    )
 }
 
 fn continue_link(return_url: &str, p: &Payment) -> String {
@@ -257,7 +262,11 @@ async fn challenge_submit(
         Ok(p) => html(
             StatusCode::OK,
             "Payment authentication",
-            &format!(r#"{}<p id="result">This payment is {}.</p><p>You can close this window.</p>"#, payment_summary(&p), escape(p.status.as_str())),
+            &format!(
+                r#"{}<p id="result">This payment is {}.</p><p>You can close this window.</p>"#,
+                payment_summary(&p),
+                escape(p.status.as_str())
+            ),
         ),
         Err(e) => app_error(e),
     }

@@ -62,8 +62,12 @@ pub async fn register(env: ServiceEnv, mut routes: RoutesBuilder) -> Result<Rout
                 tick.tick().await;
                 match g.reconcile_once().await {
                     Ok(r) if r.payments_checked + r.refunds_checked > 0 => {
-                        tracing::info!(checked = r.payments_checked, settled = r.payments_settled,
-                            refunds = r.refunds_checked, "reconciler pass");
+                        tracing::info!(
+                            checked = r.payments_checked,
+                            settled = r.payments_settled,
+                            refunds = r.refunds_checked,
+                            "reconciler pass"
+                        );
                     }
                     Ok(_) => {}
                     Err(e) => tracing::warn!(error = %e.message(), "reconciler pass failed"),

@@ -79,7 +79,8 @@ fn build(
                 resolve(entry.secret_key, "secret_key", lookup)?,
                 resolve(entry.publishable_key, "publishable_key", lookup)?,
             );
-            config.webhook_secret = entry.webhook_secret.map(|w| resolve(Some(w), "webhook_secret", lookup)).transpose()?;
+            config.webhook_secret =
+                entry.webhook_secret.map(|w| resolve(Some(w), "webhook_secret", lookup)).transpose()?;
             config.api_base = entry.api_base.unwrap_or_else(|| DEFAULT_API_BASE.into());
             if !(config.api_base.starts_with("https://") || config.api_base.starts_with("http://")) {
                 return Err(format!("api_base {:?} is not an http(s) URL", config.api_base));

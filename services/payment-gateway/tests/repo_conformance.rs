@@ -123,7 +123,13 @@ async fn settle(stores: &Stores, tenant: &str, p: Payment, at: i64) -> Payment {
     a.finished_at = Some(t(at));
     a.outcome = "succeeded".into();
     let event = PaymentEvent::for_status(&done, t(at)).expect("an event");
-    assert!(stores.ledger.transition(tenant, &done, &[PaymentStatus::Processing], Some(&a), &event, None).await.expect("ok"));
+    assert!(
+        stores
+            .ledger
+            .transition(tenant, &done, &[PaymentStatus::Processing], Some(&a), &event, None)
+            .await
+            .expect("ok")
+    );
     done
 }
 
@@ -165,7 +171,13 @@ async fn suite(stores: Stores) {
     assert_eq!(clash.expect("begin").map(|p| p.id), Some("pay_1".into()), "the key's payment");
     assert!(r.get_payment("acme", "pay_9").await.expect("get").is_none(), "nothing inserted");
     r.insert_customer("globex", &customer("cus_1", 0), None).await.expect("globex's own customer");
-    assert!(r.begin_payment("globex", &payment("pay_g", "key-1", 5, 12), &attempt("pay_g", 1, 12), t(42)).await.expect("begin").is_none(), "keys are per tenant");
+    assert!(
+        r.begin_payment("globex", &payment("pay_g", "key-1", 5, 12), &attempt("pay_g", 1, 12), t(42))
+            .await
+            .expect("begin")
+            .is_none(),
+        "keys are per tenant"
+    );
     let stored = r.get_payment("acme", "pay_1").await.expect("get").expect("stored");
     assert_eq!(stored, p1, "every field round-trips");
     assert_eq!(r.list_attempts("acme", "pay_1").await.expect("attempts"), vec![attempt("pay_1", 1, 10)]);
@@ -179,19 +191,31 @@ async fn suite(stores: Stores) {
     // Settling: guarded by the status it comes from, with its event.
     let done = settle(&stores, "acme", p1.clone(), 20).await;
     let again = PaymentEvent::for_status(&done, t(21)).expect("event");
-    assert!(!r.transition("acme", &done, &[PaymentStatus::Processing], None, &again, None).await.expect("ok"), "settled once");
+    assert!(
+        !r.transition("acme", &done, &[PaymentStatus::Processing], None, &again, None).await.expect("ok"),
+        "settled once"
+    );
     let got = r.get_payment("acme", "pay_1").await.expect("get").expect("p");
     assert_eq!((got.status, got.provider_payment_id.as_str()), (PaymentStatus::Succeeded, "pi_pay_1"));
     assert_eq!(r.list_attempts("acme", "pay_1").await.expect("a")[0].outcome, "succeeded");
-    assert_eq!(r.get_payment_by_provider_id("acme", "pi_pay_1").await.expect("get").map(|p| p.id), Some("pay_1".into()));
-    assert!(r.claim_due_payments(t(1000), t(2000), 10).await.expect("claim").iter().all(|(_, p)| p.id != "pay_1"), "settled: never due");
+    assert_eq!(
+        r.get_payment_by_provider_id("acme", "pi_pay_1").await.expect("get").map(|p| p.id),
+        Some("pay_1".into())
+    );
+    assert!(
+        r.claim_due_payments(t(1000), t(2000), 10).await.expect("claim").iter().all(|(_, p)| p.id != "pay_1"),
+        "settled: never due"
+    );
 
     // An attempt that never answered ends unknown when the next starts.
     let p2 = payment("pay_2", "key-2", 500, 30);
     r.begin_payment("acme", &p2, &attempt("pay_2", 1, 30), t(60)).await.expect("begin");
     r.start_attempt("acme", &attempt("pay_2", 2, 70)).await.expect("start");
     let attempts = r.list_attempts("acme", "pay_2").await.expect("attempts");
-    assert_eq!(attempts.iter().map(|a| (a.number, a.outcome.as_str())).collect::<Vec<_>>(), [(1, "unknown"), (2, "pending")]);
+    assert_eq!(
+        attempts.iter().map(|a| (a.number, a.outcome.as_str())).collect::<Vec<_>>(),
+        [(1, "unknown"), (2, "pending")]
+    );
     assert_eq!(r.get_payment("acme", "pay_2").await.expect("g").expect("p").attempt_count, 2);
     let mut unknown = attempt("pay_2", 2, 70);
     unknown.outcome = "unknown".into();
@@ -210,7 +234,8 @@ async fn suite(stores: Stores) {
     assert_eq!(r.list_payments("acme", Some("cus_x"), None, None, None, 5).await.expect("list").len(), 0);
 
     // Refunds: held, confirmed, released, never above the capture.
-    let res = r.reserve_refund("acme", &refund("rfnd_1", "pay_1", "r1", 0), Some(usd(3_000)), t(80)).await.expect("reserve");
+    let res =
+        r.reserve_refund("acme", &refund("rfnd_1", "pay_1", "r1", 0), Some(usd(3_000)), t(80)).await.expect("reserve");
     let Reservation::Reserved { refund: r1, payment: held } = res else { panic!("{res:?}") };
     assert_eq!((r1.amount, held.refund_reserved, held.refundable()), (usd(3_000), usd(3_000), usd(7_000)));
     assert!(matches!(
@@ -241,7 +266,10 @@ async fn suite(stores: Stores) {
         next_check_at: None,
     };
     let (r1, p) = r.finish_refund("acme", "rfnd_1", &ok, t(81)).await.expect("finish").expect("found");
-    assert_eq!((r1.status, p.status, p.amount_refunded, p.refund_reserved), (RefundStatus::Succeeded, PaymentStatus::PartiallyRefunded, usd(3_000), usd(0)));
+    assert_eq!(
+        (r1.status, p.status, p.amount_refunded, p.refund_reserved),
+        (RefundStatus::Succeeded, PaymentStatus::PartiallyRefunded, usd(3_000), usd(0))
+    );
     let (r1, _) = r.finish_refund("acme", "rfnd_1", &ok, t(82)).await.expect("finish").expect("found");
     assert_eq!(r1.updated_at, t(81), "finished once");
     // The rest, failed at the provider: released.
@@ -310,8 +338,14 @@ async fn suite(stores: Stores) {
     assert_eq!(s.record_charge(&charge).await.expect("record"), charge);
     let other = SandboxCharge { provider_payment_id: "pi_2".into(), ..charge.clone() };
     assert_eq!(s.record_charge(&other).await.expect("record").provider_payment_id, "pi_1", "one charge per key");
-    assert_eq!(s.refund("re-k1", "pi_1", 6_000, t(2)).await.expect("refund"), s.refund("re-k1", "pi_1", 6_000, t(3)).await.expect("again"));
-    assert_eq!(s.refund("re-k2", "pi_1", 4_001, t(4)).await.expect("refund"), SandboxRefund::TooLarge { refundable_minor: 4_000 });
+    assert_eq!(
+        s.refund("re-k1", "pi_1", 6_000, t(2)).await.expect("refund"),
+        s.refund("re-k1", "pi_1", 6_000, t(3)).await.expect("again")
+    );
+    assert_eq!(
+        s.refund("re-k2", "pi_1", 4_001, t(4)).await.expect("refund"),
+        SandboxRefund::TooLarge { refundable_minor: 4_000 }
+    );
     assert!(matches!(s.refund("re-k3", "pi_1", 4_000, t(5)).await.expect("refund"), SandboxRefund::Refunded { .. }));
     assert_eq!(s.get_charge("pi_1").await.expect("get").map(|c| c.refunded_minor), Some(10_000));
     assert_eq!(s.refund("re-k4", "pi_nope", 1, t(6)).await.expect("refund"), SandboxRefund::UnknownCharge);

@@ -25,8 +25,11 @@ type Client = PaymentGatewayServiceClient<
 async fn client(addr: &str) -> Client {
     let key = recur_auth::TokenKey::new(SECRET.as_bytes().to_vec());
     let token = key.mint("acme", chrono::Utc::now(), chrono::Duration::hours(1));
-    let channel =
-        tonic::transport::Endpoint::from_shared(format!("http://{addr}")).expect("endpoint").connect().await.expect("connect");
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .expect("endpoint")
+        .connect()
+        .await
+        .expect("connect");
     PaymentGatewayServiceClient::with_interceptor(channel, common::Bearer(token))
 }
 

@@ -189,7 +189,10 @@ impl Target {
                 let n = counter.fetch_add(1, Ordering::Relaxed);
                 let req = recur_proto::payment::v1::ChargeRequest {
                     customer_id: customers[(n as usize) % customers.len()].clone(),
-                    amount: Some(recur_proto::common::v1::Money { currency_code: "USD".into(), amount: "49.00".into() }),
+                    amount: Some(recur_proto::common::v1::Money {
+                        currency_code: "USD".into(),
+                        amount: "49.00".into(),
+                    }),
                     invoice_id: format!("inv_load_{n}"),
                     description: "Load test".into(),
                     idempotency_key: format!("load-{n}"),
@@ -199,7 +202,9 @@ impl Target {
                 let path = tonic::codegen::http::uri::PathAndQuery::from_static(
                     "/recur.payment.v1.PaymentGatewayService/Charge",
                 );
-                grpc.unary(tonic::Request::new(bytes::Bytes::from(req.encode_to_vec())), path, RawCodec).await.map(|_| ())
+                grpc.unary(tonic::Request::new(bytes::Bytes::from(req.encode_to_vec())), path, RawCodec)
+                    .await
+                    .map(|_| ())
             }
         }
     }
@@ -304,7 +309,10 @@ async fn main() {
             std::process::exit(2);
         }
     };
-    let vars = [("RECUR_CATALOG_CACHE_TTL_MS", o.cache_ttl_ms.as_str()), ("RECUR_DB_MAX_CONNECTIONS", o.db_connections.as_str())];
+    let vars = [
+        ("RECUR_CATALOG_CACHE_TTL_MS", o.cache_ttl_ms.as_str()),
+        ("RECUR_DB_MAX_CONNECTIONS", o.db_connections.as_str()),
+    ];
     let Some(app) = TestApp::spawn_with(o.backend, &vars).await else {
         eprintln!("recur-load: the postgres backend needs RECUR_TEST_DATABASE_URL and RECUR_TEST_REDIS_URL");
         std::process::exit(2);
@@ -357,7 +365,10 @@ async fn main() {
         for i in 0..32 {
             let cus = c
                 .payments
-                .create_customer(pay::CreateCustomerRequest { email: format!("load{i}@example.com"), ..Default::default() })
+                .create_customer(pay::CreateCustomerRequest {
+                    email: format!("load{i}@example.com"),
+                    ..Default::default()
+                })
                 .await
                 .expect("customer")
                 .into_inner()

@@ -244,7 +244,8 @@ pub fn charge_fingerprint(
 ) -> String {
     let mut h = Sha256::new();
     let amount_text = amount.amount().normalize().to_string();
-    let fixed = [customer_id, payment_method_id, amount.currency().code(), &amount_text, invoice_id, description, return_url];
+    let fixed =
+        [customer_id, payment_method_id, amount.currency().code(), &amount_text, invoice_id, description, return_url];
     for part in fixed.into_iter().chain(metadata.iter().flat_map(|(k, v)| [k.as_str(), v.as_str()])) {
         h.update(part.as_bytes());
         h.update([0u8]);

@@ -134,9 +134,13 @@ impl SandboxCharge {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SandboxRefund {
-    Refunded { provider_refund_id: String },
+    Refunded {
+        provider_refund_id: String,
+    },
     /// More than what is left of the charge.
-    TooLarge { refundable_minor: i64 },
+    TooLarge {
+        refundable_minor: i64,
+    },
     NotRefundable,
     UnknownCharge,
 }
@@ -384,7 +388,13 @@ mod tests {
             let m = self.0.lock().map_err(|e| e.to_string())?;
             Ok(m.values().find(|c| c.provider_payment_id == id).cloned())
         }
-        async fn complete_charge(&self, id: &str, s: &str, d: &str, msg: &str) -> Result<Option<SandboxCharge>, String> {
+        async fn complete_charge(
+            &self,
+            id: &str,
+            s: &str,
+            d: &str,
+            msg: &str,
+        ) -> Result<Option<SandboxCharge>, String> {
             let mut m = self.0.lock().map_err(|e| e.to_string())?;
             Ok(m.values_mut().find(|c| c.provider_payment_id == id).map(|c| {
                 if c.status == "requires_action" {
@@ -445,10 +455,7 @@ mod tests {
         let tds = sb.attach_payment_method("cus_x", "tok_3ds_required").await.expect("attach");
         let outcome = sb.charge(&attempt(&tds.provider_payment_method_id, "k3")).await.expect("charge");
         let ChargeOutcome::RequiresAction { provider_payment_id, .. } = outcome else { panic!("{outcome:?}") };
-        assert!(matches!(
-            sb.complete_action(&provider_payment_id, true).await,
-            Ok(ChargeOutcome::Succeeded { .. })
-        ));
+        assert!(matches!(sb.complete_action(&provider_payment_id, true).await, Ok(ChargeOutcome::Succeeded { .. })));
         assert!(matches!(sb.attach_payment_method("cus_x", "tok_nope").await, Err(ProviderError::InvalidToken(_))));
     }
 

@@ -114,7 +114,10 @@ impl Form {
 #[derive(Debug)]
 enum ApiError {
     /// Stripe answered with an error object.
-    Stripe { status: u16, error: Value },
+    Stripe {
+        status: u16,
+        error: Value,
+    },
     Timeout,
     Network(String),
 }
@@ -155,9 +158,9 @@ impl ApiError {
 /// three-decimal currencies must end in 0, and ISK counts in hundredths.
 pub fn stripe_amount(amount_minor: i64, currency: &str) -> Result<i64, ProviderError> {
     match currency {
-        "BHD" | "JOD" | "KWD" | "OMR" | "TND" if amount_minor % 10 != 0 => Err(ProviderError::InvalidRequest(
-            format!("Stripe charges {currency} in multiples of 0.010: round the amount to two decimals"),
-        )),
+        "BHD" | "JOD" | "KWD" | "OMR" | "TND" if amount_minor % 10 != 0 => Err(ProviderError::InvalidRequest(format!(
+            "Stripe charges {currency} in multiples of 0.010: round the amount to two decimals"
+        ))),
         "ISK" => amount_minor.checked_mul(100).ok_or_else(|| ProviderError::InvalidRequest("amount too large".into())),
         _ => Ok(amount_minor),
     }
@@ -271,21 +274,15 @@ impl Stripe {
         let mut tries = 0;
         loop {
             tries += 1;
-            let result = request()
-                .bearer_auth(&self.config.secret_key)
-                .header("Stripe-Version", API_VERSION)
-                .send()
-                .await;
+            let result =
+                request().bearer_auth(&self.config.secret_key).header("Stripe-Version", API_VERSION).send().await;
             let (retry, err) = match result {
                 Err(e) if e.is_timeout() => (true, ApiError::Timeout),
                 Err(e) => (e.is_connect() || e.is_request(), ApiError::Network(e.to_string())),
                 Ok(resp) => {
                     let status = resp.status().as_u16();
-                    let should_retry = resp
-                        .headers()
-                        .get("stripe-should-retry")
-                        .and_then(|v| v.to_str().ok())
-                        .map(|v| v == "true");
+                    let should_retry =
+                        resp.headers().get("stripe-should-retry").and_then(|v| v.to_str().ok()).map(|v| v == "true");
                     let bytes = match resp.bytes().await {
                         Ok(b) => b,
                         Err(e) => {
@@ -301,9 +298,9 @@ impl Stripe {
                     if (200..300).contains(&status) {
                         return Ok(body);
                     }
-                    let error = body.get("error").cloned().unwrap_or_else(|| {
-                        serde_json::json!({"type": "api_error", "message": format!("HTTP {status}")})
-                    });
+                    let error = body.get("error").cloned().unwrap_or_else(
+                        || serde_json::json!({"type": "api_error", "message": format!("HTTP {status}")}),
+                    );
                     let retry = should_retry.unwrap_or(status >= 500 || status == 429 || status == 409);
                     (retry, ApiError::Stripe { status, error })
                 }
@@ -385,14 +382,10 @@ impl Provider for Stripe {
     }
 
     async fn create_setup_intent(&self, customer: &str, idempotency_key: &str) -> Result<SetupIntent, ProviderError> {
-        let form = Form::default()
-            .add("customer", customer)
-            .add("usage", "off_session")
-            .add("payment_method_types[]", "card");
-        let s = self
-            .post("/v1/setup_intents", form, idempotency_key)
-            .await
-            .map_err(|e| e.into_provider(&["customer"]))?;
+        let form =
+            Form::default().add("customer", customer).add("usage", "off_session").add("payment_method_types[]", "card");
+        let s =
+            self.post("/v1/setup_intents", form, idempotency_key).await.map_err(|e| e.into_provider(&["customer"]))?;
         Ok(SetupIntent { id: text(&s, &["id"]), client_secret: text(&s, &["client_secret"]) })
     }
 
@@ -459,10 +452,8 @@ impl Provider for Stripe {
     }
 
     async fn retrieve_charge(&self, provider_payment_id: &str) -> Result<ChargeOutcome, ProviderError> {
-        let pi = self
-            .get(&format!("/v1/payment_intents/{provider_payment_id}"))
-            .await
-            .map_err(|e| e.into_provider(&[]))?;
+        let pi =
+            self.get(&format!("/v1/payment_intents/{provider_payment_id}")).await.map_err(|e| e.into_provider(&[]))?;
         Ok(intent_outcome(&pi))
     }
 
@@ -489,11 +480,10 @@ impl Provider for Stripe {
     }
 
     fn parse_webhook(&self, payload: &[u8], signature: &str, now: DateTime<Utc>) -> Result<WebhookEvent, WebhookError> {
-        let secret = self
-            .config
-            .webhook_secret
-            .as_deref()
-            .ok_or_else(|| WebhookError::NotConfigured("no webhook signing secret is configured for Stripe".into()))?;
+        let secret =
+            self.config.webhook_secret.as_deref().ok_or_else(|| {
+                WebhookError::NotConfigured("no webhook signing secret is configured for Stripe".into())
+            })?;
         super::webhook::verify(payload, signature, secret, now, super::webhook::TOLERANCE_SECS)?;
         parse_event(payload)
     }

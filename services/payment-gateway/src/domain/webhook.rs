@@ -42,9 +42,10 @@ pub fn verify(
         let Some((k, v)) = part.trim().split_once('=') else { continue };
         match k {
             "t" => {
-                timestamp = Some(v.parse().map_err(|_| {
-                    WebhookError::MalformedSignature("the timestamp (t=) is not a number".into())
-                })?)
+                timestamp = Some(
+                    v.parse()
+                        .map_err(|_| WebhookError::MalformedSignature("the timestamp (t=) is not a number".into()))?,
+                )
             }
             "v1" => signatures.extend(hex_decode(v)),
             _ => {}

@@ -26,11 +26,16 @@ pub use sqlite::SqliteRepo;
 #[derive(Clone, Debug, PartialEq)]
 pub enum Reservation {
     /// The refund is saved (pending) and its amount held on the payment.
-    Reserved { refund: Refund, payment: Payment },
+    Reserved {
+        refund: Refund,
+        payment: Payment,
+    },
     /// A refund already exists under this idempotency key.
     Existing(Refund),
     /// More than what is left.
-    Exceeds { refundable: Money },
+    Exceeds {
+        refundable: Money,
+    },
     /// The payment is in a state that cannot be refunded.
     NotRefundable(PaymentStatus),
     /// The amount is not in the payment's currency (given here).
@@ -188,8 +193,12 @@ pub trait PaymentRepo: Send + Sync + 'static {
 
     /// Events after `after_sequence`, in order. Events written since the
     /// last call are given their sequence numbers first, in commit order.
-    async fn list_events(&self, tenant: &str, after_sequence: i64, limit: i64)
-    -> Result<Vec<PaymentEvent>, StorageError>;
+    async fn list_events(
+        &self,
+        tenant: &str,
+        after_sequence: i64,
+        limit: i64,
+    ) -> Result<Vec<PaymentEvent>, StorageError>;
 
     /// Remembers a provider event; returns the payment id recorded with it
     /// when it was already seen.

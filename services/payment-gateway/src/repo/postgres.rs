@@ -1,7 +1,13 @@
 //! The payment repository on Postgres. The charge path's two writes are one
 //! statement each (data-modifying CTEs), so a charge costs two commits.
 
-super::sql_repo!(PgRepo, sqlx::Postgres, begin = "BEGIN", lock = " FOR UPDATE", skip_locked = " FOR UPDATE SKIP LOCKED");
+super::sql_repo!(
+    PgRepo,
+    sqlx::Postgres,
+    begin = "BEGIN",
+    lock = " FOR UPDATE",
+    skip_locked = " FOR UPDATE SKIP LOCKED"
+);
 
 impl PgRepo {
     /// Inserts the payment and its first attempt; false on a key conflict.
