@@ -9,9 +9,6 @@
 //! (`recur-card-scan` does the same over every test's logs and databases
 //! after a whole `.ci/run`.)
 
-use std::path::PathBuf;
-use std::sync::OnceLock;
-
 use recur_e2e::{TestApp, details, on_both_backends, scan};
 use recur_proto::common::v1::{Address, Money};
 use recur_proto::payment::v1 as pay;
@@ -22,17 +19,6 @@ const VISA: &str = "4242424242424242";
 const MASTERCARD_SPACED: &str = "5555 5555 5555 4444";
 const AMEX: &str = "378282246310005";
 const DISCOVER_DASHED: &str = "6011-1111-1111-1117";
-
-/// This binary's log file (debug level), in the run's artifacts if kept.
-fn log_file() -> &'static PathBuf {
-    static FILE: OnceLock<PathBuf> = OnceLock::new();
-    FILE.get_or_init(|| {
-        let dir = scan::artifacts_dir().unwrap_or_else(std::env::temp_dir).join("logs");
-        let path = dir.join(format!("card_data-{}.log", std::process::id()));
-        scan::log_to_file(&path).expect("the first subscriber of this test binary");
-        path
-    })
-}
 
 fn usd(amount: &str) -> Option<Money> {
     Some(Money { currency_code: "USD".into(), amount: amount.into() })
@@ -47,7 +33,7 @@ fn refused(result: Result<impl std::fmt::Debug, tonic::Status>, field: &str) {
 }
 
 async fn never_stored(app: &TestApp) {
-    let log = log_file();
+    let log = scan::log_file();
     let mut c = app.clients("acme");
     let p = &mut c.payments;
 

@@ -426,6 +426,10 @@ async fn webhooks(s: &Setup) {
     let err = c.payments.handle_provider_webhook(deliver(tampered, sig2.clone())).await.expect_err("tampered");
     assert_eq!((err.code(), details(&err).reason.as_str()), (Code::InvalidArgument, "WEBHOOK_SIGNATURE_INVALID"));
     assert_eq!(details(&err).fields, vec!["signature"]);
+    // A signature is hex: digits in it that pass the Luhn check are no card.
+    let luhn_hex = format!("t={now},v1=4242424242424242{}", "ab".repeat(24));
+    let err = c.payments.handle_provider_webhook(deliver(body2.clone(), luhn_hex)).await.expect_err("forged");
+    assert_eq!((err.code(), details(&err).reason.as_str()), (Code::InvalidArgument, "WEBHOOK_SIGNATURE_INVALID"));
     let (old, old_sig) = FakeStripe::event("payment_intent.succeeded", json!({"id": "pi_x"}), now - 301);
     let err = c.payments.handle_provider_webhook(deliver(old, old_sig)).await.expect_err("replayed late");
     assert_eq!(details(&err).reason, "WEBHOOK_TIMESTAMP_OUT_OF_TOLERANCE");

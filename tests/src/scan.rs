@@ -58,16 +58,28 @@ pub fn keep_database(kind: &str, location: &str) {
 /// Sends this process's logs (JSON, debug for Recur's crates) to
 /// `<artifacts>/logs/<binary>-<pid>.log`, once, when artifacts are kept.
 pub fn capture_logs() {
-    static ONCE: OnceLock<()> = OnceLock::new();
-    ONCE.get_or_init(|| {
-        if let Some(dir) = artifacts_dir() {
-            let name = std::env::current_exe()
-                .ok()
-                .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
-                .unwrap_or_else(|| "test".into());
-            let _ = log_to_file(&dir.join("logs").join(format!("{name}-{}.log", std::process::id())));
+    if artifacts_dir().is_some() {
+        log_file();
+    }
+}
+
+/// This process's log file, set up on first use: in the artifacts directory
+/// when one is kept, else in the temporary directory. Tests that read their
+/// own logs call this; it agrees with [`capture_logs`] whichever runs first.
+pub fn log_file() -> &'static Path {
+    static FILE: OnceLock<PathBuf> = OnceLock::new();
+    FILE.get_or_init(|| {
+        let dir = artifacts_dir().unwrap_or_else(std::env::temp_dir).join("logs");
+        let name = std::env::current_exe()
+            .ok()
+            .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+            .unwrap_or_else(|| "test".into());
+        let path = dir.join(format!("{name}-{}.log", std::process::id()));
+        if let Err(e) = log_to_file(&path) {
+            eprintln!("test logs not captured in {}: {e}", path.display());
         }
-    });
+        path
+    })
 }
 
 /// Installs a global JSON log subscriber writing to `path` (debug for

@@ -386,8 +386,13 @@ impl pb::payment_gateway_service_server::PaymentGatewayService for PaymentApi {
         req: Request<pb::HandleProviderWebhookRequest>,
     ) -> Res<pb::HandleProviderWebhookResponse> {
         let ctx = caller(&req)?;
-        no_card_numbers(req.get_ref(), "HandleProviderWebhookRequest")?;
+        // The signature is an HMAC in hex, not customer data: a run of its
+        // digits passes the Luhn check now and then by chance.
         let r = req.get_ref();
+        no_card_numbers(
+            &pb::HandleProviderWebhookRequest { signature: String::new(), ..r.clone() },
+            "HandleProviderWebhookRequest",
+        )?;
         let mut v = Violations::new();
         v.check(matches!(r.provider.as_str(), "stripe" | "sandbox"), "provider", "must be stripe or sandbox");
         v.check(!r.payload.is_empty(), "payload", "is required");

@@ -473,6 +473,8 @@ impl Gateway {
                 .last()
                 .is_some_and(|a| a.outcome == "pending" && a.finished_at.is_none());
             if !in_flight {
+                // It may have finished since `p` was read: answer what stands.
+                p = self.get_payment(tenant, &p.id, "idempotency_key").await?;
                 break;
             }
             tokio::time::sleep(pause).await;
@@ -641,7 +643,7 @@ impl Gateway {
         };
         let next_check = now + self.settings.reconcile_after;
         let (refund, payment) = match self.repo.reserve_refund(tenant, &refund, r.amount, next_check).await? {
-            Reservation::Reserved { refund, payment } => (refund, payment),
+            Reservation::Reserved { refund, payment } => (refund, *payment),
             Reservation::Existing(existing) => {
                 if existing.request_hash != hash {
                     return Err(AppError::failed_precondition(

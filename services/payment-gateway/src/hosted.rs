@@ -73,13 +73,17 @@ fn app_error(e: AppError) -> Response {
 }
 
 /// Opens the page token, or answers with why not.
-fn open(g: &Gateway, token: &str, kind: PageKind) -> Result<PageToken, Response> {
+fn open(g: &Gateway, token: &str, kind: PageKind) -> Result<PageToken, Box<Response>> {
     match PageToken::open(token, &g.settings.page_key, g.clock.now()) {
         Ok(t) if t.kind == kind => Ok(t),
         Err(PageTokenError::Expired) => {
-            Err(message(StatusCode::GONE, "This link has expired", "Ask for a new link where you started."))
+            Err(Box::new(message(StatusCode::GONE, "This link has expired", "Ask for a new link where you started.")))
         }
-        _ => Err(message(StatusCode::NOT_FOUND, "This link is not valid", "Check the address, or ask for a new link.")),
+        _ => Err(Box::new(message(
+            StatusCode::NOT_FOUND,
+            "This link is not valid",
+            "Check the address, or ask for a new link.",
+        ))),
     }
 }
 
@@ -118,7 +122,7 @@ fn card_form_html(token: &str, name: &str, exp_month: &str, exp_year: &str, erro
 async fn card_form(State(g): State<Shared>, Path(token): Path<String>) -> Response {
     let t = match open(&g, &token, PageKind::PaymentMethod) {
         Ok(t) => t,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let customer = match g.customer(&t.tenant, &t.subject, "customer").await {
         Ok(c) => c,
@@ -134,7 +138,7 @@ async fn card_submit(
 ) -> Response {
     let t = match open(&g, &token, PageKind::PaymentMethod) {
         Ok(t) => t,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let raw_name = field(&form, "name");
     // A card number typed into the name is never echoed back.
@@ -207,7 +211,7 @@ fn continue_link(return_url: &str, p: &Payment) -> String {
 async fn challenge(State(g): State<Shared>, Path(token): Path<String>) -> Response {
     let t = match open(&g, &token, PageKind::ThreeDSecure) {
         Ok(t) => t,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let p = match g.get_payment(&t.tenant, &t.subject, "payment").await {
         Ok(p) => p,
@@ -247,7 +251,7 @@ async fn challenge_submit(
 ) -> Response {
     let t = match open(&g, &token, PageKind::ThreeDSecure) {
         Ok(t) => t,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let approve = match field(&form, "action") {
         "approve" => true,
@@ -275,7 +279,7 @@ async fn challenge_submit(
 async fn portal(State(g): State<Shared>, Path(token): Path<String>) -> Response {
     let t = match open(&g, &token, PageKind::Portal) {
         Ok(t) => t,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let (customer, methods) = match g.list_methods(&t.tenant, &t.subject).await {
         Ok(x) => x,
@@ -332,7 +336,7 @@ fn back_to_portal(token: &str) -> Response {
 async fn portal_add(State(g): State<Shared>, Path(token): Path<String>) -> Response {
     let t = match open(&g, &token, PageKind::Portal) {
         Ok(t) => t,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     // Back to this portal afterwards (an absolute URL, as return URLs are).
     let portal_url = format!("{}/hosted/portal/{token}", g.settings.public_url);
@@ -347,7 +351,7 @@ async fn portal_default(
 ) -> Response {
     let t = match open(&g, &token, PageKind::Portal) {
         Ok(t) => t,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     match g.set_default(&t.tenant, &t.subject, field(&form, "payment_method_id")).await {
         Ok(()) => back_to_portal(&token),
@@ -362,7 +366,7 @@ async fn portal_remove(
 ) -> Response {
     let t = match open(&g, &token, PageKind::Portal) {
         Ok(t) => t,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     match g.remove_method(&t.tenant, &t.subject, field(&form, "payment_method_id")).await {
         Ok(_) => back_to_portal(&token),

@@ -94,21 +94,21 @@ async fn crash_and_recover(dir: std::path::PathBuf, db: &Db, vars: Vec<(&str, St
     let in_flight = tokio::spawn(async move { charging.charge(req).await });
     let mut charged = false;
     for _ in 0..100 {
-        if count(&db, "SELECT COUNT(*) FROM sandbox_charges").await == 1 {
+        if count(db, "SELECT COUNT(*) FROM sandbox_charges").await == 1 {
             charged = true;
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(charged, "the provider took the charge");
-    assert_eq!(count(&db, "SELECT COUNT(*) FROM payments WHERE status = 'processing'").await, 1);
+    assert_eq!(count(db, "SELECT COUNT(*) FROM payments WHERE status = 'processing'").await, 1);
 
     // The process dies before the answer comes back.
     first.child.kill().expect("SIGKILL");
     first.child.wait().expect("reaped");
     assert!(in_flight.await.expect("task").is_err(), "the caller saw the connection drop");
     assert_eq!(
-        count(&db, "SELECT COUNT(*) FROM payment_attempts WHERE outcome = 'pending' AND finished_at IS NULL").await,
+        count(db, "SELECT COUNT(*) FROM payment_attempts WHERE outcome = 'pending' AND finished_at IS NULL").await,
         1,
         "the attempt never reported back"
     );
@@ -134,10 +134,10 @@ async fn crash_and_recover(dir: std::path::PathBuf, db: &Db, vars: Vec<(&str, St
     // Retrying the charge with the same key returns it; nothing new happens.
     let retry = c.charge(charge_req(&customer.id)).await.expect("retry").into_inner().payment.expect("payment");
     assert_eq!((retry.id.as_str(), retry.status), (payment.id.as_str(), pay::PaymentStatus::Succeeded as i32));
-    assert_eq!(count(&db, "SELECT COUNT(*) FROM sandbox_charges").await, 1, "one charge at the provider");
-    assert_eq!(count(&db, "SELECT COUNT(*) FROM payments").await, 1);
-    assert_eq!(count(&db, "SELECT COUNT(*) FROM payment_attempts WHERE outcome = 'unknown'").await, 1);
-    assert_eq!(count(&db, "SELECT COUNT(*) FROM payment_attempts WHERE outcome = 'succeeded'").await, 1);
+    assert_eq!(count(db, "SELECT COUNT(*) FROM sandbox_charges").await, 1, "one charge at the provider");
+    assert_eq!(count(db, "SELECT COUNT(*) FROM payments").await, 1);
+    assert_eq!(count(db, "SELECT COUNT(*) FROM payment_attempts WHERE outcome = 'unknown'").await, 1);
+    assert_eq!(count(db, "SELECT COUNT(*) FROM payment_attempts WHERE outcome = 'succeeded'").await, 1);
     let events = c
         .list_payment_events(pay::ListPaymentEventsRequest { after_sequence: 0, page_size: 10 })
         .await

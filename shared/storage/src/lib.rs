@@ -153,6 +153,31 @@ pub async fn connect(url: &str, service: &str, max_connections: u32) -> Result<P
     }
 }
 
+/// Analyzes the tables of the pool's schema that have at least doubled (in
+/// rows changed) since Postgres last gathered statistics on them; returns
+/// their names.
+///
+/// Postgres caches a generic plan per prepared statement and connection.
+/// One made while a table was nearly empty may pick any index that starts
+/// with `tenant_id` for a lookup by primary key, and then reads the whole
+/// tenant on every call until autovacuum next analyzes the table (up to a
+/// minute later by default). Fresh statistics invalidate the cached plans,
+/// so a young, fast-growing table gets sensible plans within one call of
+/// this. Large tables are left to autovacuum. SQLite: nothing to do.
+pub async fn analyze_growing_tables(pool: &Pool) -> Result<Vec<String>, StorageError> {
+    let Pool::Postgres(p) = pool else { return Ok(Vec::new()) };
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT relname::text FROM pg_stat_user_tables WHERE schemaname = current_schema() \
+         AND n_mod_since_analyze >= GREATEST(50, n_live_tup / 2) ORDER BY relname",
+    )
+    .fetch_all(p)
+    .await?;
+    for t in &tables {
+        sqlx::query(&format!("ANALYZE \"{}\"", t.replace('"', "\"\""))).execute(p).await?;
+    }
+    Ok(tables)
+}
+
 /// Postgres schema of a service ("payment-gateway" → "payment_gateway").
 pub fn schema_name(service: &str) -> String {
     service.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }).collect()

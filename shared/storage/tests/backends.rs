@@ -111,3 +111,55 @@ async fn postgres_backend() {
     pool.close().await;
     db.cleanup().await;
 }
+
+#[tokio::test]
+async fn postgres_statistics_follow_young_tables() {
+    let Some(admin) = postgres_url() else {
+        eprintln!("RECUR_TEST_DATABASE_URL unset: Postgres statistics test skipped");
+        return;
+    };
+    let db = TestDatabase::postgres(&admin).await.expect("create test database");
+    let pool = connect(db.url().expect("postgres url"), "stats-service", 2).await.expect("connect");
+    migrate(&pool, &MIGRATIONS).await.expect("migrate");
+    let Pool::Postgres(p) = &pool else { unreachable!() };
+    sqlx::query("INSERT INTO amounts (id, amount) SELECT 'a' || g, g FROM generate_series(1, 500) g")
+        .execute(p)
+        .await
+        .expect("rows");
+    // Activity statistics reach the views within a second or so.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let analyzed = loop {
+        let t = recur_storage::analyze_growing_tables(&pool).await.expect("analyze");
+        if !t.is_empty() || std::time::Instant::now() > deadline {
+            break t;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    assert_eq!(analyzed, ["amounts"], "a table grown from nothing is analyzed");
+    let rows: f32 = sqlx::query_scalar("SELECT reltuples FROM pg_class WHERE oid = 'amounts'::regclass")
+        .fetch_one(p)
+        .await
+        .expect("reltuples");
+    assert_eq!(rows, 500.0, "the planner now knows the table's size");
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert!(
+        recur_storage::analyze_growing_tables(&pool).await.expect("analyze").is_empty(),
+        "nothing changed since: nothing to do"
+    );
+    // A small change to a table of this size is left to autovacuum.
+    sqlx::query("UPDATE amounts SET note = 'x' WHERE id IN ('a1', 'a2', 'a3')").execute(p).await.expect("update");
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert!(recur_storage::analyze_growing_tables(&pool).await.expect("analyze").is_empty());
+    pool.close().await;
+    db.cleanup().await;
+}
+
+#[tokio::test]
+async fn sqlite_needs_no_statistics_upkeep() {
+    let db = TestDatabase::sqlite();
+    let pool = connect(&sqlite_file_url(&db.data_dir(), "stats"), "stats", 2).await.expect("connect");
+    migrate(&pool, &MIGRATIONS).await.expect("migrate");
+    assert!(recur_storage::analyze_growing_tables(&pool).await.expect("analyze").is_empty());
+    pool.close().await;
+    db.cleanup().await;
+}

@@ -59,8 +59,7 @@ CREATE TABLE payment_events (
     payment    TEXT NOT NULL,
     created_at TIMESTAMPTZ NOT NULL
 );
-CREATE UNIQUE INDEX payment_events_id ON payment_events (tenant_id, id);
-CREATE UNIQUE INDEX payment_events_sequence ON payment_events (tenant_id, sequence);
+CREATE UNIQUE INDEX payment_events_sequence ON payment_events (tenant_id, sequence) WHERE sequence IS NOT NULL;
 CREATE INDEX payment_events_unsequenced ON payment_events (tenant_id, serial) WHERE sequence IS NULL;
 CREATE TABLE payment_event_counters (
     tenant_id     TEXT PRIMARY KEY,

@@ -28,7 +28,7 @@ pub enum Reservation {
     /// The refund is saved (pending) and its amount held on the payment.
     Reserved {
         refund: Refund,
-        payment: Payment,
+        payment: Box<Payment>,
     },
     /// A refund already exists under this idempotency key.
     Existing(Refund),
@@ -229,6 +229,8 @@ pub const MIGRATIONS: Migrations = Migrations {
 pub struct Stores {
     pub ledger: Arc<dyn PaymentRepo>,
     pub sandbox: Arc<dyn SandboxStore>,
+    /// The ledger's pool, for upkeep ([`recur_storage::analyze_growing_tables`]).
+    pub pool: Pool,
 }
 
 /// Opens the ledger. On Postgres the sandbox provider's books get a pool of
@@ -245,18 +247,22 @@ pub async fn open(url: &str, max_connections: u32) -> Result<Stores, StorageErro
         .max_connections(max_connections)
         .acquire_timeout(std::time::Duration::from_secs(5))
         .connect_lazy_with(options);
-    Ok(Stores { ledger: Arc::new(PgRepo { pool: ledger.clone() }), sandbox: Arc::new(PgRepo { pool: sandbox }) })
+    Ok(Stores {
+        ledger: Arc::new(PgRepo { pool: ledger.clone() }),
+        sandbox: Arc::new(PgRepo { pool: sandbox }),
+        pool: pool.clone(),
+    })
 }
 
 pub fn from_pool(pool: Pool) -> Stores {
-    match pool {
+    match &pool {
         Pool::Postgres(p) => {
-            let repo = Arc::new(PgRepo { pool: p });
-            Stores { ledger: repo.clone(), sandbox: repo }
+            let repo = Arc::new(PgRepo { pool: p.clone() });
+            Stores { ledger: repo.clone(), sandbox: repo, pool }
         }
         Pool::Sqlite(p) => {
-            let repo = Arc::new(SqliteRepo { pool: p });
-            Stores { ledger: repo.clone(), sandbox: repo }
+            let repo = Arc::new(SqliteRepo { pool: p.clone() });
+            Stores { ledger: repo.clone(), sandbox: repo, pool }
         }
     }
 }
@@ -957,7 +963,7 @@ macro_rules! sql_repo {
                 payment.updated_at = saved.updated_at;
                 update_payment_money(&mut *tx, tenant, &payment).await?;
                 tx.commit().await?;
-                Ok(Reservation::Reserved { refund: saved, payment })
+                Ok(Reservation::Reserved { refund: saved, payment: Box::new(payment) })
             }
 
             async fn finish_refund(
