@@ -181,8 +181,19 @@ async fn hosted_pages_in_a_browser() {
     b.click(&format!("#default-{}", tds.id)).await;
     let now = methods(&mut c, &cus.id).await;
     assert!(now.iter().any(|m| m.id == tds.id && m.is_default), "the 3184 card is the default now");
+    let paid_before = pay::ChargeRequest {
+        customer_id: cus.id.clone(),
+        payment_method_id: visa.id.clone(),
+        amount: Some(Money { currency_code: "USD".into(), amount: "2.00".into() }),
+        idempotency_key: "before-removal".into(),
+        ..Default::default()
+    };
+    let first = c.payments.charge(paid_before.clone()).await.expect("charged").into_inner().payment.expect("p");
     b.click(&format!("#remove-{}", visa.id)).await;
     assert_eq!(b.find_all("tr").await.len(), 1);
+    // A retry of what was charged before still answers the stored payment.
+    let retried = c.payments.charge(paid_before).await.expect("retry").into_inner().payment.expect("p");
+    assert_eq!((retried.id, retried.status), (first.id, pay::PaymentStatus::Succeeded as i32));
     assert_eq!(methods(&mut c, &cus.id).await.iter().map(|m| m.id.clone()).collect::<Vec<_>>(), vec![tds.id.clone()]);
     // A removed card is never charged again.
     let err = c

@@ -354,26 +354,6 @@ impl Gateway {
     }
 
     pub async fn charge(&self, tenant: &str, deadline: Option<Instant>, c: ChargeInput) -> AppResult<Payment> {
-        let wanted = (!c.payment_method_id.is_empty()).then_some(c.payment_method_id.as_str());
-        let (customer, method) = self.repo.charge_context(tenant, &c.customer_id, wanted).await?.ok_or_else(|| {
-            AppError::not_found("customer", &c.customer_id).with_field("customer_id", "no such customer")
-        })?;
-        let pm = match method {
-            Some(pm) => pm,
-            None if wanted.is_some() => {
-                return Err(AppError::not_found("payment method", &c.payment_method_id)
-                    .with_field("payment_method_id", "no such payment method for this customer"));
-            }
-            None => {
-                return Err(AppError::failed_precondition("NO_PAYMENT_METHOD", "the customer has no payment method")
-                    .with_field("payment_method_id", "give one, or attach one to the customer first"));
-            }
-        };
-        let provider = self.provider(tenant, &pm.provider)?;
-        let amount_minor = c
-            .amount
-            .minor_amount()
-            .ok_or_else(|| AppError::invalid("amount.amount", "too large for the payment provider"))?;
         let hash = charge_fingerprint(
             &c.customer_id,
             &c.payment_method_id,
@@ -383,6 +363,19 @@ impl Gateway {
             &c.return_url,
             &c.metadata,
         );
+        let (customer, pm, provider, amount_minor) = match self.charge_inputs(tenant, &c).await {
+            Ok(v) => v,
+            Err(e) => {
+                // A retry of a charge that was made answers what was made,
+                // even if the card has been removed since.
+                if let Some(key) = &c.idempotency_key
+                    && let Some(existing) = self.repo.get_payment_by_key(tenant, key).await?
+                {
+                    return self.replay(tenant, existing, &hash, deadline).await;
+                }
+                return Err(e);
+            }
+        };
         let now = self.clock.now_micros();
         let id = recur_id::new_id(recur_id::Kind::Payment);
         let key = c.idempotency_key.clone().unwrap_or_else(|| id.clone());
@@ -437,6 +430,36 @@ impl Gateway {
             metadata: vec![("recur_payment_id".into(), id.clone()), ("recur_tenant".into(), tenant.into())],
         };
         self.run_attempt(tenant, provider.as_ref(), payment, attempt, &call, budget(deadline)).await
+    }
+
+    /// The customer, payment method, provider and amount in minor units a
+    /// new charge needs.
+    async fn charge_inputs(
+        &self,
+        tenant: &str,
+        c: &ChargeInput,
+    ) -> AppResult<(Customer, PaymentMethod, Arc<dyn Provider>, i64)> {
+        let wanted = (!c.payment_method_id.is_empty()).then_some(c.payment_method_id.as_str());
+        let (customer, method) = self.repo.charge_context(tenant, &c.customer_id, wanted).await?.ok_or_else(|| {
+            AppError::not_found("customer", &c.customer_id).with_field("customer_id", "no such customer")
+        })?;
+        let pm = match method {
+            Some(pm) => pm,
+            None if wanted.is_some() => {
+                return Err(AppError::not_found("payment method", &c.payment_method_id)
+                    .with_field("payment_method_id", "no such payment method for this customer"));
+            }
+            None => {
+                return Err(AppError::failed_precondition("NO_PAYMENT_METHOD", "the customer has no payment method")
+                    .with_field("payment_method_id", "give one, or attach one to the customer first"));
+            }
+        };
+        let provider = self.provider(tenant, &pm.provider)?;
+        let amount_minor = c
+            .amount
+            .minor_amount()
+            .ok_or_else(|| AppError::invalid("amount.amount", "too large for the payment provider"))?;
+        Ok((customer, pm, provider, amount_minor))
     }
 
     /// Where a provider's own 3-D Secure page returns to: the caller's URL,
@@ -867,6 +890,16 @@ impl Gateway {
     async fn reconcile_payment(&self, tenant: &str, p: Payment) -> AppResult<Payment> {
         let provider = self.provider(tenant, &p.provider)?;
         match p.status {
+            PaymentStatus::Processing if !p.provider_payment_id.is_empty() => {
+                // The provider has this payment (it said "processing"): ask
+                // about it; sending it again could, once the provider has
+                // forgotten the idempotency key, make a second charge.
+                match provider.retrieve_charge(&p.provider_payment_id).await {
+                    Ok(ChargeOutcome::Pending { .. }) => Ok(p),
+                    Ok(o) => self.settle(tenant, p, &[PaymentStatus::Processing], None, o).await,
+                    Err(e) => Err(provider_error(e, "payment")),
+                }
+            }
             PaymentStatus::Processing => {
                 let customer = self.customer(tenant, &p.customer_id, "customer_id").await?;
                 // A removed method is still the one this payment was made with.
@@ -919,6 +952,12 @@ impl Gateway {
     }
 
     async fn reconcile_refund(&self, tenant: &str, r: Refund) -> AppResult<()> {
+        if !r.provider_refund_id.is_empty() {
+            // The provider has the refund and is still deciding; its webhook
+            // settles it. Sending it again could, once the provider has
+            // forgotten the idempotency key, refund twice.
+            return Ok(());
+        }
         let payment = self.get_payment(tenant, &r.payment_id, "payment_id").await?;
         let provider = self.provider(tenant, &payment.provider)?;
         self.run_refund(tenant, provider.as_ref(), r, &payment, PROVIDER_TIMEOUT).await.map(|_| ())

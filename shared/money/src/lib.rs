@@ -121,7 +121,7 @@ impl Money {
 
     /// The amount in minor units (cents for USD), as payment providers expect.
     pub fn minor_amount(&self) -> Option<i64> {
-        let scaled = self.amount * Decimal::from(10_i64.pow(self.currency.minor_units));
+        let scaled = self.amount.checked_mul(Decimal::from(10_i64.pow(self.currency.minor_units)))?;
         i64::try_from(scaled.trunc()).ok()
     }
 }
@@ -304,6 +304,9 @@ mod tests {
         assert_eq!(Money::new(d("12.34"), cur("USD")).minor_amount(), Some(1234));
         assert_eq!(Money::new(d("500"), cur("JPY")).minor_amount(), Some(500));
         assert_eq!(Money::new(d("1.234"), cur("KWD")).minor_amount(), Some(1234));
+        // Too large for minor units: no answer, and no overflow panic.
+        assert_eq!(Money::new(d("79228162514264337593543950335"), cur("USD")).minor_amount(), None);
+        assert_eq!(Money::new(d("92233720368547758.08"), cur("USD")).minor_amount(), None);
     }
 
     #[test]

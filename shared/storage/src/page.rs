@@ -72,6 +72,9 @@ impl Cursor {
 
     /// `None` for an empty token; `Err` for a token Recur did not issue.
     pub fn decode(token: &str) -> Result<Option<Cursor>, BadPageToken> {
+        // 0001-01-01T00:00:00Z and 9999-12-31T23:59:59.999999Z.
+        const MIN_MICROS: i64 = -62_135_596_800_000_000;
+        const MAX_MICROS: i64 = 253_402_300_799_999_999;
         if token.is_empty() {
             return Ok(None);
         }
@@ -87,6 +90,11 @@ impl Cursor {
         let value = match kind {
             "t" => {
                 let micros: i64 = value.parse().map_err(|_| BadPageToken)?;
+                // Recur never writes times outside years 1–9999, and
+                // Postgres refuses some outside them: such a token is forged.
+                if !(MIN_MICROS..=MAX_MICROS).contains(&micros) {
+                    return Err(BadPageToken);
+                }
                 SortValue::Time(DateTime::from_timestamp_micros(micros).ok_or(BadPageToken)?)
             }
             "s" => SortValue::Text(
@@ -126,6 +134,10 @@ mod tests {
         let n = Cursor::text("Gold | plan", "prod_y");
         assert_eq!(Cursor::decode(&n.encode()), Ok(Some(n.clone())));
         assert_eq!(Cursor::decode(""), Ok(None));
+        let far = Cursor::time(DateTime::from_timestamp_micros(-6_000_000_000_000_000_000).expect("chrono"), "p");
+        assert_eq!(Cursor::decode(&far.encode()), Err(BadPageToken), "before year 1");
+        let year_9999 = DateTime::from_timestamp_micros(253_402_300_799_999_999).expect("valid");
+        assert!(Cursor::decode(&Cursor::time(year_9999, "p").encode()).is_ok());
         assert!(Cursor::decode("not base64!").is_err());
         assert!(Cursor::decode(&B64.encode("abc|x")).is_err());
         assert!(Cursor::decode_time(&n.encode()).is_err(), "a name cursor cannot continue a time listing");

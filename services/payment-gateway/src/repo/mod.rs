@@ -989,6 +989,15 @@ macro_rules! sql_repo {
                     .fetch_one(&mut *tx)
                     .await?;
                 let mut payment = payment_row(&prow)?;
+                // Read again under the payment's lock, which every finisher
+                // takes first: a refund finished meanwhile (the webhook and
+                // the caller racing) is not counted twice.
+                let row = sqlx::query("SELECT * FROM refunds WHERE tenant_id = $1 AND id = $2")
+                    .bind(tenant)
+                    .bind(refund_id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                refund = refund_row(&row)?;
                 if refund.status != RefundStatus::Pending {
                     tx.commit().await?;
                     return Ok(Some((refund, payment)));
