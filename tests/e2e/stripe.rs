@@ -297,6 +297,50 @@ on_both!(
     &[("RECUR_PAYMENT_RECONCILE_AFTER_MS", "1000"), ("RECUR_PAYMENT_RECONCILE_INTERVAL_MS", "200")]
 );
 
+/// A PaymentIntent Stripe reports `processing` (a bank debit): the payment
+/// stays PROCESSING, and the reconciler asks Stripe about that intent, never
+/// sending the charge again, until Stripe has an answer.
+async fn processing_intents(s: &Setup) {
+    let mut c = s.app.clients("acme");
+    let cus = customer(&mut c).await;
+    attach(&mut c, &cus.id, "pm_usBankAccount_processing").await;
+    let p = charge(&mut c, &cus.id, "30.00", "ach-1").await;
+    assert_eq!(status(&p), pay::PaymentStatus::Processing);
+    assert!(p.provider_payment_id.starts_with("pi_"), "Stripe's intent is known: {p:?}");
+    let looked_up = |fake: &FakeStripe| {
+        fake.received()
+            .into_iter()
+            .filter(|r| r.method == "GET" && r.path == format!("/v1/payment_intents/{}", p.provider_payment_id))
+            .count()
+    };
+    for _ in 0..100 {
+        if looked_up(&s.fake) >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(looked_up(&s.fake) >= 2, "the reconciler asked about the intent");
+    assert_eq!(status(&get(&mut c, &p.id).await), pay::PaymentStatus::Processing, "still deciding");
+    s.fake.settle_intent(&p.provider_payment_id, "succeeded");
+    for _ in 0..100 {
+        if status(&get(&mut c, &p.id).await) == pay::PaymentStatus::Succeeded {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(status(&get(&mut c, &p.id).await), pay::PaymentStatus::Succeeded, "settled from Stripe's answer");
+    assert_eq!(s.fake.intents_created(), 1, "never charged again");
+    let posts = s.fake.received().into_iter().filter(|r| r.method == "POST" && r.path == "/v1/payment_intents").count();
+    assert_eq!(posts, 1, "one POST of the charge");
+}
+
+on_both!(
+    processing_intents_on_sqlite,
+    processing_intents_on_postgres,
+    processing_intents,
+    &[("RECUR_PAYMENT_RECONCILE_AFTER_MS", "300"), ("RECUR_PAYMENT_RECONCILE_INTERVAL_MS", "100")]
+);
+
 /// Stripe charges but answers after the deadline; asked again while still
 /// busy it says so (409), and once done it replays its answer.
 async fn timeout(s: &Setup) {

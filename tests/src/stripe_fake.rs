@@ -39,6 +39,8 @@ enum Behaviour {
     Succeed,
     Decline(&'static str, &'static str),
     AuthenticationRequired,
+    /// Stays `processing` (as bank debits do) until [`FakeStripe::settle_intent`].
+    Processing,
 }
 
 /// Stripe's test payment methods.
@@ -60,6 +62,7 @@ const TEST_METHODS: &[(&str, &str, &str, Behaviour)] = &[
         Behaviour::Decline("incorrect_cvc", "Your card's security code is incorrect."),
     ),
     ("pm_card_authenticationRequired", "visa", "3184", Behaviour::AuthenticationRequired),
+    ("pm_usBankAccount_processing", "us_bank_account", "6789", Behaviour::Processing),
 ];
 
 #[derive(Default)]
@@ -173,6 +176,14 @@ impl FakeStripe {
 
     pub fn refunds_created(&self) -> usize {
         self.books().refunds_created
+    }
+
+    /// Moves a `processing` PaymentIntent to `status` (e.g. `succeeded`),
+    /// as the bank's answer would.
+    pub fn settle_intent(&self, id: &str, status: &str) {
+        if let Some(pi) = self.books().intents.get_mut(id) {
+            pi["status"] = json!(status);
+        }
     }
 
     pub fn intent(&self, id: &str) -> Option<Value> {
@@ -499,6 +510,10 @@ fn create_intent(b: &mut Books, form: &[(String, String)]) -> (u16, Value) {
         "last_payment_error": null});
     let answer = match behaviour {
         Behaviour::Succeed => (200, pi.clone()),
+        Behaviour::Processing => {
+            pi["status"] = json!("processing");
+            (200, pi.clone())
+        }
         Behaviour::Decline(code, message) => {
             pi["status"] = json!("requires_payment_method");
             pi["last_payment_error"] =
