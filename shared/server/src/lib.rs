@@ -227,5 +227,5 @@ pub fn refuse_card_numbers<M: prost::Message>(message: &M, type_name: &str) -> R
 /// Maps are generated as ordered maps, so equal messages encode equally.
 pub fn fingerprint<M: prost::Message>(message: &M) -> String {
     use sha2::{Digest, Sha256};
-    Sha256::digest(message.encode_to_vec()).iter().map(|b| format!("{b:02x}")).collect()
+    recur_proto::cards::digest_text(&Sha256::digest(message.encode_to_vec()))
 }

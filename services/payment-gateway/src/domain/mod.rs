@@ -250,7 +250,7 @@ pub fn charge_fingerprint(
         h.update(part.as_bytes());
         h.update([0u8]);
     }
-    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    recur_proto::cards::digest_text(&h.finalize())
 }
 
 /// What identifies a refund request (see [`charge_fingerprint`]).
@@ -261,7 +261,7 @@ pub fn refund_fingerprint(payment_id: &str, amount: Option<Money>, reason: &str)
         h.update(part.as_bytes());
         h.update([0u8]);
     }
-    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    recur_proto::cards::digest_text(&h.finalize())
 }
 
 #[cfg(test)]
