@@ -9,8 +9,9 @@
 //! (`recur-card-scan` does the same over every test's logs and databases
 //! after a whole `.ci/run`.)
 
+use recur_e2e::pay::usd;
 use recur_e2e::{TestApp, details, on_both_backends, scan};
-use recur_proto::common::v1::{Address, Money};
+use recur_proto::common::v1::Address;
 use recur_proto::payment::v1 as pay;
 use recur_proto::signup::v1 as su;
 use tonic::Code;
@@ -19,10 +20,6 @@ const VISA: &str = "4242424242424242";
 const MASTERCARD_SPACED: &str = "5555 5555 5555 4444";
 const AMEX: &str = "378282246310005";
 const DISCOVER_DASHED: &str = "6011-1111-1111-1117";
-
-fn usd(amount: &str) -> Option<Money> {
-    Some(Money { currency_code: "USD".into(), amount: amount.into() })
-}
 
 fn refused(result: Result<impl std::fmt::Debug, tonic::Status>, field: &str) {
     let err = result.expect_err(field);

@@ -4,6 +4,7 @@
 //! are not valid, escaping, security headers, refusals) on both backends.
 
 use recur_e2e::browser::Browser;
+use recur_e2e::pay::get_payment as payment;
 use recur_e2e::{Backend, Clients, TestApp, on_both_backends};
 use recur_proto::common::v1::Money;
 use recur_proto::payment::v1 as pay;
@@ -48,16 +49,6 @@ async fn charge_3ds(c: &mut Clients, customer: &str, pm: &str, return_url: &str)
         .into_inner()
         .payment
         .expect("payment")
-}
-
-async fn payment(c: &mut Clients, id: &str) -> pay::Payment {
-    c.payments
-        .get_payment(pay::GetPaymentRequest { id: id.into() })
-        .await
-        .expect("get")
-        .into_inner()
-        .payment
-        .expect("p")
 }
 
 async fn fill_card(b: &Browser, number: &str, month: &str, year: &str, cvc: &str) {

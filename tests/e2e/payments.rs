@@ -6,14 +6,11 @@
 
 use std::time::Duration;
 
+use recur_e2e::pay::{charge, charge_req, status, usd};
 use recur_e2e::{Clients, TestApp, details, on_both_backends, on_both_backends_with};
 use recur_proto::common::v1::Money;
 use recur_proto::payment::v1 as pay;
 use tonic::Code;
-
-fn usd(amount: &str) -> Option<Money> {
-    Some(Money { currency_code: "USD".into(), amount: amount.into() })
-}
 
 /// A customer with `token` attached (as default); returns (customer, method).
 async fn customer_with(c: &mut Clients, token: &str) -> (String, String) {
@@ -47,29 +44,6 @@ async fn attach(c: &mut Clients, customer: &str, token: &str) -> String {
         .payment_method
         .expect("method")
         .id
-}
-
-fn charge_req(customer: &str, amount: &str, key: &str) -> pay::ChargeRequest {
-    pay::ChargeRequest {
-        customer_id: customer.into(),
-        amount: usd(amount),
-        idempotency_key: key.into(),
-        ..Default::default()
-    }
-}
-
-async fn charge(c: &mut Clients, customer: &str, amount: &str, key: &str) -> pay::Payment {
-    c.payments
-        .charge(charge_req(customer, amount, key))
-        .await
-        .unwrap_or_else(|e| panic!("charge: {e}"))
-        .into_inner()
-        .payment
-        .expect("payment")
-}
-
-fn status(p: &pay::Payment) -> pay::PaymentStatus {
-    pay::PaymentStatus::try_from(p.status).unwrap_or(pay::PaymentStatus::Unspecified)
 }
 
 async fn events(c: &mut Clients, after: i64) -> Vec<pay::PaymentEvent> {

@@ -6,9 +6,9 @@
 
 use std::time::Duration;
 
+use recur_e2e::pay::{charge, charge_req, get_payment as get, status, usd};
 use recur_e2e::stripe_fake::{self, FakeStripe};
 use recur_e2e::{Backend, Clients, TestApp, details};
-use recur_proto::common::v1::Money;
 use recur_proto::payment::v1 as pay;
 use serde_json::json;
 use tonic::Code;
@@ -76,14 +76,6 @@ macro_rules! on_both {
     };
 }
 
-fn usd(amount: &str) -> Option<Money> {
-    Some(Money { currency_code: "USD".into(), amount: amount.into() })
-}
-
-fn status(p: &pay::Payment) -> pay::PaymentStatus {
-    pay::PaymentStatus::try_from(p.status).unwrap_or(pay::PaymentStatus::Unspecified)
-}
-
 async fn customer(c: &mut Clients) -> pay::Customer {
     c.payments
         .create_customer(pay::CreateCustomerRequest {
@@ -111,35 +103,6 @@ async fn attach(c: &mut Clients, customer: &str, token: &str) -> pay::PaymentMet
         .into_inner()
         .payment_method
         .expect("method")
-}
-
-fn charge_req(customer: &str, amount: &str, key: &str) -> pay::ChargeRequest {
-    pay::ChargeRequest {
-        customer_id: customer.into(),
-        amount: usd(amount),
-        idempotency_key: key.into(),
-        ..Default::default()
-    }
-}
-
-async fn charge(c: &mut Clients, customer: &str, amount: &str, key: &str) -> pay::Payment {
-    c.payments
-        .charge(charge_req(customer, amount, key))
-        .await
-        .unwrap_or_else(|e| panic!("charge: {e}"))
-        .into_inner()
-        .payment
-        .expect("payment")
-}
-
-async fn get(c: &mut Clients, id: &str) -> pay::Payment {
-    c.payments
-        .get_payment(pay::GetPaymentRequest { id: id.into() })
-        .await
-        .expect("get")
-        .into_inner()
-        .payment
-        .expect("payment")
 }
 
 fn field<'a>(form: &'a [(String, String)], key: &str) -> Option<&'a str> {

@@ -23,6 +23,7 @@ use tonic::transport::Channel;
 pub use recur_error::details;
 
 pub mod browser;
+pub mod pay;
 pub mod scan;
 pub mod stripe_fake;
 
