@@ -32,7 +32,7 @@ use crate::domain::{
     refund_fingerprint,
 };
 use crate::providers::Providers;
-use crate::repo::{PaymentRepo, RefundResult, Reservation};
+use crate::repo::{ChargeStart, PaymentRepo, RefundResult, Reservation};
 
 /// Longest a provider call may take before its outcome counts as unknown.
 pub const PROVIDER_TIMEOUT: Duration = Duration::from_secs(20);
@@ -363,32 +363,20 @@ impl Gateway {
             &c.return_url,
             &c.metadata,
         );
-        let (customer, pm, provider, amount_minor) = match self.charge_inputs(tenant, &c).await {
-            Ok(v) => v,
-            Err(e) => {
-                // A retry of a charge that was made answers what was made,
-                // even if the card has been removed since.
-                if let Some(key) = &c.idempotency_key
-                    && let Some(existing) = self.repo.get_payment_by_key(tenant, key).await?
-                {
-                    return self.replay(tenant, existing, &hash, deadline).await;
-                }
-                return Err(e);
-            }
-        };
         let now = self.clock.now_micros();
         let id = recur_id::new_id(recur_id::Kind::Payment);
         let key = c.idempotency_key.clone().unwrap_or_else(|| id.clone());
-        let payment = Payment {
+        let mut payment = Payment {
             id: id.clone(),
-            customer_id: customer.id.clone(),
-            payment_method_id: pm.id.clone(),
+            customer_id: c.customer_id.clone(),
+            // The method and its provider are what start_charge finds.
+            payment_method_id: String::new(),
             amount: c.amount,
             amount_refunded: c.amount.currency().zero(),
             status: PaymentStatus::Processing,
             invoice_id: c.invoice_id.clone(),
             description: c.description.clone(),
-            provider: provider.name().to_string(),
+            provider: String::new(),
             provider_payment_id: String::new(),
             decline_code: String::new(),
             failure_message: String::new(),
@@ -416,9 +404,39 @@ impl Gateway {
         // or timeout from here on never loses track of the attempt, and a
         // concurrent call with the same key finds it and calls nobody.
         let next_check = now + self.settings.reconcile_after;
-        if let Some(existing) = self.repo.begin_payment(tenant, &payment, &attempt, next_check).await? {
-            return self.replay(tenant, existing, &hash, deadline).await;
-        }
+        let wanted = (!c.payment_method_id.is_empty()).then_some(c.payment_method_id.as_str());
+        let started = match c.amount.minor_amount() {
+            None => None,
+            Some(minor) => {
+                let providers = self.providers.names(tenant);
+                match self.repo.start_charge(tenant, &payment, wanted, &attempt, next_check, &providers).await? {
+                    ChargeStart::Started(customer, pm) => Some((customer, pm, minor)),
+                    ChargeStart::Existing(existing) => return self.replay(tenant, existing, &hash, deadline).await,
+                    ChargeStart::NoContext => None,
+                }
+            }
+        };
+        let Some((customer, pm, amount_minor)) = started else {
+            // Nothing was charged or stored: say why. A retry of a charge
+            // that was made answers what was made, even if the card has been
+            // removed since.
+            let why = match self.charge_inputs(tenant, &c).await {
+                Err(e) => e,
+                Ok(_) => AppError::aborted(
+                    "PAYMENT_METHOD_CHANGED",
+                    "the customer's payment methods changed during the charge; try again",
+                ),
+            };
+            if let Some(key) = &c.idempotency_key
+                && let Some(existing) = self.repo.get_payment_by_key(tenant, key).await?
+            {
+                return self.replay(tenant, existing, &hash, deadline).await;
+            }
+            return Err(why);
+        };
+        let provider = self.provider(tenant, &pm.provider)?;
+        payment.payment_method_id = pm.id.clone();
+        payment.provider = provider.name().to_string();
         let call = ChargeAttempt {
             provider_customer_id: customer.provider_customer_id.clone(),
             provider_payment_method_id: pm.provider_payment_method_id.clone(),

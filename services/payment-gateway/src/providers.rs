@@ -131,6 +131,11 @@ impl Providers {
         self.tenants.get(tenant).unwrap_or(&self.default).clone()
     }
 
+    /// The providers `tenant` can charge through: the sandbox and its own.
+    pub fn names(&self, tenant: &str) -> [&'static str; 2] {
+        ["sandbox", self.for_tenant(tenant).name()]
+    }
+
     /// The provider called `name` for `tenant`: the sandbox always, Stripe
     /// when the tenant is configured for it.
     pub fn named(&self, tenant: &str, name: &str) -> Option<Arc<dyn Provider>> {

@@ -11,7 +11,7 @@ use recur_payment::domain::sandbox::{SandboxCharge, SandboxRefund};
 use recur_payment::domain::{
     Attempt, Customer, Payment, PaymentEvent, PaymentMethod, PaymentStatus, Refund, RefundStatus,
 };
-use recur_payment::repo::{self, RefundResult, Reservation, Stores};
+use recur_payment::repo::{self, ChargeStart, RefundResult, Reservation, Stores};
 use recur_storage::page::Cursor;
 use recur_storage::testing::{TestDatabase, postgres_url};
 use rust_decimal::Decimal;
@@ -361,6 +361,90 @@ async fn suite(stores: Stores) {
     assert_eq!(done.status, "succeeded");
     let once = s.complete_charge("pi_3", "failed", "x", "y").await.expect("complete").expect("found");
     assert_eq!(once.status, "succeeded", "completed once");
+}
+
+/// A charge's first step: the context read and the payment begun at once.
+async fn start_charge_suite(stores: Stores) {
+    let r = &stores.ledger;
+    let sandbox = ["sandbox", "sandbox"];
+    r.insert_customer("acme", &customer("cus_1", 0), None).await.expect("customer");
+    r.insert_customer("acme", &customer("cus_2", 0), None).await.expect("customer");
+    r.insert_payment_method("acme", &method("pm_1", "cus_1", "pp_1", 1)).await.expect("pm");
+    r.insert_payment_method("acme", &method("pm_2", "cus_1", "pp_2", 2)).await.expect("pm");
+    let mut stripe = method("pm_s", "cus_1", "pp_s", 3);
+    stripe.provider = "stripe".into();
+    r.insert_payment_method("acme", &stripe).await.expect("pm");
+    r.set_default_payment_method("acme", "cus_1", "pm_1").await.expect("default");
+
+    // The template's method and provider are filled from what is found.
+    let mut asked = payment("pay_1", "key-1", 2_500, 10);
+    asked.payment_method_id = String::new();
+    asked.provider = String::new();
+    let start = |p: Payment, pm: Option<&'static str>, providers: [&'static str; 2]| async move {
+        let a = attempt(&p.id, 1, 10);
+        r.start_charge("acme", &p, pm, &a, t(40), &providers).await.expect("start")
+    };
+    match start(asked.clone(), None, sandbox).await {
+        ChargeStart::Started(c, m) => {
+            assert_eq!((c.id.as_str(), m.id.as_str(), m.provider_payment_method_id.as_str()), ("cus_1", "pm_1", "pp_1"))
+        }
+        other => panic!("expected a start, got {other:?}"),
+    }
+    let stored = r.get_payment("acme", "pay_1").await.expect("get").expect("stored");
+    assert_eq!(stored, payment("pay_1", "key-1", 2_500, 10), "the default method, on the sandbox");
+    assert_eq!(r.list_attempts("acme", "pay_1").await.expect("attempts"), vec![attempt("pay_1", 1, 10)]);
+    assert_eq!(r.claim_due_payments(t(40), t(100), 10).await.expect("claim").len(), 1, "due for a check");
+
+    // The same key: the stored payment, nothing new.
+    let again = Payment { id: "pay_x".into(), ..asked.clone() };
+    assert_eq!(start(again, Some("pm_2"), sandbox).await, ChargeStart::Existing(stored));
+    assert!(r.get_payment("acme", "pay_x").await.expect("get").is_none());
+
+    // A method asked for by id.
+    let second = Payment { id: "pay_2".into(), idempotency_key: "key-2".into(), ..asked.clone() };
+    match start(second, Some("pm_2"), sandbox).await {
+        ChargeStart::Started(_, m) => assert_eq!(m.id, "pm_2"),
+        other => panic!("expected a start, got {other:?}"),
+    }
+    assert_eq!(r.get_payment("acme", "pay_2").await.expect("get").expect("p").payment_method_id, "pm_2");
+
+    // Nothing to charge: nothing written.
+    let none = |id: &str| Payment { id: id.into(), idempotency_key: format!("key-{id}"), ..asked.clone() };
+    assert_eq!(start(none("pay_3"), Some("pm_nope"), sandbox).await, ChargeStart::NoContext, "unknown method");
+    assert_eq!(start(none("pay_4"), Some("pm_s"), sandbox).await, ChargeStart::NoContext, "provider not set up");
+    let cus2 = Payment { customer_id: "cus_2".into(), ..none("pay_5") };
+    assert_eq!(start(cus2, None, sandbox).await, ChargeStart::NoContext, "no default method");
+    let cus9 = Payment { customer_id: "cus_9".into(), ..none("pay_6") };
+    assert_eq!(start(cus9, None, sandbox).await, ChargeStart::NoContext, "no such customer");
+    r.remove_payment_method("acme", "cus_1", "pm_2", t(11)).await.expect("remove").expect("removed");
+    assert_eq!(start(none("pay_7"), Some("pm_2"), sandbox).await, ChargeStart::NoContext, "removed");
+    for id in ["pay_3", "pay_4", "pay_5", "pay_6", "pay_7"] {
+        assert!(r.get_payment("acme", id).await.expect("get").is_none(), "{id} not stored");
+    }
+    match start(none("pay_8"), Some("pm_s"), ["sandbox", "stripe"]).await {
+        ChargeStart::Started(_, m) => assert_eq!(m.provider, "stripe"),
+        other => panic!("expected a start, got {other:?}"),
+    }
+    assert_eq!(r.get_payment("acme", "pay_8").await.expect("get").expect("p").provider, "stripe");
+}
+
+#[tokio::test]
+async fn start_charge_on_sqlite() {
+    let db = TestDatabase::sqlite();
+    let url = recur_storage::sqlite_file_url(&db.data_dir(), "payment");
+    start_charge_suite(repo::open(&url, 4).await.expect("open")).await;
+    db.cleanup().await;
+}
+
+#[tokio::test]
+async fn start_charge_on_postgres() {
+    let Some(admin) = postgres_url() else {
+        eprintln!("RECUR_TEST_DATABASE_URL unset: Postgres run skipped");
+        return;
+    };
+    let db = TestDatabase::postgres(&admin).await.expect("database");
+    start_charge_suite(repo::open(db.url().expect("url"), 4).await.expect("open")).await;
+    db.cleanup().await;
 }
 
 #[tokio::test]

@@ -43,6 +43,19 @@ pub enum Reservation {
     NoPayment,
 }
 
+/// What [`PaymentRepo::start_charge`] did.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ChargeStart {
+    /// The payment (PROCESSING) and its first attempt are stored; the
+    /// customer and the method it uses are what the provider call needs.
+    Started(Customer, PaymentMethod),
+    /// The idempotency key already holds this payment; nothing was written.
+    Existing(Payment),
+    /// No such customer, or no active method to charge (the one asked for,
+    /// else the default) on one of the given providers; nothing was written.
+    NoContext,
+}
+
 /// A provider's answer to a refund, to record.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RefundResult {
@@ -109,6 +122,20 @@ pub trait PaymentRepo: Send + Sync + 'static {
         started: &Attempt,
         next_check_at: DateTime<Utc>,
     ) -> Result<Option<Payment>, StorageError>;
+    /// A new charge's read and first write at once: finds the customer and
+    /// the method to charge (`pm_id`, else the default; active and on one
+    /// of `providers`) and, when there is one, inserts `p` for them (its
+    /// payment method and provider taken from the method found) with its
+    /// first attempt, as [`PaymentRepo::begin_payment`] does.
+    async fn start_charge(
+        &self,
+        tenant: &str,
+        p: &Payment,
+        pm_id: Option<&str>,
+        started: &Attempt,
+        next_check_at: DateTime<Utc>,
+        providers: &[&str],
+    ) -> Result<ChargeStart, StorageError>;
     async fn get_payment(&self, tenant: &str, id: &str) -> Result<Option<Payment>, StorageError>;
     async fn get_payment_by_key(&self, tenant: &str, key: &str) -> Result<Option<Payment>, StorageError>;
     async fn get_payment_by_provider_id(
@@ -283,7 +310,7 @@ macro_rules! sql_repo {
         use recur_storage::{Dec, StorageError};
         use sqlx::{QueryBuilder, Row};
 
-        use super::{decode_err, PaymentRepo, RefundResult, Reservation};
+        use super::{decode_err, ChargeStart, PaymentRepo, RefundResult, Reservation};
         use crate::domain::sandbox::{SandboxCharge, SandboxRefund, SandboxStore};
         use crate::domain::{
             Attempt, Customer, Payment, PaymentEvent, PaymentMethod, PaymentStatus, Refund, RefundStatus,
@@ -328,6 +355,33 @@ macro_rules! sql_repo {
 
         fn currency(code: &str) -> Result<Currency, StorageError> {
             Currency::from_code(code).ok_or_else(|| decode_err(format!("currency {code}")))
+        }
+
+        /// A customer (`c`) and the method a charge would use (`m`, maybe
+        /// absent), as [`context_row`] reads them.
+        const CONTEXT_COLUMNS: &str = "c.*, m.id AS m_id, m.provider AS m_provider, \
+             m.provider_payment_method_id AS m_ppm, m.name AS m_name, m.brand AS m_brand, m.last4 AS m_last4, \
+             m.exp_month AS m_exp_month, m.exp_year AS m_exp_year, m.created_at AS m_created_at";
+
+        fn context_row(r: &DbRow) -> Result<(Customer, Option<PaymentMethod>), StorageError> {
+            let customer = customer_row(r)?;
+            let method = match r.try_get::<Option<String>, _>("m_id")? {
+                None => None,
+                Some(id) => Some(PaymentMethod {
+                    id,
+                    customer_id: customer.id.clone(),
+                    provider: r.try_get("m_provider")?,
+                    provider_payment_method_id: r.try_get("m_ppm")?,
+                    name: r.try_get("m_name")?,
+                    brand: r.try_get("m_brand")?,
+                    last4: r.try_get("m_last4")?,
+                    exp_month: r.try_get::<i32, _>("m_exp_month")?.max(0) as u32,
+                    exp_year: r.try_get::<i32, _>("m_exp_year")?.max(0) as u32,
+                    created_at: r.try_get("m_created_at")?,
+                    removed_at: None,
+                }),
+            };
+            Ok((customer, method))
         }
 
         fn payment_row(r: &DbRow) -> Result<Payment, StorageError> {
@@ -639,40 +693,41 @@ macro_rules! sql_repo {
                 customer_id: &str,
                 pm_id: Option<&str>,
             ) -> Result<Option<(Customer, Option<PaymentMethod>)>, StorageError> {
-                let row = sqlx::query(
-                    "SELECT c.*, m.id AS m_id, m.provider AS m_provider, \
-                     m.provider_payment_method_id AS m_ppm, m.name AS m_name, m.brand AS m_brand, \
-                     m.last4 AS m_last4, m.exp_month AS m_exp_month, m.exp_year AS m_exp_year, \
-                     m.created_at AS m_created_at \
-                     FROM gateway_customers c LEFT JOIN payment_methods m ON m.tenant_id = c.tenant_id \
-                     AND m.customer_id = c.id AND m.removed_at IS NULL \
+                let row = sqlx::query(&format!(
+                    "SELECT {CONTEXT_COLUMNS} FROM gateway_customers c LEFT JOIN payment_methods m \
+                     ON m.tenant_id = c.tenant_id AND m.customer_id = c.id AND m.removed_at IS NULL \
                      AND m.id = COALESCE($3, c.default_payment_method_id) \
-                     WHERE c.tenant_id = $1 AND c.id = $2",
-                )
+                     WHERE c.tenant_id = $1 AND c.id = $2"
+                ))
                 .bind(tenant)
                 .bind(customer_id)
                 .bind(pm_id)
                 .fetch_optional(&self.pool)
                 .await?;
-                let Some(r) = row else { return Ok(None) };
-                let customer = customer_row(&r)?;
-                let method = match r.try_get::<Option<String>, _>("m_id")? {
-                    None => None,
-                    Some(id) => Some(PaymentMethod {
-                        id,
-                        customer_id: customer.id.clone(),
-                        provider: r.try_get("m_provider")?,
-                        provider_payment_method_id: r.try_get("m_ppm")?,
-                        name: r.try_get("m_name")?,
-                        brand: r.try_get("m_brand")?,
-                        last4: r.try_get("m_last4")?,
-                        exp_month: r.try_get::<i32, _>("m_exp_month")?.max(0) as u32,
-                        exp_year: r.try_get::<i32, _>("m_exp_year")?.max(0) as u32,
-                        created_at: r.try_get("m_created_at")?,
-                        removed_at: None,
-                    }),
+                row.as_ref().map(context_row).transpose()
+            }
+
+            async fn start_charge(
+                &self,
+                tenant: &str,
+                p: &Payment,
+                pm_id: Option<&str>,
+                started: &Attempt,
+                next_check_at: DateTime<Utc>,
+                providers: &[&str],
+            ) -> Result<ChargeStart, StorageError> {
+                let Some((customer, method, inserted)) =
+                    self.start_charge_rows(tenant, p, pm_id, started, next_check_at, providers).await?
+                else {
+                    return Ok(ChargeStart::NoContext);
                 };
-                Ok(Some((customer, method)))
+                if inserted {
+                    return Ok(ChargeStart::Started(customer, method));
+                }
+                self.get_payment_by_key(tenant, &p.idempotency_key)
+                    .await?
+                    .ok_or_else(|| StorageError::Other("idempotency key conflict without a payment".into()))
+                    .map(ChargeStart::Existing)
             }
 
             async fn begin_payment(

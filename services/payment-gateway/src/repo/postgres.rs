@@ -1,5 +1,6 @@
 //! The payment repository on Postgres. The charge path's two writes are one
-//! statement each (data-modifying CTEs), so a charge costs two commits.
+//! statement each (data-modifying CTEs; the first also reads what the
+//! charge needs), so a charge costs two round trips and two commits.
 
 super::sql_repo!(
     PgRepo,
@@ -10,6 +11,67 @@ super::sql_repo!(
 );
 
 impl PgRepo {
+    /// The charge's context read and its payment and first attempt inserted
+    /// (unless the key is taken), in one statement: `None` when there is
+    /// nothing to charge.
+    async fn start_charge_rows(
+        &self,
+        tenant: &str,
+        p: &Payment,
+        pm_id: Option<&str>,
+        a: &Attempt,
+        next_check_at: DateTime<Utc>,
+        providers: &[&str],
+    ) -> Result<Option<(Customer, PaymentMethod, bool)>, StorageError> {
+        let row = sqlx::query(&format!(
+            "WITH ctx AS (SELECT {CONTEXT_COLUMNS} FROM gateway_customers c JOIN payment_methods m \
+             ON m.tenant_id = c.tenant_id AND m.customer_id = c.id AND m.removed_at IS NULL \
+             AND m.id = COALESCE($4, c.default_payment_method_id) \
+             WHERE c.tenant_id = $1 AND c.id = $3 AND m.provider = ANY($26)), \
+             p AS (INSERT INTO payments (tenant_id, id, customer_id, payment_method_id, currency, amount, \
+             amount_refunded, status, invoice_id, description, provider, provider_payment_id, decline_code, \
+             failure_message, action_url, attempt_count, metadata, idempotency_key, request_hash, created_at, \
+             updated_at, refund_reserved, return_url, next_check_at) SELECT $1, $2, ctx.id, ctx.m_id, $5, $6, $7, \
+             $8, $9, $10, ctx.m_provider, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23 \
+             FROM ctx ON CONFLICT (tenant_id, idempotency_key) DO NOTHING RETURNING id), \
+             a AS (INSERT INTO payment_attempts (tenant_id, payment_id, number, started_at, outcome) \
+             SELECT $1, id, $24, $25, 'pending' FROM p) \
+             SELECT ctx.*, EXISTS (SELECT 1 FROM p) AS started FROM ctx"
+        ))
+        .bind(tenant)
+        .bind(&p.id)
+        .bind(&p.customer_id)
+        .bind(pm_id)
+        .bind(p.amount.currency().code())
+        .bind(Dec(p.amount.amount()))
+        .bind(Dec(p.amount_refunded.amount()))
+        .bind(p.status.as_str())
+        .bind(&p.invoice_id)
+        .bind(&p.description)
+        .bind(&p.provider_payment_id)
+        .bind(&p.decline_code)
+        .bind(&p.failure_message)
+        .bind(&p.action_url)
+        .bind(p.attempt_count as i32)
+        .bind(serde_json::to_string(&p.metadata).map_err(decode_err)?)
+        .bind(&p.idempotency_key)
+        .bind(&p.request_hash)
+        .bind(p.created_at)
+        .bind(p.updated_at)
+        .bind(Dec(p.refund_reserved.amount()))
+        .bind(&p.return_url)
+        .bind(next_check_at)
+        .bind(a.number as i32)
+        .bind(a.started_at)
+        .bind(providers)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(r) = row else { return Ok(None) };
+        let (customer, method) = context_row(&r)?;
+        let method = method.ok_or_else(|| StorageError::Other("charge context without its method".into()))?;
+        Ok(Some((customer, method, r.try_get("started")?)))
+    }
+
     /// Inserts the payment and its first attempt; false on a key conflict.
     async fn begin_payment_rows(
         &self,

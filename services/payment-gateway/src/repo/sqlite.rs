@@ -4,6 +4,28 @@
 super::sql_repo!(SqliteRepo, sqlx::Sqlite, begin = "BEGIN IMMEDIATE", lock = "", skip_locked = "");
 
 impl SqliteRepo {
+    /// The charge's context, then its payment and first attempt (unless
+    /// the key is taken): `None` when there is nothing to charge.
+    async fn start_charge_rows(
+        &self,
+        tenant: &str,
+        p: &Payment,
+        pm_id: Option<&str>,
+        a: &Attempt,
+        next_check_at: DateTime<Utc>,
+        providers: &[&str],
+    ) -> Result<Option<(Customer, PaymentMethod, bool)>, StorageError> {
+        let Some((customer, Some(method))) = self.charge_context(tenant, &p.customer_id, pm_id).await? else {
+            return Ok(None);
+        };
+        if !providers.contains(&method.provider.as_str()) {
+            return Ok(None);
+        }
+        let p = Payment { payment_method_id: method.id.clone(), provider: method.provider.clone(), ..p.clone() };
+        let inserted = self.begin_payment_rows(tenant, &p, a, next_check_at).await?;
+        Ok(Some((customer, method, inserted)))
+    }
+
     /// Inserts the payment and its first attempt; false on a key conflict.
     async fn begin_payment_rows(
         &self,
