@@ -23,11 +23,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let fds = protox::compile(files, [&root])?;
     let out = PathBuf::from(std::env::var("OUT_DIR")?);
     std::fs::write(out.join("recur_descriptor.bin"), fds.encode_to_vec())?;
+    // Every message names its proto type (prost's `Name`), so the codec
+    // can check each request by its descriptor.
+    let mut config = tonic_prost_build::Config::new();
+    config.enable_type_names();
     tonic_prost_build::configure()
+        .codec_path("crate::codec::CheckedCodec")
         .btree_map(".")
         .generate_default_stubs(true)
         .build_client(true)
         .build_server(true)
-        .compile_fds(fds)?;
+        .compile_fds_with_config(fds, config)?;
     Ok(())
 }

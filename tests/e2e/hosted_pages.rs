@@ -253,6 +253,17 @@ async fn hosted_pages_over_http(app: &TestApp) {
     assert_eq!(resp.status(), 422);
     assert!(!resp.text().await.expect("body").contains("4242424242424242"));
     assert!(methods(&mut c, &cus.id).await.is_empty());
+    // So is a name with a NUL character in it (Postgres cannot store one).
+    let resp = http
+        .post(&init.hosted_page_url)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("name=Pat%00&number=4242424242424242&exp_month=12&exp_year=2030&cvc=123")
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(resp.status(), 422);
+    assert!(resp.text().await.expect("body").contains("cannot be saved"));
+    assert!(methods(&mut c, &cus.id).await.is_empty());
 
     // Links of one kind do not open pages of another, and forged ones fail.
     let kind_swap = init.hosted_page_url.replace("/hosted/payment-method/", "/hosted/portal/");

@@ -141,8 +141,16 @@ async fn card_submit(
         Err(r) => return *r,
     };
     let raw_name = field(&form, "name");
-    // A card number typed into the name is never echoed back.
-    let name = if recur_proto::cards::contains_card_number(raw_name) { "" } else { raw_name };
+    // A card number typed into the name is never echoed back; a NUL
+    // character cannot be stored.
+    let refused = if recur_proto::cards::contains_card_number(raw_name) {
+        Some("That looks like a card number: put it in the card number field, not the name.")
+    } else if raw_name.contains('\0') {
+        Some("The name holds a character that cannot be saved: type it again.")
+    } else {
+        None
+    };
+    let name = if refused.is_some() { "" } else { raw_name };
     let (month, year) = (field(&form, "exp_month"), field(&form, "exp_year"));
     let again = |error: &str| {
         html(
@@ -151,8 +159,8 @@ async fn card_submit(
             &card_form_html(&token, name, month, year, Some(error)),
         )
     };
-    if name != raw_name {
-        return again("That looks like a card number: put it in the card number field, not the name.");
+    if let Some(why) = refused {
+        return again(why);
     }
     let (Ok(exp_month), Ok(exp_year)) = (month.parse::<u32>(), year.parse::<u32>()) else {
         return again("Enter the expiry month and year as numbers.");

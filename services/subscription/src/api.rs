@@ -21,7 +21,7 @@ use recur_proto::convert::{from_timestamp, money_of, opt_timestamp, timestamp};
 use recur_proto::payment::v1 as paypb;
 use recur_proto::pricing::v1 as pricepb;
 use recur_proto::subscription::v1 as pb;
-use recur_server::{caller, fingerprint, idempotency_key};
+use recur_server::{caller, checked_idempotency_key, fingerprint};
 use recur_storage::page::{Cursor, page_size};
 use rust_decimal::Decimal;
 use serde_json::json;
@@ -840,7 +840,7 @@ type Res<T> = Result<Response<T>, Status>;
 impl pb::account_service_server::AccountService for SubscriptionApi {
     async fn create_account(&self, req: Request<pb::CreateAccountRequest>) -> Res<pb::CreateAccountResponse> {
         let ctx = caller(&req)?;
-        let key = idempotency_key(&req);
+        let key = checked_idempotency_key(&req)?;
         let (a, contacts) = self.inner.create_account(&ctx, req.get_ref(), key).await?;
         Ok(Response::new(pb::CreateAccountResponse { account: Some(account_pb(&a, &contacts)) }))
     }
@@ -899,7 +899,7 @@ impl pb::account_service_server::AccountService for SubscriptionApi {
 
     async fn create_bill_group(&self, req: Request<pb::CreateBillGroupRequest>) -> Res<pb::CreateBillGroupResponse> {
         let ctx = caller(&req)?;
-        let key = idempotency_key(&req);
+        let key = checked_idempotency_key(&req)?;
         let bg = self.inner.create_bill_group(&ctx, req.get_ref(), key).await?;
         Ok(Response::new(pb::CreateBillGroupResponse { bill_group: Some(bill_group_pb(&bg)) }))
     }
@@ -925,7 +925,7 @@ impl pb::subscription_service_server::SubscriptionService for SubscriptionApi {
         req: Request<pb::CreateSubscriptionRequest>,
     ) -> Res<pb::CreateSubscriptionResponse> {
         let ctx = caller(&req)?;
-        let key = idempotency_key(&req);
+        let key = checked_idempotency_key(&req)?;
         let (sub, invoice, payment_id) = self.inner.create_subscription(&ctx, req.get_ref(), key).await?;
         Ok(Response::new(pb::CreateSubscriptionResponse {
             subscription: Some(subscription_pb(&sub)),

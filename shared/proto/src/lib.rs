@@ -38,4 +38,6 @@ pub mod signup {
 }
 
 pub mod cards;
+pub mod codec;
 pub mod convert;
+pub mod fields;

@@ -206,6 +206,20 @@ pub fn idempotency_key<T>(req: &tonic::Request<T>) -> Option<String> {
         .map(str::to_string)
 }
 
+/// The `idempotency-key` metadata entry of a request whose key is stored:
+/// checked like a field (INVALID_ARGUMENT on `idempotency_key`) for length
+/// (at most 255 characters) and for anything that looks like a card number.
+pub fn checked_idempotency_key<T>(req: &tonic::Request<T>) -> Result<Option<String>, recur_error::AppError> {
+    let key = idempotency_key(req);
+    if let Some(k) = &key {
+        let mut v = recur_error::Violations::new();
+        v.check(k.chars().count() <= 255, "idempotency_key", "at most 255 characters");
+        v.check(!recur_proto::cards::contains_card_number(k), "idempotency_key", "looks like a card number");
+        v.finish()?;
+    }
+    Ok(key)
+}
+
 /// Refuses a request holding a card number in any field (strings, map keys
 /// and values, nested and repeated messages, integers), naming the field,
 /// before anything of it is logged or stored. `type_name` is the message's
