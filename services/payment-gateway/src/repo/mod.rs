@@ -1,8 +1,9 @@
 //! The payment ledger's storage: one trait, a Postgres and a SQLite
-//! implementation generated from one body. The two statements on the charge
-//! path (a new payment with its first attempt; a settled payment with its
-//! attempt and its event) are backend-specific: one round trip each on
-//! Postgres (data-modifying CTEs), one short transaction each on SQLite.
+//! implementation generated from one body. The two writes on the charge
+//! path (a new payment with its first attempt, after reading the customer
+//! and card it is for; a settled payment with its attempt and its event) are
+//! backend-specific: one round trip each on Postgres (data-modifying CTEs),
+//! a read and short transactions on SQLite.
 //!
 //! The same pool also keeps the sandbox provider's books ([`SandboxStore`]).
 
