@@ -143,12 +143,9 @@ fn return_url(v: &mut Violations, field: &str, url: &str) {
 
 fn idempotency(v: &mut Violations, in_body: &str, header: Option<String>) -> Option<String> {
     let key = if in_body.is_empty() { header } else { Some(in_body.to_string()) };
-    if key.as_ref().is_some_and(|k| k.len() > 255) {
-        v.add("idempotency_key", "at most 255 characters");
-    }
     // Keys are stored: the metadata entry is checked like a field.
-    if key.as_deref().is_some_and(recur_proto::cards::contains_card_number) {
-        v.add("idempotency_key", "looks like a card number");
+    if let Some(k) = &key {
+        recur_server::check_idempotency_key(v, k);
     }
     key
 }

@@ -420,13 +420,7 @@ impl Gateway {
             // Nothing was charged or stored: say why. A retry of a charge
             // that was made answers what was made, even if the card has been
             // removed since.
-            let why = match self.charge_inputs(tenant, &c).await {
-                Err(e) => e,
-                Ok(_) => AppError::aborted(
-                    "PAYMENT_METHOD_CHANGED",
-                    "the customer's payment methods changed during the charge; try again",
-                ),
-            };
+            let why = self.charge_refusal(tenant, &c).await;
             if let Some(key) = &c.idempotency_key
                 && let Some(existing) = self.repo.get_payment_by_key(tenant, key).await?
             {
@@ -450,34 +444,37 @@ impl Gateway {
         self.run_attempt(tenant, provider.as_ref(), payment, attempt, &call, budget(deadline)).await
     }
 
-    /// The customer, payment method, provider and amount in minor units a
-    /// new charge needs.
-    async fn charge_inputs(
-        &self,
-        tenant: &str,
-        c: &ChargeInput,
-    ) -> AppResult<(Customer, PaymentMethod, Arc<dyn Provider>, i64)> {
+    /// Why a charge found nothing to charge ([`ChargeStart::NoContext`],
+    /// nothing written), as the caller is told.
+    async fn charge_refusal(&self, tenant: &str, c: &ChargeInput) -> AppError {
         let wanted = (!c.payment_method_id.is_empty()).then_some(c.payment_method_id.as_str());
-        let (customer, method) = self.repo.charge_context(tenant, &c.customer_id, wanted).await?.ok_or_else(|| {
-            AppError::not_found("customer", &c.customer_id).with_field("customer_id", "no such customer")
-        })?;
-        let pm = match method {
-            Some(pm) => pm,
-            None if wanted.is_some() => {
-                return Err(AppError::not_found("payment method", &c.payment_method_id)
-                    .with_field("payment_method_id", "no such payment method for this customer"));
+        let method = match self.repo.charge_context(tenant, &c.customer_id, wanted).await {
+            Err(e) => return e.into(),
+            Ok(None) => {
+                return AppError::not_found("customer", &c.customer_id).with_field("customer_id", "no such customer");
             }
-            None => {
-                return Err(AppError::failed_precondition("NO_PAYMENT_METHOD", "the customer has no payment method")
-                    .with_field("payment_method_id", "give one, or attach one to the customer first"));
-            }
+            Ok(Some((_, method))) => method,
         };
-        let provider = self.provider(tenant, &pm.provider)?;
-        let amount_minor = c
-            .amount
-            .minor_amount()
-            .ok_or_else(|| AppError::invalid("amount.amount", "too large for the payment provider"))?;
-        Ok((customer, pm, provider, amount_minor))
+        let Some(pm) = method else {
+            return if wanted.is_some() {
+                AppError::not_found("payment method", &c.payment_method_id)
+                    .with_field("payment_method_id", "no such payment method for this customer")
+            } else {
+                AppError::failed_precondition("NO_PAYMENT_METHOD", "the customer has no payment method")
+                    .with_field("payment_method_id", "give one, or attach one to the customer first")
+            };
+        };
+        if let Err(e) = self.provider(tenant, &pm.provider) {
+            return e;
+        }
+        if c.amount.minor_amount().is_none() {
+            return AppError::invalid("amount.amount", "too large for the payment provider");
+        }
+        // A card was attached (or the default set) since start_charge looked.
+        AppError::aborted(
+            "PAYMENT_METHOD_CHANGED",
+            "the customer's payment methods changed during the charge; try again",
+        )
     }
 
     /// Where a provider's own 3-D Secure page returns to: the caller's URL,

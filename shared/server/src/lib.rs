@@ -206,15 +206,21 @@ pub fn idempotency_key<T>(req: &tonic::Request<T>) -> Option<String> {
         .map(str::to_string)
 }
 
-/// The `idempotency-key` metadata entry of a request whose key is stored:
-/// checked like a field (INVALID_ARGUMENT on `idempotency_key`) for length
-/// (at most 255 characters) and for anything that looks like a card number.
+/// Checks an idempotency key that will be stored like a field (on
+/// `idempotency_key`): at most 255 bytes, and nothing that looks like a card
+/// number.
+pub fn check_idempotency_key(v: &mut recur_error::Violations, key: &str) {
+    v.check(key.len() <= 255, "idempotency_key", "at most 255 characters");
+    v.check(!recur_proto::cards::contains_card_number(key), "idempotency_key", "looks like a card number");
+}
+
+/// The `idempotency-key` metadata entry of a request whose key is stored,
+/// refused (INVALID_ARGUMENT) as [`check_idempotency_key`] says.
 pub fn checked_idempotency_key<T>(req: &tonic::Request<T>) -> Result<Option<String>, recur_error::AppError> {
     let key = idempotency_key(req);
     if let Some(k) = &key {
         let mut v = recur_error::Violations::new();
-        v.check(k.chars().count() <= 255, "idempotency_key", "at most 255 characters");
-        v.check(!recur_proto::cards::contains_card_number(k), "idempotency_key", "looks like a card number");
+        check_idempotency_key(&mut v, k);
         v.finish()?;
     }
     Ok(key)

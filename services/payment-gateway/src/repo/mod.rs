@@ -358,6 +358,49 @@ macro_rules! sql_repo {
             Currency::from_code(code).ok_or_else(|| decode_err(format!("currency {code}")))
         }
 
+        /// The columns of a new payment bound by [`bind_new_payment`], as
+        /// $1 to $22 ([`NEW_PAYMENT_VALUES`]); each statement numbers what it
+        /// adds (the method and provider, the attempt) from $23.
+        const NEW_PAYMENT_COLUMNS: &str = "tenant_id, id, customer_id, currency, amount, amount_refunded, status, \
+             invoice_id, description, provider_payment_id, decline_code, failure_message, action_url, attempt_count, \
+             metadata, idempotency_key, request_hash, created_at, updated_at, refund_reserved, return_url, \
+             next_check_at";
+        const NEW_PAYMENT_VALUES: &str = "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
+             $17, $18, $19, $20, $21, $22";
+
+        type DbQuery<'q> = sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments<'q>>;
+
+        /// Binds a new payment's [`NEW_PAYMENT_COLUMNS`].
+        fn bind_new_payment<'q>(
+            q: DbQuery<'q>,
+            tenant: &'q str,
+            p: &'q Payment,
+            next_check_at: DateTime<Utc>,
+        ) -> Result<DbQuery<'q>, StorageError> {
+            Ok(q.bind(tenant)
+                .bind(&p.id)
+                .bind(&p.customer_id)
+                .bind(p.amount.currency().code())
+                .bind(Dec(p.amount.amount()))
+                .bind(Dec(p.amount_refunded.amount()))
+                .bind(p.status.as_str())
+                .bind(&p.invoice_id)
+                .bind(&p.description)
+                .bind(&p.provider_payment_id)
+                .bind(&p.decline_code)
+                .bind(&p.failure_message)
+                .bind(&p.action_url)
+                .bind(p.attempt_count as i32)
+                .bind(serde_json::to_string(&p.metadata).map_err(decode_err)?)
+                .bind(&p.idempotency_key)
+                .bind(&p.request_hash)
+                .bind(p.created_at)
+                .bind(p.updated_at)
+                .bind(Dec(p.refund_reserved.amount()))
+                .bind(&p.return_url)
+                .bind(next_check_at))
+        }
+
         /// A customer (`c`) and the method a charge would use (`m`, maybe
         /// absent), as [`context_row`] reads them.
         const CONTEXT_COLUMNS: &str = "c.*, m.id AS m_id, m.provider AS m_provider, \
@@ -694,12 +737,15 @@ macro_rules! sql_repo {
                 customer_id: &str,
                 pm_id: Option<&str>,
             ) -> Result<Option<(Customer, Option<PaymentMethod>)>, StorageError> {
-                let row = sqlx::query(&format!(
-                    "SELECT {CONTEXT_COLUMNS} FROM gateway_customers c LEFT JOIN payment_methods m \
-                     ON m.tenant_id = c.tenant_id AND m.customer_id = c.id AND m.removed_at IS NULL \
-                     AND m.id = COALESCE($3, c.default_payment_method_id) \
-                     WHERE c.tenant_id = $1 AND c.id = $2"
-                ))
+                static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+                    format!(
+                        "SELECT {CONTEXT_COLUMNS} FROM gateway_customers c LEFT JOIN payment_methods m \
+                         ON m.tenant_id = c.tenant_id AND m.customer_id = c.id AND m.removed_at IS NULL \
+                         AND m.id = COALESCE($3, c.default_payment_method_id) \
+                         WHERE c.tenant_id = $1 AND c.id = $2"
+                    )
+                });
+                let row = sqlx::query(SQL.as_str())
                 .bind(tenant)
                 .bind(customer_id)
                 .bind(pm_id)

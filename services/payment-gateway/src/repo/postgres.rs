@@ -2,6 +2,8 @@
 //! statement each (data-modifying CTEs; the first also reads what the
 //! charge needs), so a charge costs two round trips and two commits.
 
+use std::sync::LazyLock;
+
 super::sql_repo!(
     PgRepo,
     sqlx::Postgres,
@@ -23,49 +25,27 @@ impl PgRepo {
         next_check_at: DateTime<Utc>,
         providers: &[&str],
     ) -> Result<Option<(Customer, PaymentMethod, bool)>, StorageError> {
-        let row = sqlx::query(&format!(
-            "WITH ctx AS (SELECT {CONTEXT_COLUMNS} FROM gateway_customers c JOIN payment_methods m \
-             ON m.tenant_id = c.tenant_id AND m.customer_id = c.id AND m.removed_at IS NULL \
-             AND m.id = COALESCE($4, c.default_payment_method_id) \
-             WHERE c.tenant_id = $1 AND c.id = $3 AND m.provider = ANY($26)), \
-             p AS (INSERT INTO payments (tenant_id, id, customer_id, payment_method_id, currency, amount, \
-             amount_refunded, status, invoice_id, description, provider, provider_payment_id, decline_code, \
-             failure_message, action_url, attempt_count, metadata, idempotency_key, request_hash, created_at, \
-             updated_at, refund_reserved, return_url, next_check_at) SELECT $1, $2, ctx.id, ctx.m_id, $5, $6, $7, \
-             $8, $9, $10, ctx.m_provider, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23 \
-             FROM ctx ON CONFLICT (tenant_id, idempotency_key) DO NOTHING RETURNING id), \
-             a AS (INSERT INTO payment_attempts (tenant_id, payment_id, number, started_at, outcome) \
-             SELECT $1, id, $24, $25, 'pending' FROM p) \
-             SELECT ctx.*, EXISTS (SELECT 1 FROM p) AS started FROM ctx"
-        ))
-        .bind(tenant)
-        .bind(&p.id)
-        .bind(&p.customer_id)
-        .bind(pm_id)
-        .bind(p.amount.currency().code())
-        .bind(Dec(p.amount.amount()))
-        .bind(Dec(p.amount_refunded.amount()))
-        .bind(p.status.as_str())
-        .bind(&p.invoice_id)
-        .bind(&p.description)
-        .bind(&p.provider_payment_id)
-        .bind(&p.decline_code)
-        .bind(&p.failure_message)
-        .bind(&p.action_url)
-        .bind(p.attempt_count as i32)
-        .bind(serde_json::to_string(&p.metadata).map_err(decode_err)?)
-        .bind(&p.idempotency_key)
-        .bind(&p.request_hash)
-        .bind(p.created_at)
-        .bind(p.updated_at)
-        .bind(Dec(p.refund_reserved.amount()))
-        .bind(&p.return_url)
-        .bind(next_check_at)
-        .bind(a.number as i32)
-        .bind(a.started_at)
-        .bind(providers)
-        .fetch_optional(&self.pool)
-        .await?;
+        static SQL: LazyLock<String> = LazyLock::new(|| {
+            format!(
+                "WITH ctx AS (SELECT {CONTEXT_COLUMNS} FROM gateway_customers c JOIN payment_methods m \
+                 ON m.tenant_id = c.tenant_id AND m.customer_id = c.id AND m.removed_at IS NULL \
+                 AND m.id = COALESCE($23, c.default_payment_method_id) \
+                 WHERE c.tenant_id = $1 AND c.id = $3 AND m.provider = ANY($24)), \
+                 p AS (INSERT INTO payments ({NEW_PAYMENT_COLUMNS}, payment_method_id, provider) \
+                 SELECT {NEW_PAYMENT_VALUES}, ctx.m_id, ctx.m_provider FROM ctx \
+                 ON CONFLICT (tenant_id, idempotency_key) DO NOTHING RETURNING id), \
+                 a AS (INSERT INTO payment_attempts (tenant_id, payment_id, number, started_at, outcome) \
+                 SELECT $1, id, $25, $26, 'pending' FROM p) \
+                 SELECT ctx.*, EXISTS (SELECT 1 FROM p) AS started FROM ctx"
+            )
+        });
+        let row = bind_new_payment(sqlx::query(SQL.as_str()), tenant, p, next_check_at)?
+            .bind(pm_id)
+            .bind(providers)
+            .bind(a.number as i32)
+            .bind(a.started_at)
+            .fetch_optional(&self.pool)
+            .await?;
         let Some(r) = row else { return Ok(None) };
         let (customer, method) = context_row(&r)?;
         let method = method.ok_or_else(|| StorageError::Other("charge context without its method".into()))?;
@@ -80,45 +60,23 @@ impl PgRepo {
         a: &Attempt,
         next_check_at: DateTime<Utc>,
     ) -> Result<bool, StorageError> {
-        let n = sqlx::query(
-            "WITH p AS (INSERT INTO payments (tenant_id, id, customer_id, payment_method_id, currency, amount, \
-             amount_refunded, status, invoice_id, description, provider, provider_payment_id, decline_code, \
-             failure_message, action_url, attempt_count, metadata, idempotency_key, request_hash, created_at, \
-             updated_at, refund_reserved, return_url, next_check_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, \
-             $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24) \
-             ON CONFLICT (tenant_id, idempotency_key) DO NOTHING RETURNING id) \
-             INSERT INTO payment_attempts (tenant_id, payment_id, number, started_at, outcome) \
-             SELECT $1, id, $25, $26, 'pending' FROM p",
-        )
-        .bind(tenant)
-        .bind(&p.id)
-        .bind(&p.customer_id)
-        .bind(&p.payment_method_id)
-        .bind(p.amount.currency().code())
-        .bind(Dec(p.amount.amount()))
-        .bind(Dec(p.amount_refunded.amount()))
-        .bind(p.status.as_str())
-        .bind(&p.invoice_id)
-        .bind(&p.description)
-        .bind(&p.provider)
-        .bind(&p.provider_payment_id)
-        .bind(&p.decline_code)
-        .bind(&p.failure_message)
-        .bind(&p.action_url)
-        .bind(p.attempt_count as i32)
-        .bind(serde_json::to_string(&p.metadata).map_err(decode_err)?)
-        .bind(&p.idempotency_key)
-        .bind(&p.request_hash)
-        .bind(p.created_at)
-        .bind(p.updated_at)
-        .bind(Dec(p.refund_reserved.amount()))
-        .bind(&p.return_url)
-        .bind(next_check_at)
-        .bind(a.number as i32)
-        .bind(a.started_at)
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
+        static SQL: LazyLock<String> = LazyLock::new(|| {
+            format!(
+                "WITH p AS (INSERT INTO payments ({NEW_PAYMENT_COLUMNS}, payment_method_id, provider) \
+                 VALUES ({NEW_PAYMENT_VALUES}, $23, $24) \
+                 ON CONFLICT (tenant_id, idempotency_key) DO NOTHING RETURNING id) \
+                 INSERT INTO payment_attempts (tenant_id, payment_id, number, started_at, outcome) \
+                 SELECT $1, id, $25, $26, 'pending' FROM p"
+            )
+        });
+        let n = bind_new_payment(sqlx::query(SQL.as_str()), tenant, p, next_check_at)?
+            .bind(&p.payment_method_id)
+            .bind(&p.provider)
+            .bind(a.number as i32)
+            .bind(a.started_at)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
         Ok(n == 1)
     }
 

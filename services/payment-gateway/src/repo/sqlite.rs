@@ -1,6 +1,8 @@
 //! The payment repository on SQLite: the charge path's writes are short
 //! transactions that take the write lock at once.
 
+use std::sync::LazyLock;
+
 super::sql_repo!(SqliteRepo, sqlx::Sqlite, begin = "BEGIN IMMEDIATE", lock = "", skip_locked = "");
 
 impl SqliteRepo {
@@ -34,42 +36,19 @@ impl SqliteRepo {
         a: &Attempt,
         next_check_at: DateTime<Utc>,
     ) -> Result<bool, StorageError> {
+        static SQL: LazyLock<String> = LazyLock::new(|| {
+            format!(
+                "INSERT INTO payments ({NEW_PAYMENT_COLUMNS}, payment_method_id, provider) \
+                 VALUES ({NEW_PAYMENT_VALUES}, $23, $24) ON CONFLICT (tenant_id, idempotency_key) DO NOTHING"
+            )
+        });
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let n = sqlx::query(
-            "INSERT INTO payments (tenant_id, id, customer_id, payment_method_id, currency, amount, \
-             amount_refunded, status, invoice_id, description, provider, provider_payment_id, decline_code, \
-             failure_message, action_url, attempt_count, metadata, idempotency_key, request_hash, created_at, \
-             updated_at, refund_reserved, return_url, next_check_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, \
-             $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24) \
-             ON CONFLICT (tenant_id, idempotency_key) DO NOTHING",
-        )
-        .bind(tenant)
-        .bind(&p.id)
-        .bind(&p.customer_id)
-        .bind(&p.payment_method_id)
-        .bind(p.amount.currency().code())
-        .bind(Dec(p.amount.amount()))
-        .bind(Dec(p.amount_refunded.amount()))
-        .bind(p.status.as_str())
-        .bind(&p.invoice_id)
-        .bind(&p.description)
-        .bind(&p.provider)
-        .bind(&p.provider_payment_id)
-        .bind(&p.decline_code)
-        .bind(&p.failure_message)
-        .bind(&p.action_url)
-        .bind(p.attempt_count as i32)
-        .bind(serde_json::to_string(&p.metadata).map_err(decode_err)?)
-        .bind(&p.idempotency_key)
-        .bind(&p.request_hash)
-        .bind(p.created_at)
-        .bind(p.updated_at)
-        .bind(Dec(p.refund_reserved.amount()))
-        .bind(&p.return_url)
-        .bind(next_check_at)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+        let n = bind_new_payment(sqlx::query(SQL.as_str()), tenant, p, next_check_at)?
+            .bind(&p.payment_method_id)
+            .bind(&p.provider)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
         if n == 0 {
             return Ok(false);
         }
