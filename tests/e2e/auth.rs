@@ -107,7 +107,9 @@ async fn tokens_and_tenants() {
         })
         .await
         .expect_err("B quotes A's plan");
-    assert_eq!(err.code(), Code::NotFound);
+    // A plan named in the body: INVALID_ARGUMENT on the field, as for one that never existed.
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert_eq!(details(&err).reason, "OFFERING_NOT_FOUND");
     assert_eq!(details(&err).fields, vec!["offerings[0].offering_id"]);
 
     // A still sees its own.

@@ -1,7 +1,9 @@
 //! Catalog as code through gRPC: the demo document applies, applies again
 //! without change, round-trips through ExportCatalog, previews changes in a
 //! dry run without writing, turns a price change into a new rate version,
-//! archives what the document drops, and applies all or nothing.
+//! archives what the document drops, and applies all or nothing. Documents
+//! too deep or too large are refused before parsing, and one that holds no
+//! resource archives everything only when the request says so.
 
 use recur_e2e::{TestApp, details, on_both_backends};
 use recur_proto::catalog::v1 as cat;
@@ -12,8 +14,18 @@ async fn apply(
     document: &str,
     dry_run: bool,
 ) -> Result<cat::ApplyCatalogResponse, tonic::Status> {
+    apply_with(c, document, 0, dry_run, false).await
+}
+
+async fn apply_with(
+    c: &mut recur_e2e::Clients,
+    document: &str,
+    format: i32,
+    dry_run: bool,
+    allow_archive_all: bool,
+) -> Result<cat::ApplyCatalogResponse, tonic::Status> {
     c.catalog
-        .apply_catalog(cat::ApplyCatalogRequest { document: document.into(), format: 0, dry_run })
+        .apply_catalog(cat::ApplyCatalogRequest { document: document.into(), format, dry_run, allow_archive_all })
         .await
         .map(|r| r.into_inner())
 }
@@ -179,3 +191,87 @@ async fn catalog_as_code(app: &TestApp) {
 }
 
 on_both_backends!(catalog_as_code_sqlite, catalog_as_code_postgres, catalog_as_code);
+
+/// Asserts a refusal of `document` with `reason`, answered in reasonable time.
+async fn refused(c: &mut recur_e2e::Clients, document: &str, format: cat::DocumentFormat, reason: &str) {
+    let started = std::time::Instant::now();
+    let err = apply_with(c, document, format as i32, true, false).await.expect_err("refused");
+    let took = started.elapsed();
+    assert!(took < std::time::Duration::from_secs(5), "{reason}: took {took:?}");
+    assert_eq!(err.code(), Code::InvalidArgument, "{reason}: {}", err.message());
+    let d = details(&err);
+    assert_eq!(d.reason, reason, "{}", err.message());
+    assert_eq!(d.fields, vec!["document"]);
+    if reason == "DOCUMENT_TOO_DEEP" {
+        assert!(err.message().contains("32"), "the limit is named: {}", err.message());
+    }
+}
+
+async fn catalog_document_limits(app: &TestApp) {
+    let mut c = app.clients("limits");
+    let demo = recur_catalog::DEMO_CATALOG;
+    apply(&mut c, demo, false).await.expect("apply the demo");
+    let exported = export(&mut c, cat::DocumentFormat::Yaml).await;
+
+    // Deep nesting, as YAML (once ~20 s of a core) and as JSON, and a deep
+    // document of nearly 4 MiB: refused before any parser runs.
+    let deep = format!("{}1{}", "{\"a\":".repeat(60_000), "}".repeat(60_000));
+    refused(&mut c, &deep, cat::DocumentFormat::Yaml, "DOCUMENT_TOO_DEEP").await;
+    refused(&mut c, &deep, cat::DocumentFormat::Unspecified, "DOCUMENT_TOO_DEEP").await;
+    refused(&mut c, &"[".repeat((4 << 20) - 64), cat::DocumentFormat::Yaml, "DOCUMENT_TOO_DEEP").await;
+    let block: String = (0..40).map(|i| format!("{}k{i}:\n", "  ".repeat(i))).collect();
+    refused(&mut c, &block, cat::DocumentFormat::Yaml, "DOCUMENT_TOO_DEEP").await;
+    // Aliases that expand a small document past any reasonable size.
+    let wide: String = (0..2_000).map(|i| format!("k{i}: v, ")).collect();
+    let mut bomb = format!("products:\n- {{handle: p0, name: P, kind: recurring, metadata: &m {{{wide}}}}}\n");
+    for i in 1..1_000 {
+        bomb.push_str(&format!("- {{handle: p{i}, name: P, kind: recurring, metadata: *m}}\n"));
+    }
+    refused(&mut c, &bomb, cat::DocumentFormat::Yaml, "DOCUMENT_TOO_LARGE").await;
+    assert_eq!(export(&mut c, cat::DocumentFormat::Yaml).await, exported, "nothing written");
+
+    // A document without a resource would archive everything: refused unless
+    // the request says so, whatever its spelling.
+    let all = 7 + 4 + 8 + 3;
+    for (empty, format) in [
+        ("", cat::DocumentFormat::Yaml),
+        ("# nothing\n", cat::DocumentFormat::Yaml),
+        ("{}", cat::DocumentFormat::Unspecified),
+        ("{}", cat::DocumentFormat::Json),
+        ("[]", cat::DocumentFormat::Yaml),
+        ("products: []\noffering: []\n", cat::DocumentFormat::Yaml),
+        ("products: []\nofferings: []\ncoupons: []\n", cat::DocumentFormat::Yaml),
+    ] {
+        let err = match apply_with(&mut c, empty, format as i32, false, false).await {
+            Err(e) => e,
+            Ok(r) => panic!("{empty:?} applied: {} changes", r.changes.len()),
+        };
+        if err.code() == Code::InvalidArgument {
+            // Not a catalog at all (`[]`, a misspelt key): refused as such.
+            assert_eq!(details(&err).fields, vec!["document"], "{empty:?}");
+            continue;
+        }
+        assert_eq!(err.code(), Code::FailedPrecondition, "{empty:?}: {}", err.message());
+        assert_eq!(details(&err).reason, "ARCHIVE_ALL_NOT_CONFIRMED", "{empty:?}");
+        assert!(err.message().contains("allow_archive_all"), "{}", err.message());
+        assert_eq!(export(&mut c, cat::DocumentFormat::Yaml).await, exported, "{empty:?}: nothing archived");
+    }
+
+    // The dry run says what it would do: archive every resource.
+    let preview = apply_with(&mut c, "", cat::DocumentFormat::Yaml as i32, true, false).await.expect("dry run");
+    assert!(!preview.applied);
+    assert_eq!(count(&preview, cat::ChangeAction::Archived), all, "{:?}", preview.changes);
+    assert_eq!(preview.changes.len(), all);
+    assert_eq!(export(&mut c, cat::DocumentFormat::Yaml).await, exported, "a dry run writes nothing");
+
+    // Said explicitly, it archives everything.
+    let done = apply_with(&mut c, "{}", cat::DocumentFormat::Json as i32, false, true).await.expect("archive all");
+    assert!(done.applied);
+    assert_eq!(count(&done, cat::ChangeAction::Archived), all);
+    assert_eq!(export(&mut c, cat::DocumentFormat::Json).await.trim(), "{}");
+    // A non-empty document never needs the flag.
+    let back = apply(&mut c, demo, false).await.expect("apply the demo again");
+    assert!(back.applied);
+}
+
+on_both_backends!(catalog_document_limits_sqlite, catalog_document_limits_postgres, catalog_document_limits);

@@ -164,7 +164,12 @@ async fn call(c: &mut Clients, call: Call) -> Result<(), tonic::Status> {
         Call::Coupon(cp) => c.catalog.create_coupon(cat::CreateCouponRequest { coupon: Some(cp) }).await.map(|_| ()),
         Call::Apply(doc) => c
             .catalog
-            .apply_catalog(cat::ApplyCatalogRequest { document: doc.into(), format: 0, dry_run: false })
+            .apply_catalog(cat::ApplyCatalogRequest {
+                document: doc.into(),
+                format: 0,
+                dry_run: false,
+                ..Default::default()
+            })
             .await
             .map(|_| ()),
     }

@@ -197,7 +197,8 @@ async fn hosted_pages_in_a_browser() {
         })
         .await
         .expect_err("removed");
-    assert_eq!(err.code(), tonic::Code::NotFound);
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    assert_eq!(recur_e2e::details(&err).reason, "PAYMENT_METHOD_NOT_FOUND");
     // Adding a card from the portal comes back to the portal.
     b.click("#add").await;
     assert_eq!(b.title().await, "Add a payment method");
@@ -302,7 +303,8 @@ async fn hosted_pages_over_http(app: &TestApp) {
         .create_portal_session(pay::CreatePortalSessionRequest { customer_id: "cus_nope".into(), ..Default::default() })
         .await
         .expect_err("unknown customer");
-    assert_eq!(err.code(), tonic::Code::NotFound);
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    assert_eq!(recur_e2e::details(&err).reason, "CUSTOMER_NOT_FOUND");
     // A page link works without a bearer token; the gRPC API never does.
     let err = app
         .clients_with(None)

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use recur_e2e::{Backend, Clients, TestApp, details, mask};
+use recur_e2e::{Backend, Clients, TestApp, details, mask, on_both_backends};
 use recur_proto::catalog::v1 as cat;
 use recur_proto::common::v1::Address;
 use recur_proto::pricing::v1 as pb;
@@ -108,7 +108,7 @@ async fn coupons_tax_and_their_refusals() {
                 coupon_codes: vec!["NOPE".into()],
                 ..Default::default()
             },
-            Code::NotFound,
+            Code::InvalidArgument,
             "COUPON_NOT_FOUND",
         ),
         (
@@ -326,7 +326,7 @@ async fn preview_change_and_rate_usage() {
                 },
                 "2026-03-16T00:00:00Z",
             ),
-            Code::NotFound,
+            Code::InvalidArgument,
             "change.rate_id",
         ),
         (
@@ -435,3 +435,184 @@ async fn an_archived_rate_is_refused_once_the_cache_bound_passes() {
     assert_eq!(amount(&taxed.tax), "2.90");
     app.stop().await;
 }
+
+fn details_of(err: &tonic::Status) -> (Code, String, Vec<String>) {
+    let d = details(err);
+    (err.code(), d.reason, d.fields)
+}
+
+async fn apply_doc(c: &mut Clients, doc: &str, dry_run: bool) -> Result<(), tonic::Status> {
+    c.catalog
+        .apply_catalog(cat::ApplyCatalogRequest { document: doc.into(), dry_run, ..Default::default() })
+        .await
+        .map(|_| ())
+}
+
+const CEILING_DOC: &str = "products:
+  - {handle: fee, name: Fee, kind: recurring}
+  - {handle: seats, name: Seats, kind: per_unit}
+offerings:
+  - handle: plan
+    name: Plan
+    products: [fee, seats]
+    rates:
+      - handle: plan-monthly
+        name: Plan monthly
+        currency: USD
+        billing_period: {unit: month}
+        prices:
+          fee: {model: flat, flat_amount: \"100\"}
+          seats: {model: per_unit, unit_amount: \"10\"}
+";
+
+/// Amount ceilings in the catalog (the tenant setting `max_amounts`, prices
+/// within it) and in pricing (no quote line, offering total or usage
+/// amount above it, however large the quantity).
+async fn amount_ceilings(app: &TestApp) {
+    let mut c = app.clients("ceilings");
+    let too_large = |fields: &[&str]| {
+        (Code::InvalidArgument, "AMOUNT_TOO_LARGE".to_string(), fields.iter().map(|f| f.to_string()).collect())
+    };
+    // Without a setting, the default: 99,999,999 minor units (999,999.99 USD).
+    let over_default = CEILING_DOC.replace("flat_amount: \"100\"", "flat_amount: \"1000000.00\"");
+    for dry_run in [true, false] {
+        let err = apply_doc(&mut c, &over_default, dry_run).await.expect_err("over the default ceiling");
+        assert_eq!(details_of(&err), too_large(&["offerings[0].rates[0].prices.fee.flat_amount"]), "{err}");
+        assert_eq!(err.message(), "offerings[0].rates[0].prices.fee.flat_amount: at most 999999.99 USD");
+    }
+    assert_eq!(app.count_rows("catalog", "rates").await, 0, "nothing written");
+
+    // The setting, validated.
+    let set = |amounts: &[(&str, &str)]| cat::UpdateTenantSettingsRequest {
+        settings: Some(cat::TenantSettings {
+            max_amounts: amounts.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            ..Default::default()
+        }),
+        update_mask: Some(mask(&["max_amounts"])),
+    };
+    for (code, amount) in [("usd", "5000"), ("XYZ", "1"), ("USD", "1.001"), ("USD", "0"), ("USD", "-5"), ("USD", "NaN")]
+    {
+        let err = c.catalog.update_tenant_settings(set(&[(code, amount)])).await.expect_err(amount);
+        assert_eq!(err.code(), Code::InvalidArgument, "{code} {amount}");
+        assert_eq!(details(&err).fields, vec![format!("settings.max_amounts[{code}]")], "{code} {amount}");
+    }
+    let saved = c
+        .catalog
+        .update_tenant_settings(set(&[("USD", "5000"), ("JPY", "20000")]))
+        .await
+        .expect("valid ceilings")
+        .into_inner()
+        .settings
+        .expect("settings");
+    let want: std::collections::BTreeMap<String, String> =
+        [("JPY".to_string(), "20000".to_string()), ("USD".to_string(), "5000.00".to_string())].into();
+    assert_eq!(saved.max_amounts, want);
+    let read = c.catalog.get_tenant_settings(cat::GetTenantSettingsRequest {}).await.expect("get").into_inner();
+    assert_eq!(read.settings.expect("settings").max_amounts, want);
+
+    // Prices above the tenant's ceiling are refused, each field named.
+    apply_doc(&mut c, CEILING_DOC, false).await.expect("within the ceiling");
+    let rates_before = app.count_rows("catalog", "rates").await;
+    let plan = c
+        .catalog
+        .get_offering(cat::GetOfferingRequest {
+            lookup: Some(cat::get_offering_request::Lookup::Handle("plan".into())),
+        })
+        .await
+        .expect("plan")
+        .into_inner()
+        .offering
+        .expect("offering");
+    let (fee, seats) = (plan.product_ids[0].clone(), plan.product_ids[1].clone());
+    let err = c
+        .catalog
+        .create_rate(cat::CreateRateRequest {
+            rate: Some(cat::Rate {
+                offering_id: plan.id.clone(),
+                name: "Too dear".into(),
+                currency_code: "USD".into(),
+                billing_period: Some(cat::BillingPeriod { unit: cat::PeriodUnit::Month as i32, count: 1 }),
+                setup_fee: "5000.01".into(),
+                prices: vec![
+                    cat::Price {
+                        product_id: fee.clone(),
+                        model: cat::PricingModel::Tiered as i32,
+                        tiers: vec![cat::Tier {
+                            up_to: String::new(),
+                            unit_amount: "1".into(),
+                            flat_amount: "9000".into(),
+                        }],
+                        ..Default::default()
+                    },
+                    cat::Price {
+                        product_id: seats.clone(),
+                        model: cat::PricingModel::PerUnit as i32,
+                        unit_amount: "6000".into(),
+                        ..Default::default()
+                    },
+                ],
+                ..Default::default()
+            }),
+        })
+        .await
+        .expect_err("above 5000.00 USD");
+    assert_eq!(
+        details_of(&err),
+        too_large(&["rate.setup_fee", "rate.prices[0].tiers[0].flat_amount", "rate.prices[1].unit_amount"])
+    );
+    let lower = CEILING_DOC.replace("unit_amount: \"10\"", "unit_amount: \"5000.01\"");
+    let err = apply_doc(&mut c, &lower, true).await.expect_err("a new version above the ceiling");
+    assert_eq!(details_of(&err), too_large(&["offerings[0].rates[0].prices.seats.unit_amount"]));
+    assert_eq!(app.count_rows("catalog", "rates").await, rates_before, "nothing written");
+
+    // Quotes: a line above the ceiling names its quantity; an absurd one too
+    // (10^20 seats, Decimal's largest number), without overflowing.
+    let quote_of = |seats: &str| pb::QuoteRequest {
+        offerings: vec![cart("plan", "plan-monthly", &[("seats", seats)])],
+        ..Default::default()
+    };
+    let ok = quote(&mut c, quote_of("490")).await.expect("4900.00 + 100.00 is within 5000.00");
+    assert_eq!(amount(&ok.amount), "5000.00");
+    for seats in ["501", "100000000000000000000", "79228162514264337593543950335"] {
+        let err = quote(&mut c, quote_of(seats)).await.expect_err(seats);
+        assert_eq!(details_of(&err), too_large(&["offerings[0].items[0].quantity"]), "{seats}: {err}");
+        assert_eq!(err.message(), "offerings[0].items[0].quantity: at most 5000.00 USD");
+    }
+    // Lines within it, the offering's total above it: the offering is named.
+    let err = quote(&mut c, quote_of("491")).await.expect_err("4910.00 + 100.00");
+    assert_eq!(details_of(&err), too_large(&["offerings[0]"]));
+
+    let usage = |quantity: &str| pb::RateUsageRequest {
+        rate_id: "plan-monthly".into(),
+        product_id: "seats".into(),
+        quantity: quantity.into(),
+        ..Default::default()
+    };
+    c.pricing.rate_usage(usage("500")).await.expect("5000.00");
+    let err = c.pricing.rate_usage(usage("100000000000000000000")).await.expect_err("10^20");
+    assert_eq!(details_of(&err), too_large(&["quantity"]));
+
+    let ts = |secs: i64| prost_types::Timestamp { seconds: secs, nanos: 0 };
+    let err = c
+        .pricing
+        .preview_change(pb::PreviewChangeRequest {
+            current: Some(pb::ContractState {
+                offering_id: "plan".into(),
+                rate_id: "plan-monthly".into(),
+                items: vec![pb::CartItem { product_id: "seats".into(), quantity: "1".into() }],
+                period_start: Some(ts(1_772_323_200)),
+                period_end: Some(ts(1_775_001_600)),
+            }),
+            change: Some(pb::ContractChange {
+                items: vec![pb::CartItem { product_id: "seats".into(), quantity: "100000000000000000000".into() }],
+                timing: pb::ChangeTiming::EndOfTerm as i32,
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .expect_err("10^20 seats from next term");
+    assert_eq!(details_of(&err), too_large(&["change.items[0].quantity"]));
+}
+
+on_both_backends!(amount_ceilings_on_sqlite, amount_ceilings_on_postgres, amount_ceilings);

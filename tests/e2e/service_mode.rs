@@ -57,6 +57,7 @@ async fn five_services_on_five_ports() {
             service_names: names.to_vec(),
             max_call_time: std::time::Duration::from_secs(60),
             shutdown_grace: std::time::Duration::from_secs(5),
+            rate_limits: recur_server::RateLimiter::off(),
         };
         recur_server::spawn(listener, routes.routes(), options, std::future::pending()).expect("serve")
     };

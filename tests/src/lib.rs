@@ -24,6 +24,7 @@ pub use recur_error::details;
 
 pub mod browser;
 pub mod pay;
+pub mod raw;
 pub mod scan;
 pub mod stripe_fake;
 

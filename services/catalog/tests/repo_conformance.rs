@@ -230,9 +230,12 @@ async fn conformance(repo: Arc<dyn CatalogRepo>) {
     let mut s = TenantSettings::defaults();
     s.time_zone = "Europe/Berlin".into();
     s.tax_rates = vec![TaxRate { country: "DE".into(), state: String::new(), percent: d("19"), name: "USt".into() }];
+    s.max_amounts = BTreeMap::from([("USD".to_string(), d("5000.00")), ("JPY".to_string(), d("20000"))]);
     s.updated_at = Some(t(40));
     repo.put_settings(a, &s).await.expect("put");
     assert_eq!(repo.get_settings(a).await.expect("get"), Some(s.clone()));
+    let stored = repo.get_settings(a).await.expect("get").expect("settings");
+    assert_eq!(stored.max_amounts["USD"].to_string(), "5000.00", "places kept");
     s.prices_include_tax = true;
     repo.put_settings(a, &s).await.expect("put again");
     assert!(repo.get_settings(a).await.expect("get").expect("settings").prices_include_tax);

@@ -136,8 +136,9 @@ fn amount(v: &mut Violations, field: &str, m: Option<&recur_proto::common::v1::M
 }
 
 fn return_url(v: &mut Violations, field: &str, url: &str) {
-    if !url.is_empty() && (!is_return_url(url) || url.len() > 2048) {
-        v.add(field, "must be an absolute http(s) URL of at most 2048 characters");
+    // Its length is bounded by the request codec (`recur_proto::limits`).
+    if !url.is_empty() && !is_return_url(url) {
+        v.add(field, "must be an absolute http(s) URL");
     }
 }
 
@@ -150,17 +151,12 @@ fn idempotency(v: &mut Violations, in_body: &str, header: Option<String>) -> Opt
     key
 }
 
-/// Stripe's metadata limits, which every provider can store.
+/// Keys every provider can store. (Stripe's limits on the number of keys
+/// and their lengths hold for every request: `recur_proto::limits`.)
 fn metadata(v: &mut Violations, m: &BTreeMap<String, String>) {
-    if m.len() > 50 {
-        v.add("metadata", "at most 50 entries");
-    }
-    for (k, val) in m {
-        if k.is_empty() || k.len() > 40 || k.contains(['[', ']']) {
+    for k in m.keys() {
+        if k.is_empty() || k.contains(['[', ']']) {
             v.add(format!("metadata[{k}]"), "keys have 1 to 40 characters, without brackets");
-        }
-        if val.len() > 500 {
-            v.add(format!("metadata[{k}]"), "values have at most 500 characters");
         }
     }
 }
@@ -179,9 +175,6 @@ impl pb::payment_gateway_service_server::PaymentGatewayService for PaymentApi {
         let r = req.get_ref();
         let mut v = Violations::new();
         let key = idempotency(&mut v, "", idempotency_key(&req));
-        v.check(r.email.len() <= 254, "email", "at most 254 characters");
-        v.check(r.name.len() <= 256, "name", "at most 256 characters");
-        v.check(r.reference.len() <= 256, "reference", "at most 256 characters");
         v.finish()?;
         let c =
             self.gateway.create_customer(&ctx.tenant_id, &r.account_id, &r.email, &r.name, &r.reference, key).await?;
@@ -206,7 +199,12 @@ impl pb::payment_gateway_service_server::PaymentGatewayService for PaymentApi {
         required(&mut v, "customer_id", &r.customer_id);
         return_url(&mut v, "return_url", &r.return_url);
         v.finish()?;
-        let init = self.gateway.init_payment_method(&ctx.tenant_id, &r.customer_id, &r.return_url).await?;
+        // The customer is a reference in the body: unknown is INVALID_ARGUMENT.
+        let init = self
+            .gateway
+            .init_payment_method(&ctx.tenant_id, &r.customer_id, &r.return_url)
+            .await
+            .map_err(AppError::into_invalid_reference)?;
         Ok(Response::new(pb::InitPaymentMethodResponse {
             init: Some(pb::PaymentMethodInit {
                 provider: init.provider,
@@ -231,13 +229,12 @@ impl pb::payment_gateway_service_server::PaymentGatewayService for PaymentApi {
         let mut v = Violations::new();
         required(&mut v, "customer_id", &r.customer_id);
         required(&mut v, "payment_token", &r.payment_token);
-        v.check(r.payment_token.len() <= 255, "payment_token", "at most 255 characters");
-        v.check(r.name.len() <= 100, "name", "at most 100 characters");
         v.finish()?;
         let (pm, default) = self
             .gateway
             .attach(&ctx.tenant_id, &r.customer_id, r.payment_token.trim(), &r.name, r.set_default, None)
-            .await?;
+            .await
+            .map_err(AppError::into_invalid_reference)?;
         Ok(Response::new(pb::AttachPaymentMethodResponse { payment_method: Some(method_pb(&pm, default.as_deref())) }))
     }
 
@@ -265,8 +262,9 @@ impl pb::payment_gateway_service_server::PaymentGatewayService for PaymentApi {
             v.add("amount", "is required");
         }
         let amount = amount(&mut v, "amount", r.amount.as_ref());
-        v.check(r.description.len() <= 1000, "description", "at most 1000 characters");
-        v.check(r.invoice_id.len() <= 255, "invoice_id", "at most 255 characters");
+        // Providers take at most 1,000 characters of description (Stripe's
+        // limit), fewer than free text elsewhere.
+        v.check(r.description.chars().count() <= 1000, "description", "at most 1000 characters");
         return_url(&mut v, "return_url", &r.return_url);
         metadata(&mut v, &r.metadata);
         let key = idempotency(&mut v, &r.idempotency_key, header_key);
@@ -296,7 +294,8 @@ impl pb::payment_gateway_service_server::PaymentGatewayService for PaymentApi {
         // An absent amount (or one with nothing in it) refunds what is left.
         let given = r.amount.as_ref().filter(|m| !m.amount.is_empty() || !m.currency_code.is_empty());
         let amount = amount(&mut v, "amount", given);
-        v.check(r.reason.len() <= 500, "reason", "at most 500 characters");
+        // A refund's reason is kept with the provider's refund: 500, as Stripe.
+        v.check(r.reason.chars().count() <= 500, "reason", "at most 500 characters");
         let key = idempotency(&mut v, &r.idempotency_key, header_key);
         v.finish()?;
         let input = RefundInput { payment_id: r.payment_id, amount, reason: r.reason, idempotency_key: key };
@@ -372,7 +371,11 @@ impl pb::payment_gateway_service_server::PaymentGatewayService for PaymentApi {
         required(&mut v, "customer_id", &r.customer_id);
         return_url(&mut v, "return_url", &r.return_url);
         v.finish()?;
-        let customer = self.gateway.customer(&ctx.tenant_id, &r.customer_id, "customer_id").await?;
+        let customer = self
+            .gateway
+            .customer(&ctx.tenant_id, &r.customer_id, "customer_id")
+            .await
+            .map_err(AppError::into_invalid_reference)?;
         let (url, expires) =
             self.gateway.page_url(PageKind::Portal, &ctx.tenant_id, &customer.id, &r.return_url, PORTAL_PAGE_TTL);
         Ok(Response::new(pb::CreatePortalSessionResponse { url, expire_time: Some(timestamp(expires)) }))

@@ -20,7 +20,7 @@ use chrono::{DateTime, Utc};
 use recur_auth::TokenKey;
 use recur_clock::SharedClock;
 use recur_error::{AppError, AppResult};
-use recur_money::Money;
+use recur_money::{AmountTooLarge, Money};
 
 use crate::domain::pages::{PageKind, PageToken};
 use crate::domain::provider::{
@@ -353,7 +353,17 @@ impl Gateway {
             .ok_or_else(|| AppError::not_found("payment", id).with_field(field, "no such payment"))
     }
 
+    /// `amount` in minor units, once it is within `tenant`'s ceiling for a
+    /// single charge or refund (and so within every provider's minor units).
+    fn minor_within_ceiling(&self, tenant: &str, field: &str, amount: Money) -> AppResult<i64> {
+        let ceiling = self.providers.ceilings(tenant).of(amount.currency());
+        recur_money::check_ceiling(field, amount.amount(), ceiling)?;
+        amount.minor_amount().ok_or_else(|| AmountTooLarge { field: field.into(), ceiling }.into())
+    }
+
     pub async fn charge(&self, tenant: &str, deadline: Option<Instant>, c: ChargeInput) -> AppResult<Payment> {
+        // Above the ceiling nothing is written and no provider is called.
+        let amount_minor = self.minor_within_ceiling(tenant, "amount", c.amount)?;
         let hash = charge_fingerprint(
             &c.customer_id,
             &c.payment_method_id,
@@ -405,18 +415,13 @@ impl Gateway {
         // concurrent call with the same key finds it and calls nobody.
         let next_check = now + self.settings.reconcile_after;
         let wanted = (!c.payment_method_id.is_empty()).then_some(c.payment_method_id.as_str());
-        let started = match c.amount.minor_amount() {
-            None => None,
-            Some(minor) => {
-                let providers = self.providers.names(tenant);
-                match self.repo.start_charge(tenant, &payment, wanted, &attempt, next_check, &providers).await? {
-                    ChargeStart::Started(customer, pm) => Some((customer, pm, minor)),
-                    ChargeStart::Existing(existing) => return self.replay(tenant, existing, &hash, deadline).await,
-                    ChargeStart::NoContext => None,
-                }
-            }
+        let providers = self.providers.names(tenant);
+        let started = match self.repo.start_charge(tenant, &payment, wanted, &attempt, next_check, &providers).await? {
+            ChargeStart::Started(customer, pm) => Some((customer, pm)),
+            ChargeStart::Existing(existing) => return self.replay(tenant, existing, &hash, deadline).await,
+            ChargeStart::NoContext => None,
         };
-        let Some((customer, pm, amount_minor)) = started else {
+        let Some((customer, pm)) = started else {
             // Nothing was charged or stored: say why. A retry of a charge
             // that was made answers what was made, even if the card has been
             // removed since.
@@ -451,13 +456,16 @@ impl Gateway {
         let method = match self.repo.charge_context(tenant, &c.customer_id, wanted).await {
             Err(e) => return e.into(),
             Ok(None) => {
-                return AppError::not_found("customer", &c.customer_id).with_field("customer_id", "no such customer");
+                return AppError::not_found("customer", &c.customer_id)
+                    .into_invalid_reference()
+                    .with_field("customer_id", "no such customer");
             }
             Ok(Some((_, method))) => method,
         };
         let Some(pm) = method else {
             return if wanted.is_some() {
                 AppError::not_found("payment method", &c.payment_method_id)
+                    .into_invalid_reference()
                     .with_field("payment_method_id", "no such payment method for this customer")
             } else {
                 AppError::failed_precondition("NO_PAYMENT_METHOD", "the customer has no payment method")
@@ -466,9 +474,6 @@ impl Gateway {
         };
         if let Err(e) = self.provider(tenant, &pm.provider) {
             return e;
-        }
-        if c.amount.minor_amount().is_none() {
-            return AppError::invalid("amount.amount", "too large for the payment provider");
         }
         // A card was attached (or the default set) since start_charge looked.
         AppError::aborted(
@@ -659,6 +664,9 @@ impl Gateway {
         deadline: Option<Instant>,
         r: RefundInput,
     ) -> AppResult<(Refund, Payment)> {
+        if let Some(amount) = r.amount {
+            self.minor_within_ceiling(tenant, "amount", amount)?;
+        }
         let hash = refund_fingerprint(&r.payment_id, r.amount, &r.reason);
         let current = self.get_payment(tenant, &r.payment_id, "payment_id").await?;
         let now = self.clock.now_micros();
@@ -729,10 +737,11 @@ impl Gateway {
     ) -> AppResult<(Refund, Payment)> {
         let call = RefundAttempt {
             provider_payment_id: payment.provider_payment_id.clone(),
-            amount_minor: refund
-                .amount
-                .minor_amount()
-                .ok_or_else(|| AppError::invalid("amount.amount", "too large for the payment provider"))?,
+            // Never more than was captured, which was within its ceiling.
+            amount_minor: refund.amount.minor_amount().ok_or_else(|| AmountTooLarge {
+                field: "amount".into(),
+                ceiling: refund.amount.currency().max_ceiling(),
+            })?,
             currency: refund.amount.currency().code().to_string(),
             reason: refund.reason.clone(),
             idempotency_key: refund_key(tenant, &refund.id),

@@ -280,7 +280,7 @@ mod tests {
     }
 
     fn ctx(tenant: &str) -> CallContext {
-        CallContext { tenant_id: tenant.into(), bearer: String::new(), deadline: None }
+        CallContext { tenant_id: tenant.into(), bearer: String::new(), deadline: None, peer_proof: String::new() }
     }
 
     #[tokio::test]

@@ -76,6 +76,8 @@ pub async fn start(
         service_names: service_names(),
         max_call_time: Duration::from_secs(300),
         shutdown_grace: env.config.shutdown_grace,
+        rate_limits: recur_server::rate_limiter(&env.config, env.clock.clone())
+            .map_err(|e| StartError::Config(e.to_string()))?,
     };
     let server = recur_server::spawn(listener, routes.routes(), options, signal)
         .map_err(|e| StartError::Network(e.to_string()))?;
@@ -143,6 +145,7 @@ pub async fn load_demo_catalog(addr: &str, key: &TokenKey, tenant: &str) -> Resu
             document: recur_catalog::DEMO_CATALOG.to_string(),
             format: pb::DocumentFormat::Yaml as i32,
             dry_run: false,
+            allow_archive_all: false,
         })
         .await
         .map_err(|s| s.message().to_string())?

@@ -3,7 +3,8 @@
 //! ```text
 //! recur [serve]                          all five services on RECUR_LISTEN_ADDR (default 127.0.0.1:50051)
 //! recur token [--tenant T] [--days N]    print a bearer token for tenant T
-//! recur catalog apply FILE [--dry-run]   apply a catalog document
+//! recur catalog apply FILE [--dry-run] [--allow-archive-all]
+//!                                        apply a catalog document
 //! recur catalog export [--format F]      print the catalog as a document
 //! ```
 
@@ -14,8 +15,10 @@ use recur_config::Config;
 const USAGE: &str = "usage:
   recur [serve]                          run all five services on one port
   recur token [--tenant T] [--days N]    print a bearer token (default: RECUR_DEFAULT_TENANT, 30 days)
-  recur catalog apply FILE [--dry-run] [--addr A] [--tenant T]
-                                         apply a catalog document (YAML or JSON) to a running Recur
+  recur catalog apply FILE [--dry-run] [--allow-archive-all] [--addr A] [--tenant T]
+                                         apply a catalog document (YAML or JSON) to a running Recur;
+                                         a document holding no resource archives the whole catalog,
+                                         and is refused without --allow-archive-all
   recur catalog export [--format yaml|json] [--addr A] [--tenant T]
                                          print a tenant's catalog as a document
   recur help
@@ -57,6 +60,7 @@ async fn catalog(config: &Config, args: &[String]) -> ExitCode {
     use recur_proto::catalog::v1 as pb;
     let mut file = None;
     let mut dry_run = false;
+    let mut allow_archive_all = false;
     let mut format = pb::DocumentFormat::Yaml;
     let mut addr = config.listen_addr.clone().unwrap_or_else(|| recur::DEFAULT_ADDR.to_string());
     let mut tenant = config.default_tenant.clone();
@@ -68,6 +72,7 @@ async fn catalog(config: &Config, args: &[String]) -> ExitCode {
     while let Some(arg) = it.next() {
         match arg.as_str() {
             "--dry-run" => dry_run = true,
+            "--allow-archive-all" => allow_archive_all = true,
             "--addr" | "--tenant" | "--format" => {
                 let Some(value) = it.next() else {
                     eprintln!("recur catalog: {arg} needs a value");
@@ -123,7 +128,7 @@ async fn catalog(config: &Config, args: &[String]) -> ExitCode {
             };
             let format = if path.ends_with(".json") { pb::DocumentFormat::Json } else { pb::DocumentFormat::Yaml };
             client
-                .apply_catalog(pb::ApplyCatalogRequest { document, format: format as i32, dry_run })
+                .apply_catalog(pb::ApplyCatalogRequest { document, format: format as i32, dry_run, allow_archive_all })
                 .await
                 .map(|r| print_changes(&r.into_inner()))
         }

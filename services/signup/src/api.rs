@@ -161,7 +161,6 @@ fn check_customer(v: &mut Violations, c: &CustomerInput) {
         "customer.billing_address.country",
         "must be an ISO 3166-1 alpha-2 code such as \"US\"",
     );
-    v.check(c.account_name.chars().count() <= 200, "customer.account_name", "at most 200 characters");
 }
 
 fn check_quote(v: &mut Violations, q: &QuoteInput) {
@@ -766,11 +765,12 @@ impl Inner {
                 .clone()
                 .get_account(self.req(ctx, subpb::GetAccountRequest { id: s.customer.account_id.clone() }))
                 .await
-                .map_err(|st| {
-                    AppError::from_peer("subscription", &st)
+                .map_err(|st| match AppError::from_peer("subscription", &st) {
+                    // An account named in the body: INVALID_ARGUMENT ACCOUNT_NOT_FOUND.
+                    e if e.code() == tonic::Code::NotFound => AppError::not_found("account", &s.customer.account_id)
                         .into_invalid_reference()
-                        .map_fields(|_| "customer.account_id".into())
-                        .with_field("customer.account_id", "no such account")
+                        .with_field("customer.account_id", "no such account"),
+                    e => e,
                 })?
                 .into_inner()
                 .account

@@ -342,9 +342,8 @@ impl Inner {
     ) -> AppResult<(Account, Vec<Contact>)> {
         let a = r.account.clone().unwrap_or_default();
         let mut v = Violations::new();
+        // Lengths are bounded by the request codec (`recur_proto::limits`).
         v.check(!a.account_name.trim().is_empty(), "account.account_name", "is required");
-        v.check(a.account_name.chars().count() <= 200, "account.account_name", "at most 200 characters");
-        v.check(a.custom_id.len() <= 128, "account.custom_id", "at most 128 characters");
         v.check(
             a.currency_code.is_empty() || Currency::from_code(&a.currency_code).is_some(),
             "account.currency_code",
@@ -361,8 +360,6 @@ impl Inner {
             "account.billing_address.country",
             "must be an ISO 3166-1 alpha-2 code such as \"US\"",
         );
-        v.check(a.tags.len() <= 50, "account.tags", "at most 50 tags");
-        v.check(a.notes.len() <= 5000, "account.notes", "at most 5000 characters");
         for (i, c) in a.contacts.iter().enumerate() {
             if c.email.is_empty() {
                 v.add(format!("account.contacts[{i}].email"), "is required");
@@ -518,7 +515,6 @@ impl Inner {
         v.check(!r.bill_group_id.is_empty(), "bill_group_id", "is required");
         v.check(!r.offering.is_empty(), "offering", "is required");
         v.check(!r.rate.is_empty(), "rate", "is required");
-        v.check(r.custom_id.len() <= 128, "custom_id", "at most 128 characters");
         v.check(
             r.start_date.is_empty() || NaiveDate::parse_from_str(&r.start_date, "%Y-%m-%d").is_ok(),
             "start_date",
@@ -538,7 +534,11 @@ impl Inner {
             .get_bill_group(tenant, &r.bill_group_id)
             .await?
             .filter(|b| b.account_id == account.id)
-            .ok_or_else(|| AppError::invalid("bill_group_id", "no such bill group on this account"))?;
+            .ok_or_else(|| {
+                AppError::not_found("bill group", &r.bill_group_id)
+                    .into_invalid_reference()
+                    .with_field("bill_group_id", "no such bill group on this account")
+            })?;
 
         let hash = fingerprint(r);
         let now = self.clock.now_micros();
@@ -794,7 +794,13 @@ impl Inner {
             .clone()
             .charge(with_idempotency_key(self.req(ctx, charge), &key))
             .await
-            .map_err(|s| AppError::from_peer("payment-gateway", &s))?
+            .map_err(|s| {
+                // The gateway customer and method are the bill group's.
+                AppError::from_peer("payment-gateway", &s).map_fields(|f| match f {
+                    "customer_id" | "payment_method_id" => "bill_group_id".into(),
+                    other => other.to_string(),
+                })
+            })?
             .into_inner()
             .payment
             .ok_or_else(|| AppError::internal("payment gateway returned no payment"))?;

@@ -20,6 +20,12 @@ type HmacSha256 = Hmac<Sha256>;
 
 pub const ISSUER: &str = "recur";
 
+/// The purpose (see [`TokenKey::derive`]) of the key that signs peer proofs.
+pub const PEER_CALL_PURPOSE: &str = "peer-call";
+
+/// The metadata entry carrying a peer proof ([`TokenKey::peer_proof`]).
+pub const PEER_PROOF_METADATA: &str = "recur-peer-proof";
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claims {
     pub iss: String,
@@ -107,6 +113,14 @@ impl TokenKey {
         let mut mac = self.mac();
         mac.update(message);
         mac.verify_slice(signature).is_ok()
+    }
+
+    /// The proof that a call carrying `bearer` comes from a Recur peer: the
+    /// HMAC-SHA256 of the token under this key, which must be the key
+    /// derived for [`PEER_CALL_PURPOSE`]. The server puts it into the
+    /// [`CallContext`]; peer calls carry it as [`PEER_PROOF_METADATA`].
+    pub fn peer_proof(&self, bearer: &str) -> String {
+        B64.encode(self.sign(bearer.as_bytes()))
     }
 
     /// Mints a token for `tenant_id`, valid from `now` for `ttl`.
@@ -222,6 +236,11 @@ pub struct CallContext {
     pub tenant_id: String,
     pub bearer: String,
     pub deadline: Option<Instant>,
+    /// Proof that a call made on this caller's behalf comes from a Recur
+    /// peer ([`TokenKey::peer_proof`] of `bearer`): peer calls send it, and
+    /// the server does not count them against the tenant's rate limits
+    /// again. Empty when unknown (a call then counts like any other).
+    pub peer_proof: String,
 }
 
 impl fmt::Debug for CallContext {
@@ -310,5 +329,16 @@ mod tests {
         assert!(!key.verify_signature(b"hello", &sig), "the parent key does not accept it");
         assert!(!key.derive("other").verify_signature(b"hello", &sig));
         assert_eq!(key.derive("hosted-pages").sign(b"hello"), sig, "derivation is stable");
+    }
+
+    #[test]
+    fn peer_proofs_bind_the_token_and_the_key() {
+        let key = TokenKey::new(b"0123456789abcdef0123456789abcdef".to_vec());
+        let peer = key.derive(PEER_CALL_PURPOSE);
+        let proof = peer.peer_proof("tok-a");
+        assert_eq!(peer.peer_proof("tok-a"), proof, "stable");
+        assert_ne!(peer.peer_proof("tok-b"), proof, "another token, another proof");
+        assert_ne!(key.peer_proof("tok-a"), proof, "only the derived key makes it");
+        assert_ne!(TokenKey::generate().derive(PEER_CALL_PURPOSE).peer_proof("tok-a"), proof);
     }
 }

@@ -65,11 +65,17 @@ pub fn channel(addr: &str, connect_timeout: Duration) -> Result<TracedChannel, B
 }
 
 /// A request on behalf of `ctx`: same tenant and token, deadline no later
-/// than the caller's.
+/// than the caller's, and the caller's peer proof, so the peer does not
+/// count the call against the tenant's rate limits a second time.
 pub fn request<T>(ctx: &CallContext, message: T, default_timeout: Duration) -> tonic::Request<T> {
     let mut req = tonic::Request::new(message);
     if let Ok(v) = format!("Bearer {}", ctx.bearer).parse() {
         req.metadata_mut().insert("authorization", v);
+    }
+    if !ctx.peer_proof.is_empty()
+        && let Ok(v) = ctx.peer_proof.parse()
+    {
+        req.metadata_mut().insert(recur_auth::PEER_PROOF_METADATA, v);
     }
     req.set_timeout(call_timeout(ctx.deadline, default_timeout, Instant::now()));
     req
@@ -108,9 +114,22 @@ mod tests {
 
     #[test]
     fn requests_carry_token_and_timeout() {
-        let ctx = CallContext { tenant_id: "acme".into(), bearer: "tok".into(), deadline: None };
+        let ctx = CallContext {
+            tenant_id: "acme".into(),
+            bearer: "tok".into(),
+            deadline: None,
+            peer_proof: "proof-of-tok".into(),
+        };
         let req = with_idempotency_key(request(&ctx, (), Duration::from_secs(3)), "cart_1/account");
         assert_eq!(req.metadata().get("authorization").and_then(|v| v.to_str().ok()), Some("Bearer tok"));
+        assert_eq!(
+            req.metadata().get(recur_auth::PEER_PROOF_METADATA).and_then(|v| v.to_str().ok()),
+            Some("proof-of-tok")
+        );
+        let unproven = CallContext { peer_proof: String::new(), ..ctx };
+        assert!(
+            request(&unproven, (), Duration::from_secs(3)).metadata().get(recur_auth::PEER_PROOF_METADATA).is_none()
+        );
         assert_eq!(req.metadata().get("grpc-timeout").and_then(|v| v.to_str().ok()), Some("3000000u"));
         assert_eq!(req.metadata().get("idempotency-key").and_then(|v| v.to_str().ok()), Some("cart_1/account"));
     }

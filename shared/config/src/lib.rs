@@ -35,8 +35,8 @@ pub const VARS: &[Var] = &[
     Var { name: "RECUR_DB_MAX_CONNECTIONS", default: "10", description: "Connection pool size per service." },
     Var {
         name: "RECUR_REDIS_URL",
-        default: "unset: in-memory session cache",
-        description: "redis://… for the sign-up session cache.",
+        default: "unset: in-memory session cache and rate-limit buckets",
+        description: "redis://… for the sign-up session cache and the rate-limit buckets every replica shares.",
     },
     Var { name: "RECUR_SESSION_TTL_SECS", default: "86400", description: "How long a pending sign-up session lives." },
     Var {
@@ -125,6 +125,36 @@ pub const VARS: &[Var] = &[
         description: "How often the reconciler looks for payments and refunds to settle (0: off).",
     },
     Var {
+        name: "RECUR_RATE_LIMIT_READ_PER_SEC",
+        default: "0: unlimited",
+        description: "Per tenant and process group (shared through RECUR_REDIS_URL when set): read calls (Get*, List*, Quote, PreviewChange, ExportCatalog, …) per second; decimals allowed.",
+    },
+    Var {
+        name: "RECUR_RATE_LIMIT_READ_BURST",
+        default: "the rate, at least 1",
+        description: "How many read calls a tenant may make at once before the rate applies.",
+    },
+    Var {
+        name: "RECUR_RATE_LIMIT_WRITE_PER_SEC",
+        default: "0: unlimited",
+        description: "Per tenant: other mutating calls per second (every call not read or money).",
+    },
+    Var {
+        name: "RECUR_RATE_LIMIT_WRITE_BURST",
+        default: "the rate, at least 1",
+        description: "How many write calls a tenant may make at once.",
+    },
+    Var {
+        name: "RECUR_RATE_LIMIT_MONEY_PER_SEC",
+        default: "0: unlimited",
+        description: "Per tenant: calls that can move money (Charge, Refund, AttachPaymentMethod, CreateSignup, UpdateSignup, CreateSubscription, PayInvoice, …) per second.",
+    },
+    Var {
+        name: "RECUR_RATE_LIMIT_MONEY_BURST",
+        default: "the rate, at least 1",
+        description: "How many money-moving calls a tenant may make at once.",
+    },
+    Var {
         name: "RECUR_LOG",
         default: "info",
         description: "Log filter (tracing EnvFilter syntax, e.g. `info,recur_signup=debug`).",
@@ -173,6 +203,28 @@ pub enum LogFormat {
     Text,
 }
 
+/// A token bucket: `per_sec` calls per second on average, up to `burst` at
+/// once.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RateLimit {
+    pub per_sec: f64,
+    pub burst: u32,
+}
+
+/// Per-tenant rate limits by class of call; `None` is unlimited.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct RateLimits {
+    pub read: Option<RateLimit>,
+    pub write: Option<RateLimit>,
+    pub money: Option<RateLimit>,
+}
+
+impl RateLimits {
+    pub fn is_off(&self) -> bool {
+        self.read.is_none() && self.write.is_none() && self.money.is_none()
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Config {
     pub listen_addr: Option<String>,
@@ -196,6 +248,7 @@ pub struct Config {
     pub payment_providers: Option<PathBuf>,
     pub reconcile_after: Duration,
     pub reconcile_interval: Duration,
+    pub rate_limits: RateLimits,
     pub log_filter: String,
     pub log_format: LogFormat,
     pub otlp_endpoint: Option<String>,
@@ -290,6 +343,39 @@ impl Config {
             }
         };
         let peer = |name: &'static str, default: &str| get(name).unwrap_or_else(|| default.to_string());
+        let rate_limit = |rate: &'static str, burst_name: &'static str| -> Result<Option<RateLimit>, ConfigError> {
+            let per_sec = match get(rate) {
+                None => 0.0,
+                Some(v) => match v.parse::<f64>() {
+                    Ok(n) if n.is_finite() && (0.0..=1_000_000.0).contains(&n) => n,
+                    _ => {
+                        return Err(ConfigError::Invalid {
+                            name: rate,
+                            value: v,
+                            problem: "must be a number of calls per second from 0 (unlimited) to 1000000",
+                        });
+                    }
+                },
+            };
+            let burst = number(burst_name, 0)?;
+            if burst > 1_000_000 {
+                return Err(ConfigError::Invalid {
+                    name: burst_name,
+                    value: burst.to_string(),
+                    problem: "must be at most 1000000",
+                });
+            }
+            if per_sec == 0.0 {
+                return Ok(None);
+            }
+            let burst = if burst == 0 { per_sec.ceil().max(1.0) as u32 } else { burst as u32 };
+            Ok(Some(RateLimit { per_sec, burst }))
+        };
+        let rate_limits = RateLimits {
+            read: rate_limit("RECUR_RATE_LIMIT_READ_PER_SEC", "RECUR_RATE_LIMIT_READ_BURST")?,
+            write: rate_limit("RECUR_RATE_LIMIT_WRITE_PER_SEC", "RECUR_RATE_LIMIT_WRITE_BURST")?,
+            money: rate_limit("RECUR_RATE_LIMIT_MONEY_PER_SEC", "RECUR_RATE_LIMIT_MONEY_BURST")?,
+        };
         Ok(Config {
             listen_addr: get("RECUR_LISTEN_ADDR"),
             data_dir: PathBuf::from(get("RECUR_DATA_DIR").unwrap_or_else(|| "./data".into())),
@@ -316,6 +402,7 @@ impl Config {
             payment_providers: get("RECUR_PAYMENT_PROVIDERS").map(PathBuf::from),
             reconcile_after: Duration::from_millis(number("RECUR_PAYMENT_RECONCILE_AFTER_MS", 30_000)?.max(1)),
             reconcile_interval: Duration::from_millis(number("RECUR_PAYMENT_RECONCILE_INTERVAL_MS", 5_000)?),
+            rate_limits,
             log_filter: get("RECUR_LOG").unwrap_or_else(|| "info".into()),
             log_format,
             otlp_endpoint: get("OTEL_EXPORTER_OTLP_ENDPOINT"),
@@ -365,6 +452,32 @@ mod tests {
         assert!(err.to_string().starts_with("RECUR_CALL_TIMEOUT_MS"));
         let err = Config::from_map(&map(&[("RECUR_JWT_SECRET", "short")])).expect_err("too short");
         assert!(!err.to_string().contains("short"), "secret leaked: {err}");
+    }
+
+    #[test]
+    fn rate_limits_are_off_unless_set() {
+        assert!(Config::defaults().rate_limits.is_off());
+        let c = Config::from_map(&map(&[
+            ("RECUR_RATE_LIMIT_READ_PER_SEC", "200"),
+            ("RECUR_RATE_LIMIT_READ_BURST", "400"),
+            ("RECUR_RATE_LIMIT_MONEY_PER_SEC", "0.5"),
+            ("RECUR_RATE_LIMIT_WRITE_PER_SEC", "0"),
+            ("RECUR_RATE_LIMIT_WRITE_BURST", "9"),
+        ]))
+        .expect("valid");
+        assert_eq!(c.rate_limits.read, Some(RateLimit { per_sec: 200.0, burst: 400 }));
+        assert_eq!(
+            c.rate_limits.money,
+            Some(RateLimit { per_sec: 0.5, burst: 1 }),
+            "burst defaults to the rate, at least 1"
+        );
+        assert_eq!(c.rate_limits.write, None, "0 is unlimited, whatever the burst");
+        for bad in ["-1", "NaN", "inf", "fast", "2000000"] {
+            let err = Config::from_map(&map(&[("RECUR_RATE_LIMIT_READ_PER_SEC", bad)])).expect_err(bad);
+            assert!(err.to_string().starts_with("RECUR_RATE_LIMIT_READ_PER_SEC"), "{err}");
+        }
+        let err = Config::from_map(&map(&[("RECUR_RATE_LIMIT_MONEY_BURST", "x")])).expect_err("not a number");
+        assert!(err.to_string().starts_with("RECUR_RATE_LIMIT_MONEY_BURST"), "{err}");
     }
 
     #[test]

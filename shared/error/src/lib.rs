@@ -49,7 +49,7 @@ impl AppError {
         AppError::new(
             Code::NotFound,
             format!("{}_NOT_FOUND", resource.to_ascii_uppercase().replace([' ', '-'], "_")),
-            format!("{resource} {id:?} not found"),
+            format!("{resource} {:?} not found", excerpt(id)),
         )
         .with_metadata("resource", resource)
     }
@@ -132,6 +132,14 @@ impl AppError {
             })
             .unwrap_or_default();
         match status.code() {
+            // A request too large for the peer came from the caller.
+            Code::ResourceExhausted if reason == "MESSAGE_TOO_LARGE" => AppError {
+                code: Code::ResourceExhausted,
+                reason: Cow::Owned(reason),
+                message: status.message().to_string(),
+                violations,
+                metadata,
+            },
             Code::Unavailable
             | Code::Unknown
             | Code::Internal
@@ -198,20 +206,84 @@ impl fmt::Display for AppError {
 
 impl std::error::Error for AppError {}
 
+/// How many characters of a caller's input an error quotes.
+pub const QUOTE_CHARS: usize = 100;
+
+/// The first [`QUOTE_CHARS`] characters of `input`, with an ellipsis when
+/// cut: what an error message may quote of a caller's input.
+pub fn excerpt(input: &str) -> Cow<'_, str> {
+    cut(input, QUOTE_CHARS)
+}
+
+/// `s` cut to `max` characters, with an ellipsis when cut.
+fn cut(s: &str, max: usize) -> Cow<'_, str> {
+    match s.char_indices().nth(max) {
+        Some((at, _)) => Cow::Owned(format!("{}…", &s[..at])),
+        None => Cow::Borrowed(s),
+    }
+}
+
+/// The most bytes `grpc-message` may take, percent-encoded as the gRPC
+/// protocol sends it. Everything an error carries is bounded, so a status
+/// stays far below the header limits of every gRPC implementation (8 KiB
+/// in grpc-core), whatever the caller sent.
+pub const MAX_MESSAGE_BYTES: usize = 1000;
+/// The most violations, and characters of a field path, a violation's
+/// description or a metadata value, a status carries; and the bytes all
+/// its violations may take together.
+const MAX_VIOLATIONS: usize = 20;
+const MAX_FIELD_CHARS: usize = 150;
+const MAX_DESCRIPTION_CHARS: usize = 200;
+const MAX_METADATA_CHARS: usize = 200;
+const MAX_METADATA_ENTRIES: usize = 8;
+const VIOLATION_BYTES: usize = 2048;
+
+/// `message` cut so that its percent-encoded form (as `grpc-message`
+/// carries it: printable ASCII but `%` as is, every other byte as `%XX`)
+/// fits in [`MAX_MESSAGE_BYTES`].
+pub fn fit_message(message: &str) -> Cow<'_, str> {
+    let encoded = |c: char| if c.is_ascii() && (' '..='~').contains(&c) && c != '%' { 1 } else { 3 * c.len_utf8() };
+    let budget = MAX_MESSAGE_BYTES - 3 * '…'.len_utf8();
+    let mut used = 0;
+    for (at, c) in message.char_indices() {
+        used += encoded(c);
+        if used > budget {
+            let total: usize = message[at..].chars().map(encoded).sum::<usize>() + used - encoded(c);
+            if total <= MAX_MESSAGE_BYTES {
+                return Cow::Borrowed(message);
+            }
+            return Cow::Owned(format!("{}…", &message[..at]));
+        }
+    }
+    Cow::Borrowed(message)
+}
+
 impl From<AppError> for Status {
     fn from(e: AppError) -> Status {
         let mut details = ErrorDetails::new();
-        let metadata: HashMap<String, String> = e.metadata.into_iter().collect();
+        let metadata: HashMap<String, String> = e
+            .metadata
+            .into_iter()
+            .take(MAX_METADATA_ENTRIES)
+            .map(|(k, v)| (cut(&k, 64).into_owned(), cut(&v, MAX_METADATA_CHARS).into_owned()))
+            .collect();
         details.set_error_info(e.reason.into_owned(), DOMAIN, metadata);
         if !e.violations.is_empty() {
-            details.set_bad_request(
-                e.violations
-                    .into_iter()
-                    .map(|v| tonic_types::FieldViolation::new(v.field, v.description))
-                    .collect::<Vec<_>>(),
-            );
+            let mut used = 0;
+            let mut kept = Vec::new();
+            for v in e.violations.into_iter().take(MAX_VIOLATIONS) {
+                let field = cut(&v.field, MAX_FIELD_CHARS).into_owned();
+                let description = cut(&v.description, MAX_DESCRIPTION_CHARS).into_owned();
+                used += field.len() + description.len();
+                // The first violation is always kept.
+                if used > VIOLATION_BYTES && !kept.is_empty() {
+                    break;
+                }
+                kept.push(tonic_types::FieldViolation::new(field, description));
+            }
+            details.set_bad_request(kept);
         }
-        Status::with_error_details(e.code, e.message, details)
+        Status::with_error_details(e.code, fit_message(&e.message).into_owned(), details)
     }
 }
 
@@ -320,6 +392,36 @@ mod tests {
         let d = details(&status);
         assert_eq!(d.reason, "SUBSCRIPTION_NOT_FOUND");
         assert_eq!(d.metadata.get("resource").map(String::as_str), Some("subscription"));
+    }
+
+    #[test]
+    fn errors_stay_small_whatever_the_input() {
+        let huge = "x".repeat(8000);
+        let status: Status = AppError::not_found("rate", &huge).into();
+        assert!(status.message().len() < 150, "{}", status.message().len());
+        assert!(status.message().contains('…'));
+
+        let mut v = Violations::new();
+        for i in 0..100 {
+            v.add(format!("items[{i}].{huge}"), huge.clone());
+        }
+        let status: Status = v.into_error().with_metadata("input", huge.clone()).into();
+        assert!(status.message().len() <= MAX_MESSAGE_BYTES);
+        let d = details(&status);
+        assert!(!d.violations.is_empty() && d.violations.len() <= MAX_VIOLATIONS);
+        assert!(d.violations.iter().all(|v| v.field.chars().count() <= MAX_FIELD_CHARS + 1));
+        assert!(d.metadata["input"].chars().count() <= MAX_METADATA_CHARS + 1);
+        // The whole status, as the headers carry it (the details in base64),
+        // stays well under grpc-core's 8 KiB.
+        let on_wire = status.details().len() * 4 / 3 + status.message().len();
+        assert!(on_wire < 6 * 1024, "{on_wire}");
+
+        // Non-ASCII text takes three bytes per byte on the wire.
+        let message = "é".repeat(5000);
+        let fitted = fit_message(&message);
+        let wire: usize = fitted.chars().map(|c| if c.is_ascii() { 1 } else { 3 * c.len_utf8() }).sum();
+        assert!(wire <= MAX_MESSAGE_BYTES, "{wire}");
+        assert_eq!(fit_message("short"), "short");
     }
 
     #[test]

@@ -175,21 +175,46 @@ pub enum DecimalError {
     Negative,
     #[error("must have at most {0} decimal places")]
     TooManyPlaces(u32),
+    #[error("is too large")]
+    TooLarge,
+    #[error("has more significant digits than can be kept exactly (at most 28)")]
+    TooManyDigits,
 }
 
+/// Most places after the point a decimal may have (`Decimal`'s largest scale).
+pub const MAX_PLACES: u32 = 28;
+
 /// Parses a plain decimal string ("12", "-3.50", "0.0012"). No exponent, no
-/// whitespace, no thousands separators: what a caller sends is what is stored.
+/// whitespace, no thousands separators: what a caller sends is what is
+/// stored, exactly: a string whose value (or places) `Decimal` could only
+/// hold rounded is refused, never rounded. Zero is never negative.
 pub fn parse_decimal(s: &str) -> Result<Decimal, DecimalError> {
     let body = s.strip_prefix('-').unwrap_or(s);
     let valid_shape = !body.is_empty()
-        && body.chars().all(|c| c.is_ascii_digit() || c == '.')
-        && body.chars().filter(|&c| c == '.').count() <= 1
+        && body.bytes().all(|c| c.is_ascii_digit() || c == b'.')
+        && body.bytes().filter(|&c| c == b'.').count() <= 1
         && !body.starts_with('.')
         && !body.ends_with('.');
     if !valid_shape {
         return Err(DecimalError::NotANumber);
     }
-    Decimal::from_str(s).map_err(|_| DecimalError::NotANumber)
+    let (int, frac) = body.split_once('.').unwrap_or((body, ""));
+    if frac.len() > MAX_PLACES as usize {
+        return Err(DecimalError::TooManyPlaces(MAX_PLACES));
+    }
+    // 29 digits is the most a 96-bit mantissa holds (79228162514264337593543950335).
+    if int.trim_start_matches('0').len() > 29 {
+        return Err(DecimalError::TooLarge);
+    }
+    let mut d = Decimal::from_str(s).map_err(|_| DecimalError::TooLarge)?;
+    // `Decimal` rounds away places it cannot hold beside a long integer part.
+    if d.scale() as usize != frac.len() {
+        return Err(DecimalError::TooManyDigits);
+    }
+    if d.is_zero() {
+        d.set_sign_positive(true);
+    }
+    Ok(d)
 }
 
 /// Parses a decimal that must not be negative.
@@ -208,6 +233,190 @@ pub fn parse_amount(s: &str, currency: Currency) -> Result<Decimal, DecimalError
         return Err(DecimalError::TooManyPlaces(currency.minor_units()));
     }
     Ok(d)
+}
+
+/// The default ceiling of a single charge, refund, invoice line or price, in
+/// minor units of its currency: 999,999.99 USD, 99,999,999 JPY, 99,999.999
+/// KWD (Stripe's limit for a charge).
+pub const DEFAULT_CEILING_MINOR_UNITS: i64 = 99_999_999;
+/// The largest ceiling a tenant may configure, in minor units
+/// (9,999,999,999,999.99 USD): every amount under it fits a provider's
+/// 64-bit minor units, and sums of thousands of lines stay far from
+/// `Decimal`'s range.
+pub const MAX_CEILING_MINOR_UNITS: i64 = 999_999_999_999_999;
+
+impl Currency {
+    /// The ceiling of `currency` when the tenant sets none:
+    /// [`DEFAULT_CEILING_MINOR_UNITS`] of its minor units.
+    pub fn default_ceiling(&self) -> Money {
+        Money::new(Decimal::new(DEFAULT_CEILING_MINOR_UNITS, self.minor_units), *self)
+    }
+
+    /// The largest ceiling a tenant may set ([`MAX_CEILING_MINOR_UNITS`]).
+    pub fn max_ceiling(&self) -> Money {
+        Money::new(Decimal::new(MAX_CEILING_MINOR_UNITS, self.minor_units), *self)
+    }
+}
+
+/// An amount above its ceiling: refused as INVALID_ARGUMENT
+/// `AMOUNT_TOO_LARGE`, naming the field and the ceiling
+/// ("amount: at most 999999.99 USD").
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: at most {ceiling}")]
+pub struct AmountTooLarge {
+    /// Path of the offending field in the request.
+    pub field: String,
+    pub ceiling: Money,
+}
+
+/// The `ErrorInfo` reason of an amount above its ceiling.
+pub const AMOUNT_TOO_LARGE: &str = "AMOUNT_TOO_LARGE";
+
+impl AmountTooLarge {
+    /// What the field violation says.
+    pub fn description(&self) -> String {
+        format!("at most {}", self.ceiling)
+    }
+
+    /// INVALID_ARGUMENT `AMOUNT_TOO_LARGE` with every violation in `errors`
+    /// (the first one's message when there is one).
+    pub fn into_error(errors: Vec<AmountTooLarge>) -> recur_error::AppError {
+        let message = match errors.as_slice() {
+            [only] => only.to_string(),
+            many => format!("{} amounts are too large", many.len()),
+        };
+        let mut e = recur_error::AppError::new(tonic::Code::InvalidArgument, AMOUNT_TOO_LARGE, message);
+        if let Some(first) = errors.first() {
+            e = e
+                .with_metadata("max_amount", plain(first.ceiling.amount()))
+                .with_metadata("currency_code", first.ceiling.currency().code());
+        }
+        for x in &errors {
+            e = e.with_field(x.field.clone(), x.description());
+        }
+        e
+    }
+}
+
+impl From<AmountTooLarge> for recur_error::AppError {
+    fn from(e: AmountTooLarge) -> recur_error::AppError {
+        AmountTooLarge::into_error(vec![e])
+    }
+}
+
+/// `Ok` when `amount` (in `ceiling`'s currency) is at most `ceiling`. Credits
+/// count by their size: a line of -10^20 is as absurd as one of 10^20.
+pub fn check_ceiling(field: &str, amount: Decimal, ceiling: Money) -> Result<(), AmountTooLarge> {
+    if amount.abs() <= ceiling.amount() { Ok(()) } else { Err(AmountTooLarge { field: field.to_string(), ceiling }) }
+}
+
+/// Why a configured ceiling was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CeilingError {
+    #[error("unknown ISO 4217 currency {0:?}")]
+    UnknownCurrency(String),
+    #[error("{0}")]
+    Amount(DecimalError),
+    #[error("must be greater than zero")]
+    NotPositive,
+    #[error("must be at most {0}")]
+    AboveMaximum(Money),
+}
+
+/// Per-currency ceilings of a tenant; a currency not listed has its
+/// [`Currency::default_ceiling`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Ceilings(std::collections::BTreeMap<&'static str, Money>);
+
+impl Ceilings {
+    /// No currency listed: every one at its default.
+    pub fn new() -> Ceilings {
+        Ceilings::default()
+    }
+
+    /// Reads one configured ceiling: a positive decimal exact in the
+    /// currency's minor units, at most [`Currency::max_ceiling`].
+    pub fn parse_one(code: &str, amount: &str) -> Result<Money, CeilingError> {
+        let currency = Currency::from_code(code).ok_or_else(|| CeilingError::UnknownCurrency(code.to_string()))?;
+        let d = parse_amount(amount, currency).map_err(CeilingError::Amount)?;
+        if d <= Decimal::ZERO {
+            return Err(CeilingError::NotPositive);
+        }
+        let max = currency.max_ceiling();
+        if d > max.amount() {
+            return Err(CeilingError::AboveMaximum(max));
+        }
+        Ok(Money::new(d, currency))
+    }
+
+    /// Reads `currency code → amount` entries, every problem at once:
+    /// `Err` lists each refused entry's code and why.
+    pub fn parse<'a, I>(entries: I) -> Result<Ceilings, Vec<(String, CeilingError)>>
+    where
+        I: IntoIterator<Item = (&'a str, &'a str)>,
+    {
+        let mut out = Ceilings::new();
+        let mut errors = Vec::new();
+        for (code, amount) in entries {
+            match Ceilings::parse_one(code, amount) {
+                Ok(m) => out.set(m),
+                Err(e) => errors.push((code.to_string(), e)),
+            }
+        }
+        if errors.is_empty() { Ok(out) } else { Err(errors) }
+    }
+
+    /// Like [`Ceilings::parse`] for values validated when they were stored:
+    /// an entry that cannot be read is left out (its currency keeps the
+    /// default) rather than failing the caller.
+    pub fn lenient<'a, I>(entries: I) -> Ceilings
+    where
+        I: IntoIterator<Item = (&'a str, &'a str)>,
+    {
+        let mut out = Ceilings::new();
+        for (code, amount) in entries {
+            if let Ok(m) = Ceilings::parse_one(code, amount) {
+                out.set(m);
+            }
+        }
+        out
+    }
+
+    /// Sets the ceiling of `ceiling`'s currency.
+    pub fn set(&mut self, ceiling: Money) {
+        self.0.insert(ceiling.currency().code(), ceiling);
+    }
+
+    /// The configured ceiling of `currency`, if any.
+    pub fn configured(&self, currency: Currency) -> Option<Money> {
+        self.0.get(currency.code()).copied()
+    }
+
+    /// The ceiling of `currency`: configured, else the default.
+    pub fn of(&self, currency: Currency) -> Money {
+        self.configured(currency).unwrap_or_else(|| currency.default_ceiling())
+    }
+
+    /// `self`'s ceilings, and `fallback`'s for currencies `self` leaves out.
+    pub fn or(&self, fallback: &Ceilings) -> Ceilings {
+        let mut out = fallback.clone();
+        out.0.extend(self.0.iter().map(|(k, v)| (*k, *v)));
+        out
+    }
+
+    /// Checks `amount` in `currency` against the currency's ceiling.
+    pub fn check(&self, field: &str, amount: Decimal, currency: Currency) -> Result<(), AmountTooLarge> {
+        check_ceiling(field, amount, self.of(currency))
+    }
+
+    /// The configured ceilings, by currency code.
+    pub fn iter(&self) -> impl Iterator<Item = Money> + '_ {
+        self.0.values().copied()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
 }
 
 /// ISO 4217 active codes and their minor units (list of 2024). Funds codes and
@@ -347,5 +556,84 @@ mod tests {
         assert_eq!(parse_amount("1.50", cur("USD")), Ok(d("1.50")));
         assert_eq!(parse_amount("1.0", cur("JPY")), Ok(d("1.0")));
         assert_eq!(parse_amount("1.5", cur("JPY")), Err(DecimalError::TooManyPlaces(0)));
+    }
+
+    #[test]
+    fn refuses_what_decimal_would_round() {
+        assert_eq!(parse_decimal(&format!("1{}", "0".repeat(30))), Err(DecimalError::TooLarge));
+        assert_eq!(parse_decimal("79228162514264337593543950336"), Err(DecimalError::TooLarge));
+        assert_eq!(parse_decimal("79228162514264337593543950335"), Ok(Decimal::MAX));
+        assert_eq!(parse_decimal("0.00000000000000000000000000001"), Err(DecimalError::TooManyPlaces(28)));
+        assert_eq!(parse_decimal("1234567890123456789012345678.12"), Err(DecimalError::TooManyDigits));
+        assert_eq!(parse_decimal("0.0000000000000000000000000001"), Ok(Decimal::new(1, 28)));
+        assert_eq!(parse_decimal(&format!("{}1", "0".repeat(100))), Ok(Decimal::ONE), "leading zeros are harmless");
+        let zero = parse_decimal("-0.00").expect("zero");
+        assert!(!zero.is_sign_negative(), "zero is never negative");
+        assert_eq!(plain(zero), "0.00");
+    }
+
+    #[test]
+    fn default_ceilings_are_99999999_minor_units() {
+        assert_eq!(cur("USD").default_ceiling().to_string(), "999999.99 USD");
+        assert_eq!(cur("JPY").default_ceiling().to_string(), "99999999 JPY");
+        assert_eq!(cur("KWD").default_ceiling().to_string(), "99999.999 KWD");
+        assert_eq!(cur("USD").default_ceiling().minor_amount(), Some(DEFAULT_CEILING_MINOR_UNITS));
+        // Every ceiling a tenant may set fits a provider's 64-bit minor units.
+        assert_eq!(cur("CLF").max_ceiling().minor_amount(), Some(MAX_CEILING_MINOR_UNITS));
+    }
+
+    #[test]
+    fn ceilings_check_amounts() {
+        let usd = cur("USD");
+        assert_eq!(check_ceiling("amount", d("999999.99"), usd.default_ceiling()), Ok(()));
+        let err = check_ceiling("amount", d("1000000.00"), usd.default_ceiling()).expect_err("too large");
+        assert_eq!(err.to_string(), "amount: at most 999999.99 USD");
+        assert!(check_ceiling("x", d("-1000000"), usd.default_ceiling()).is_err(), "credits count by size");
+
+        let c = Ceilings::parse([("USD", "5000.00"), ("JPY", "100000")]).expect("valid");
+        assert_eq!(c.of(usd).to_string(), "5000.00 USD");
+        assert_eq!(c.of(cur("EUR")), cur("EUR").default_ceiling(), "unlisted currencies keep the default");
+        assert!(c.check("a", d("5000.01"), usd).is_err());
+        assert!(c.check("a", d("5000.00"), usd).is_ok());
+        let fallback = Ceilings::parse([("EUR", "10.00"), ("USD", "1.00")]).expect("valid");
+        assert_eq!(c.or(&fallback).of(cur("EUR")).to_string(), "10.00 EUR");
+        assert_eq!(c.or(&fallback).of(usd).to_string(), "5000.00 USD");
+
+        let errs = Ceilings::parse([
+            ("usd", "1"),
+            ("USD", "0"),
+            ("USD", "-5"),
+            ("JPY", "1.5"),
+            ("USD", "NaN"),
+            ("USD", "10000000000000.00"),
+        ])
+        .expect_err("all refused");
+        let why: Vec<String> = errs.iter().map(|(_, e)| e.to_string()).collect();
+        assert_eq!(
+            why,
+            [
+                "unknown ISO 4217 currency \"usd\"",
+                "must be greater than zero",
+                "must be greater than zero",
+                "must have at most 0 decimal places",
+                "must be a decimal number such as \"12.50\"",
+                "must be at most 9999999999999.99 USD",
+            ]
+        );
+        assert_eq!(Ceilings::lenient([("USD", "x"), ("EUR", "1.00")]).iter().count(), 1);
+    }
+
+    #[test]
+    fn too_large_is_invalid_argument_naming_the_field() {
+        let e: recur_error::AppError =
+            check_ceiling("offerings[0].items[1].quantity", d("1000"), Money::new(d("10"), cur("USD")))
+                .expect_err("too large")
+                .into();
+        assert_eq!(e.code(), tonic::Code::InvalidArgument);
+        assert_eq!(e.reason(), "AMOUNT_TOO_LARGE");
+        assert_eq!(e.message(), "offerings[0].items[1].quantity: at most 10.00 USD");
+        assert_eq!(e.violations()[0].field, "offerings[0].items[1].quantity");
+        assert_eq!(e.metadata("max_amount"), Some("10.00"));
+        assert_eq!(e.metadata("currency_code"), Some("USD"));
     }
 }

@@ -11,6 +11,7 @@ use prost::Message;
 use prost_types::field_descriptor_proto::Type;
 
 use crate::fields::{self, Probe};
+use crate::limits::Kind;
 
 /// A digest as text without a single digit (hex with the letters `a`–`p`),
 /// for fingerprints that are stored or logged: hex digits of a hash now and
@@ -28,12 +29,19 @@ pub fn digest_text(bytes: &[u8]) -> String {
 
 /// Whether `s` contains something that looks like a card number.
 pub fn contains_card_number(s: &str) -> bool {
+    contains_card_number_of(s, 13)
+}
+
+/// Whether `s` contains a Luhn-valid run of `min`–19 digits. Phone numbers
+/// are checked from 16 digits: E.164 numbers have at most 15, so a longer
+/// run in a phone field is no phone number.
+fn contains_card_number_of(s: &str, min: usize) -> bool {
     let mut digits: Vec<u8> = Vec::with_capacity(19);
     let flush = |digits: &mut Vec<u8>| -> bool {
-        let found = (13..=19).contains(&digits.len()) && luhn(digits)
+        let found = (min..=19).contains(&digits.len()) && luhn(digits)
             // A longer run may hide a card number inside it.
-            || (digits.len() > 19 && (0..=digits.len() - 13).any(|i| {
-                (13..=19).any(|n| i + n <= digits.len() && luhn(&digits[i..i + n]))
+            || (digits.len() > 19 && (0..=digits.len() - min).any(|i| {
+                (min..=19).any(|n| i + n <= digits.len() && luhn(&digits[i..i + n]))
             }));
         digits.clear();
         found
@@ -70,14 +78,24 @@ fn luhn(digits: &[u8]) -> bool {
     sum.is_multiple_of(10)
 }
 
-/// Card numbers in any field: text (and unknown fields read as text), map
-/// keys and values, integers. Packed numbers carry no text worth one.
+/// Card numbers in text fields (and unknown fields read as text), map keys
+/// and values. Decimal amounts and quantities (`"1" + 30 zeros` is a valid
+/// amount, refused by its ceiling, not as a card) and numbers are no place
+/// a card number is typed; phone numbers are checked past 15 digits.
 const CARDS: Probe = Probe {
-    text: |bytes, ty| {
-        !matches!(ty, Some(t) if !matches!(t, Type::String | Type::Bytes))
-            && contains_card_number(&String::from_utf8_lossy(bytes))
+    text: |bytes, field| {
+        let min = match field {
+            Some(f) if !matches!(f.r#type(), Type::String | Type::Bytes) => return false,
+            Some(f) => match crate::limits::kind_of("", f.name()) {
+                Kind::Decimal => return false,
+                Kind::Phone => 16,
+                _ => 13,
+            },
+            None => 13,
+        };
+        contains_card_number_of(&String::from_utf8_lossy(bytes), min)
     },
-    number: |v| contains_card_number(&v.to_string()),
+    number: |_| false,
 };
 
 /// The path of the first field of `message` (of the proto type `full_name`,
@@ -151,14 +169,37 @@ mod tests {
         let mut r = clean.clone();
         r.metadata.insert("4000056655665556".into(), "x".into());
         assert_eq!(find_in_message(name, &r).as_deref(), Some("metadata (a key)"));
-        let mut r = clean.clone();
-        r.amount = Some(crate::common::v1::Money { amount: "4242424242424242".into(), currency_code: "USD".into() });
-        assert_eq!(find_in_message(name, &r).as_deref(), Some("amount.amount"));
+    }
 
+    #[test]
+    fn amounts_quantities_numbers_and_phone_numbers_are_no_cards() {
+        use crate::payment::v1 as pb;
+        let name = "recur.payment.v1.ChargeRequest";
+        // A Luhn-valid 16-digit amount, and "1" + 30 zeros (which hides
+        // Luhn-valid runs): amounts, refused by their ceiling if at all.
+        for amount in ["4242424242424242", &format!("1{}", "0".repeat(30))] {
+            let r = pb::ChargeRequest {
+                customer_id: "cus_1".into(),
+                amount: Some(crate::common::v1::Money { amount: amount.to_string(), currency_code: "USD".into() }),
+                ..Default::default()
+            };
+            assert_eq!(find_in_message(name, &r), None, "{amount}");
+        }
         let events = pb::ListPaymentEventsRequest { after_sequence: 4242424242424242, page_size: 1 };
+        assert_eq!(find_in_message("recur.payment.v1.ListPaymentEventsRequest", &events), None);
+
+        use crate::signup::v1 as su;
+        let signup = |phone: &str, _: &str| su::CreateSignupRequest {
+            customer: Some(su::CustomerInput { phone: phone.into(), ..Default::default() }),
+            ..Default::default()
+        };
+        // 13 and 15 digits passing the Luhn check: a phone number can be that.
+        assert_eq!(find_in_message("recur.signup.v1.CreateSignupRequest", &signup("+4222222222222", "")), None);
+        assert_eq!(find_in_message("recur.signup.v1.CreateSignupRequest", &signup("378282246310005", "")), None);
         assert_eq!(
-            find_in_message("recur.payment.v1.ListPaymentEventsRequest", &events).as_deref(),
-            Some("after_sequence")
+            find_in_message("recur.signup.v1.CreateSignupRequest", &signup("4242 4242 4242 4242", "")).as_deref(),
+            Some("customer.phone"),
+            "16 digits are no phone number"
         );
     }
 

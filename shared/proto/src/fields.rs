@@ -16,15 +16,16 @@ use prost_types::{DescriptorProto, FieldDescriptorProto, FileDescriptorSet};
 
 /// What a walk looks for.
 pub(crate) struct Probe {
-    /// A length-delimited value and its declared type (`None`: a field the
-    /// descriptor does not know).
-    pub text: fn(&[u8], Option<Type>) -> bool,
+    /// A length-delimited value and the field that holds it (`None`: a
+    /// field the descriptor does not know).
+    pub text: fn(&[u8], Option<&FieldDescriptorProto>) -> bool,
     /// A varint value.
     pub number: fn(u64) -> bool,
 }
 
 /// Text that Postgres cannot store and no caller means to send.
-const NUL: Probe = Probe { text: |bytes, ty| ty == Some(Type::String) && bytes.contains(&0), number: |_| false };
+const NUL: Probe =
+    Probe { text: |bytes, f| f.is_some_and(|f| f.r#type() == Type::String) && bytes.contains(&0), number: |_| false };
 
 /// The path of the first text field of encoded message `bytes` (of the
 /// proto type `full_name`) that holds a NUL character, such as `name`,
@@ -47,7 +48,7 @@ fn find(full_name: &str, bytes: &[u8], probe: &Probe) -> Option<String> {
 }
 
 /// Message descriptors by full name (without the leading dot).
-fn descriptors() -> &'static HashMap<String, DescriptorProto> {
+pub(crate) fn descriptors() -> &'static HashMap<String, DescriptorProto> {
     static INDEX: OnceLock<HashMap<String, DescriptorProto>> = OnceLock::new();
     INDEX.get_or_init(|| {
         let mut index = HashMap::new();
@@ -71,11 +72,11 @@ fn add_message(index: &mut HashMap<String, DescriptorProto>, scope: &str, m: Des
     index.insert(name, m);
 }
 
-fn message_type(f: &FieldDescriptorProto) -> Option<&'static DescriptorProto> {
+pub(crate) fn message_type(f: &FieldDescriptorProto) -> Option<&'static DescriptorProto> {
     (f.r#type() == Type::Message).then(|| descriptors().get(f.type_name().trim_start_matches('.'))).flatten()
 }
 
-fn read_varint(buf: &[u8], pos: &mut usize) -> Option<u64> {
+pub(crate) fn read_varint(buf: &[u8], pos: &mut usize) -> Option<u64> {
     let mut value = 0u64;
     for shift in (0..64).step_by(7) {
         let b = *buf.get(*pos)?;
@@ -89,7 +90,7 @@ fn read_varint(buf: &[u8], pos: &mut usize) -> Option<u64> {
 }
 
 /// The length-delimited value at `pos` (after its tag).
-fn read_bytes<'a>(buf: &'a [u8], pos: &mut usize) -> Option<&'a [u8]> {
+pub(crate) fn read_bytes<'a>(buf: &'a [u8], pos: &mut usize) -> Option<&'a [u8]> {
     let len = usize::try_from(read_varint(buf, pos)?).ok()?;
     let end = pos.checked_add(len).filter(|&e| e <= buf.len())?;
     let data = &buf[*pos..end];
@@ -173,7 +174,7 @@ fn walk(buf: &[u8], desc: Option<&DescriptorProto>, probe: &Probe) -> Walk {
                         Walk::Malformed => return Walk::Malformed,
                         Walk::Clean => {}
                     }
-                } else if (probe.text)(data, field.map(|f| f.r#type())) {
+                } else if (probe.text)(data, field) {
                     return Walk::Hit(name());
                 }
             }
@@ -197,7 +198,7 @@ fn map_entry(data: &[u8], entry: Option<&DescriptorProto>, probe: &Probe) -> Opt
                 let Some(bytes) = read_bytes(data, &mut pos) else { break };
                 if number == 1 {
                     key = bytes;
-                    if (probe.text)(bytes, field(1).map(|f| f.r#type())) {
+                    if (probe.text)(bytes, field(1)) {
                         return Some(" (a key)".into());
                     }
                 } else {
@@ -207,7 +208,7 @@ fn map_entry(data: &[u8], entry: Option<&DescriptorProto>, probe: &Probe) -> Opt
                             Walk::Hit(inner) => Some(inner),
                             _ => None,
                         },
-                        None => (probe.text)(bytes, value.map(|f| f.r#type())).then(String::new),
+                        None => (probe.text)(bytes, value).then(String::new),
                     };
                 }
             }

@@ -41,3 +41,4 @@ pub mod cards;
 pub mod codec;
 pub mod convert;
 pub mod fields;
+pub mod limits;

@@ -111,6 +111,8 @@ where
             service_names: service_names.to_vec(),
             max_call_time: std::time::Duration::from_secs(300),
             shutdown_grace: env.config.shutdown_grace,
+            rate_limits: crate::rate_limiter(&env.config, env.clock.clone())
+                .map_err(|e| StartError::Config(e.to_string()))?,
         };
         let server = crate::spawn(listener, routes.routes(), options, crate::shutdown_signal())
             .map_err(|e| StartError::Network(e.to_string()))?;

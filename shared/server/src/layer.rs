@@ -1,4 +1,5 @@
-//! The per-RPC tower layer: span, trace context, authentication, deadline.
+//! The per-RPC tower layer: span, trace context, authentication, deadline,
+//! rate limits (see [`crate::ratelimit`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, PoisonError, RwLock};
@@ -12,6 +13,8 @@ use recur_clock::SharedClock;
 use tower::{Layer, Service};
 use tracing::Instrument;
 
+use crate::ratelimit::{self, RateLimiter};
+
 #[derive(Clone)]
 pub struct RpcLayer {
     inner: Arc<Shared>,
@@ -22,37 +25,56 @@ struct Shared {
     clock: SharedClock,
     /// Tokens already verified: a client sends the same token with every
     /// call, and the signature of the same bytes cannot change. Expiry is
-    /// still checked on every call.
-    verified: RwLock<HashMap<String, Claims>>,
+    /// still checked on every call. Kept with each: its peer proof.
+    verified: RwLock<HashMap<String, (Claims, String)>>,
+    /// Signs peer proofs ([`recur_auth::PEER_CALL_PURPOSE`]).
+    peer_key: TokenKey,
+    limiter: RateLimiter,
 }
 
 const VERIFIED_TOKENS: usize = 10_000;
 
 impl Shared {
-    fn verify(&self, header: Option<&str>) -> Result<Claims, AuthError> {
+    /// The caller's claims and the peer proof of its token.
+    fn verify(&self, header: Option<&str>) -> Result<(Claims, String), AuthError> {
         let now = self.clock.now();
         let token = header.and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer "))).map(str::trim);
         if let Some(token) = token {
             let cached = self.verified.read().unwrap_or_else(PoisonError::into_inner).get(token).cloned();
-            if let Some(claims) = cached {
-                return if claims.exp > now.timestamp() { Ok(claims) } else { Err(AuthError::Expired) };
+            if let Some((claims, proof)) = cached {
+                return if claims.exp > now.timestamp() { Ok((claims, proof)) } else { Err(AuthError::Expired) };
             }
         }
         let claims = self.key.verify_header(header, now)?;
+        let proof = self.peer_key.peer_proof(token.unwrap_or_default());
         if let Some(token) = token {
             let mut verified = self.verified.write().unwrap_or_else(PoisonError::into_inner);
             if verified.len() >= VERIFIED_TOKENS {
                 verified.clear();
             }
-            verified.insert(token.to_string(), claims.clone());
+            verified.insert(token.to_string(), (claims.clone(), proof.clone()));
         }
-        Ok(claims)
+        Ok((claims, proof))
     }
+}
+
+/// Whether a call carries the peer proof of its own token (compared in
+/// constant time): a Recur service calling on its caller's behalf.
+fn is_peer_call<B>(req: &Request<B>, proof: &str) -> bool {
+    use subtle::ConstantTimeEq;
+    req.headers()
+        .get(recur_auth::PEER_PROOF_METADATA)
+        .is_some_and(|sent| bool::from(sent.as_bytes().ct_eq(proof.as_bytes())))
 }
 
 impl RpcLayer {
     pub fn new(key: TokenKey, clock: SharedClock) -> Self {
-        RpcLayer { inner: Arc::new(Shared { key, clock, verified: RwLock::new(HashMap::new()) }) }
+        RpcLayer::with_rate_limits(key, clock, RateLimiter::off())
+    }
+
+    pub fn with_rate_limits(key: TokenKey, clock: SharedClock, limiter: RateLimiter) -> Self {
+        let peer_key = key.derive(recur_auth::PEER_CALL_PURPOSE);
+        RpcLayer { inner: Arc::new(Shared { key, clock, verified: RwLock::new(HashMap::new()), peer_key, limiter }) }
     }
 }
 
@@ -139,13 +161,25 @@ where
             .and_then(parse_grpc_timeout)
             .map(|t| started + t);
 
+        // Health, reflection and hosted pages are neither authenticated nor
+        // limited; calls from Recur peers were counted where they came in.
+        let mut limit = None;
         if !is_public(&path) {
             let header = req.headers().get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
             match self.shared.verify(header) {
-                Ok(claims) => {
+                Ok((claims, peer_proof)) => {
                     span.record("tenant_id", claims.tenant_id.as_str());
+                    let class = ratelimit::classify(&path);
+                    if self.shared.limiter.limit(class).is_some() && !is_peer_call(&req, &peer_proof) {
+                        limit = Some((claims.tenant_id.clone(), class));
+                    }
                     let bearer = header.and_then(|h| h.get(7..)).map(|t| t.trim().to_string()).unwrap_or_default();
-                    req.extensions_mut().insert(CallContext { tenant_id: claims.tenant_id, bearer, deadline });
+                    req.extensions_mut().insert(CallContext {
+                        tenant_id: claims.tenant_id,
+                        bearer,
+                        deadline,
+                        peer_proof,
+                    });
                 }
                 Err(e) => {
                     let status: tonic::Status = recur_error::AppError::unauthenticated(e.to_string()).into();
@@ -160,11 +194,19 @@ where
         // Take the service that was polled ready; leave a fresh clone behind.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let fut = inner.call(req);
+        let limiter = self.shared.limiter.clone();
         let record_span = span.clone();
         Box::pin(
             async move {
-                let result = fut.await;
+                // Nothing of a call over its tenant's limit runs.
+                if let Some((tenant, class)) = limit
+                    && let Err(status) = limiter.check(&tenant, class).await
+                {
+                    record_span.record("rpc.grpc.status_code", status.code() as i32);
+                    tracing::debug!(code = ?status.code(), class = class.name(), "rpc refused: rate limited");
+                    return Ok(status.into_http::<tonic::body::Body>());
+                }
+                let result = inner.call(req).await.map(crate::oversize::rewrite);
                 if let Ok(response) = &result {
                     // Errors of unary calls travel in the headers
                     // (trailers-only); a missing grpc-status means OK.
@@ -215,13 +257,63 @@ mod tests {
         let layer = RpcLayer::new(key.clone(), clock.clone());
         let token = key.mint("acme", start, Span::minutes(5));
         let header = format!("Bearer {token}");
-        assert_eq!(layer.inner.verify(Some(&header)).map(|c| c.tenant_id), Ok("acme".into()));
+        assert_eq!(layer.inner.verify(Some(&header)).map(|c| c.0.tenant_id), Ok("acme".into()));
         assert_eq!(layer.inner.verified.read().expect("lock").len(), 1);
         assert!(layer.inner.verify(Some(&header)).is_ok(), "from memory");
         clock.advance(Span::minutes(6));
         assert_eq!(layer.inner.verify(Some(&header)), Err(AuthError::Expired), "a remembered token still expires");
         let forged = format!("Bearer {}x", token);
         assert_eq!(layer.inner.verify(Some(&forged)), Err(AuthError::Signature), "only the exact bytes are remembered");
+    }
+
+    #[tokio::test]
+    async fn limits_count_external_calls_only() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use tower::ServiceExt;
+        let clock = recur_clock::ManualClock::new(chrono::DateTime::from_timestamp(1_800_000_000, 0).expect("valid"));
+        let key = TokenKey::generate();
+        let limits = recur_config::RateLimits {
+            read: Some(recur_config::RateLimit { per_sec: 1.0, burst: 2 }),
+            ..Default::default()
+        };
+        let limiter = RateLimiter::in_memory(limits, clock.clone());
+        let layer = RpcLayer::with_rate_limits(key.clone(), clock.clone(), limiter);
+        let ran = Arc::new(AtomicUsize::new(0));
+        let counter = ran.clone();
+        let inner = tower::service_fn(move |_req: Request<()>| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            async { Ok::<_, std::convert::Infallible>(Response::new(tonic::body::Body::empty())) }
+        });
+        let service = layer.layer(inner);
+        let token = key.mint("acme", recur_clock::Clock::now(&*clock), chrono::Duration::minutes(5));
+        let proof = key.derive(recur_auth::PEER_CALL_PURPOSE).peer_proof(&token);
+        let other_proof = key.derive(recur_auth::PEER_CALL_PURPOSE).peer_proof("another token");
+        let call = |path: &str, proof: Option<&str>| {
+            let mut req = Request::builder().uri(path).header("authorization", format!("Bearer {token}"));
+            if let Some(p) = proof {
+                req = req.header(recur_auth::PEER_PROOF_METADATA, p);
+            }
+            let service = service.clone();
+            let req = req.body(()).expect("request");
+            async move {
+                let response = service.oneshot(req).await.expect("infallible");
+                response.headers().get("grpc-status").and_then(|v| v.to_str().ok()).unwrap_or("0").to_string()
+            }
+        };
+        let get = "/recur.catalog.v1.CatalogService/GetRate";
+        let mut codes = Vec::new();
+        for _ in 0..4 {
+            codes.push(call(get, None).await);
+        }
+        assert_eq!(codes, ["0", "0", "8", "8"], "the burst, then RESOURCE_EXHAUSTED");
+        assert_eq!(ran.load(Ordering::SeqCst), 2, "refused calls never reach the service");
+        assert_eq!(call(get, Some(&proof)).await, "0", "a peer call with the token's proof is not counted");
+        assert_eq!(call(get, Some(&other_proof)).await, "8", "another token's proof is no proof");
+        assert_eq!(call(get, Some("forged")).await, "8");
+        assert_eq!(call("/recur.catalog.v1.CatalogService/CreateProduct", None).await, "0", "writes unlimited");
+        assert_eq!(call("/grpc.health.v1.Health/Check", None).await, "0", "public paths are not limited");
+        clock.advance(chrono::Duration::seconds(1));
+        assert_eq!(call(get, None).await, "0", "a token a second");
     }
 
     #[test]

@@ -1,12 +1,14 @@
 //! The gRPC server every Recur process runs: the services it is given plus
 //! `grpc.health.v1` and server reflection (v1 and v1alpha), behind one tower
 //! layer that opens a span per RPC (parented on the caller's W3C trace
-//! context), authenticates the bearer token, and records the caller's
-//! deadline. Shutdown on SIGTERM/SIGINT stops accepting, reports NOT_SERVING,
+//! context), authenticates the bearer token, records the caller's deadline,
+//! and applies the tenant's rate limits. Shutdown on SIGTERM/SIGINT stops accepting, reports NOT_SERVING,
 //! and lets in-flight calls finish within a grace period.
 
 mod env;
 mod layer;
+mod oversize;
+pub mod ratelimit;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -22,6 +24,7 @@ use tonic_health::ServingStatus;
 
 pub use env::{BackgroundTasks, ServiceEnv, StartError, run_service};
 pub use layer::{HOSTED_PREFIX, RpcLayer};
+pub use ratelimit::RateLimiter;
 
 /// What a server needs besides its services.
 pub struct ServerOptions {
@@ -33,6 +36,17 @@ pub struct ServerOptions {
     pub max_call_time: Duration,
     /// How long in-flight calls may take to finish after shutdown begins.
     pub shutdown_grace: Duration,
+    /// Per-tenant rate limits (`RateLimiter::off()` for none), as
+    /// [`rate_limiter`] builds them from the configuration.
+    pub rate_limits: RateLimiter,
+}
+
+/// The rate limits `config` asks for: shared through `RECUR_REDIS_URL` when
+/// set, else in memory on `clock`. Needs a Tokio runtime (Redis connects
+/// lazily, on the first limited call).
+pub fn rate_limiter(config: &recur_config::Config, clock: SharedClock) -> std::io::Result<RateLimiter> {
+    RateLimiter::new(config.rate_limits, config.redis_url.as_ref().map(|u| u.expose()), clock)
+        .map_err(std::io::Error::other)
 }
 
 /// Binds `addr` (port 0 picks a free port).
@@ -103,7 +117,10 @@ pub fn spawn(
         .map_err(std::io::Error::other)?;
     let routes = routes.add_service(health_service).add_service(reflection_v1).add_service(reflection_v1alpha);
 
-    let layer = RpcLayer::new(options.key, options.clock);
+    if options.rate_limits.kind() != "off" {
+        tracing::info!(store = options.rate_limits.kind(), "rate limits on");
+    }
+    let layer = RpcLayer::with_rate_limits(options.key, options.clock, options.rate_limits);
     // HTTP/1.1 too, for the hosted pages browsers open (gRPC stays HTTP/2).
     let server = tonic::transport::Server::builder()
         .accept_http1(true)
@@ -235,7 +252,10 @@ pub fn refuse_card_numbers<M: prost::Message>(message: &M, type_name: &str) -> R
         Some(field) => Err(recur_error::AppError::new(
             tonic::Code::InvalidArgument,
             "CARD_NUMBER_REFUSED",
-            "card numbers are never accepted: collect cards with the payment provider and send its token",
+            format!(
+                "{field} looks like a card number (13-19 digits passing the Luhn check); card numbers are never \
+                 accepted: collect cards with the payment provider and send its token"
+            ),
         )
         .with_field(field, "looks like a card number")),
         None => Ok(()),

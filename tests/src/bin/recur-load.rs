@@ -15,6 +15,16 @@
 //! through the sandbox provider, each call with its own idempotency key,
 //! spread over 32 customers; every payment is checked to have succeeded).
 //!
+//! Rate limits are off, as they are by default. The `rate-limit` target
+//! (run alone) instead starts two catalog-service replicas (service mode)
+//! sharing one Redis (RECUR_TEST_REDIS_URL) with a read limit, drives
+//! ListProducts of one tenant at both far above the limit for a warm-up
+//! second and then `--seconds`, and checks that the calls allowed in that
+//! window come to the configured rate within ±10% (exit status 1 if not):
+//!
+//! cargo run --release -p recur-e2e --bin recur-load -- --targets rate-limit
+//!     [--rate-limit-per-sec 200] [--seconds 5] [--concurrency 64]
+//!
 //! Each round runs every target once, in turn, so a slow moment of the
 //! machine hits all targets alike; the report gives each target's median
 //! round (by throughput).
@@ -30,6 +40,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use recur_e2e::raw::RawCodec;
 use recur_e2e::{Backend, Bearer, TestApp};
 use recur_proto::catalog::v1 as cat;
 use recur_proto::catalog::v1::catalog_service_client::CatalogServiceClient;
@@ -49,6 +60,8 @@ struct Options {
     decode: bool,
     db_connections: String,
     targets: Vec<String>,
+    rate_limit_per_sec: f64,
+    seconds: u64,
 }
 
 fn options() -> Result<Options, String> {
@@ -61,6 +74,8 @@ fn options() -> Result<Options, String> {
         decode: false,
         db_connections: "10".into(),
         targets: vec!["health".into(), "get-rate".into(), "get-offering".into()],
+        rate_limit_per_sec: 200.0,
+        seconds: 5,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut it = args.iter();
@@ -84,6 +99,10 @@ fn options() -> Result<Options, String> {
             "--requests" => o.requests = value.parse().map_err(|_| "--requests takes a number")?,
             "--rounds" => o.rounds = value.parse().map_err(|_| "--rounds takes a number")?,
             "--targets" => o.targets = value.split(',').map(str::to_string).collect(),
+            "--rate-limit-per-sec" => {
+                o.rate_limit_per_sec = value.parse().map_err(|_| "--rate-limit-per-sec takes a number")?
+            }
+            "--seconds" => o.seconds = value.parse().map_err(|_| "--seconds takes a number")?,
             other => return Err(format!("unknown flag {other:?}")),
         }
     }
@@ -94,6 +113,12 @@ fn options() -> Result<Options, String> {
         || !(1..=10).contains(&o.rounds)
     {
         return Err("concurrency is 1-1024, requests 1-1000000 and rounds 1-10 (the driver is bounded)".into());
+    }
+    if !(1.0..=10_000.0).contains(&o.rate_limit_per_sec) || !(1..=60).contains(&o.seconds) {
+        return Err("--rate-limit-per-sec is 1-10000 and --seconds 1-60 (the driver is bounded)".into());
+    }
+    if o.targets.iter().any(|t| t == "rate-limit") && o.targets.len() > 1 {
+        return Err("the rate-limit target runs alone".into());
     }
     Ok(o)
 }
@@ -122,45 +147,6 @@ enum Target {
         tonic::codegen::http::uri::PathAndQuery,
         bytes::Bytes,
     ),
-}
-
-/// Sends and receives message bodies as they are.
-#[derive(Clone, Copy, Default)]
-struct RawCodec;
-
-struct RawEncoder;
-struct RawDecoder;
-
-impl tonic::codec::Encoder for RawEncoder {
-    type Item = bytes::Bytes;
-    type Error = tonic::Status;
-    fn encode(&mut self, item: bytes::Bytes, dst: &mut tonic::codec::EncodeBuf<'_>) -> Result<(), tonic::Status> {
-        use bytes::BufMut;
-        dst.put_slice(&item);
-        Ok(())
-    }
-}
-
-impl tonic::codec::Decoder for RawDecoder {
-    type Item = bytes::Bytes;
-    type Error = tonic::Status;
-    fn decode(&mut self, src: &mut tonic::codec::DecodeBuf<'_>) -> Result<Option<bytes::Bytes>, tonic::Status> {
-        use bytes::Buf;
-        Ok(Some(src.copy_to_bytes(src.remaining())))
-    }
-}
-
-impl tonic::codec::Codec for RawCodec {
-    type Encode = bytes::Bytes;
-    type Decode = bytes::Bytes;
-    type Encoder = RawEncoder;
-    type Decoder = RawDecoder;
-    fn encoder(&mut self) -> RawEncoder {
-        RawEncoder
-    }
-    fn decoder(&mut self) -> RawDecoder {
-        RawDecoder
-    }
 }
 
 impl Target {
@@ -309,6 +295,9 @@ async fn main() {
             std::process::exit(2);
         }
     };
+    if o.targets == ["rate-limit"] {
+        std::process::exit(rate_limit(&o).await);
+    }
     let vars = [
         ("RECUR_CATALOG_CACHE_TTL_MS", o.cache_ttl_ms.as_str()),
         ("RECUR_DB_MAX_CONNECTIONS", o.db_connections.as_str()),
@@ -324,6 +313,7 @@ async fn main() {
             document: recur_catalog::DEMO_CATALOG.into(),
             format: 0,
             dry_run: false,
+            ..Default::default()
         })
         .await
         .expect("demo catalog");
@@ -469,4 +459,182 @@ async fn main() {
         }
     }
     app.stop().await;
+}
+
+/// Calls counted by one replica's callers.
+#[derive(Default)]
+struct Tally {
+    allowed: AtomicU64,
+    refused: AtomicU64,
+    other: AtomicU64,
+}
+
+/// The `rate-limit` target: two catalog replicas on one Redis, one read
+/// limit, driven far above it. Returns the exit status.
+async fn rate_limit(o: &Options) -> i32 {
+    use recur_config::{Config, Peers};
+    use recur_server::{ServerOptions, ServiceEnv};
+
+    let Ok(redis) = std::env::var("RECUR_TEST_REDIS_URL") else {
+        eprintln!("recur-load: the rate-limit target needs RECUR_TEST_REDIS_URL (the Redis both replicas share)");
+        return 2;
+    };
+    let secret = "recur-load-rate-limit-key-0123456789abcdef";
+    let dir = std::env::temp_dir().join(format!("recur-load-rate-limit-{}", std::process::id()));
+    let rate = o.rate_limit_per_sec;
+    let burst = ((rate / 10.0).ceil() as u64).max(1);
+    let vars: std::collections::HashMap<String, String> = [
+        ("RECUR_DATA_DIR", dir.display().to_string()),
+        ("RECUR_JWT_SECRET", secret.to_string()),
+        ("RECUR_REDIS_URL", redis),
+        ("RECUR_RATE_LIMIT_READ_PER_SEC", rate.to_string()),
+        ("RECUR_RATE_LIMIT_READ_BURST", burst.to_string()),
+        ("RECUR_CATALOG_CACHE_TTL_MS", o.cache_ttl_ms.clone()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let config = Config::from_map(&vars).expect("configuration");
+    let key = recur_auth::TokenKey::new(secret.as_bytes().to_vec());
+    let clock = recur_clock::system();
+
+    // Two replicas of the catalog service, each on its own port, on one
+    // SQLite file; the buckets are in Redis.
+    let mut replicas = Vec::new();
+    for _ in 0..2 {
+        let listener = recur_server::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let env = ServiceEnv::new(config.clone(), clock.clone(), key.clone(), Peers::all_at(&addr.to_string()), addr);
+        let routes = recur_catalog::register(env.clone(), tonic::service::RoutesBuilder::default())
+            .await
+            .expect("catalog service");
+        let options = ServerOptions {
+            key: key.clone(),
+            clock: clock.clone(),
+            service_names: recur_catalog::SERVICE_NAMES.to_vec(),
+            max_call_time: Duration::from_secs(60),
+            shutdown_grace: Duration::from_secs(5),
+            rate_limits: recur_server::rate_limiter(&config, clock.clone()).expect("rate limits"),
+        };
+        let server =
+            recur_server::spawn(listener, routes.routes(), options, std::future::pending()).expect("serve replica");
+        replicas.push(server);
+    }
+
+    let tenant = format!("load-rl-{:08x}", rand::random::<u32>());
+    let bearer = Bearer::new(&key.mint(&tenant, chrono::Utc::now(), chrono::Duration::hours(1)));
+    let body = {
+        use prost::Message;
+        bytes::Bytes::from(cat::ListProductsRequest { page_size: 1, ..Default::default() }.encode_to_vec())
+    };
+    let path = tonic::codegen::http::uri::PathAndQuery::from_static("/recur.catalog.v1.CatalogService/ListProducts");
+    let tallies: Vec<Arc<Tally>> = (0..2).map(|_| Arc::new(Tally::default())).collect();
+    let counting = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // A hard bound on calls, whatever the machine's speed.
+    let budget = Arc::new(AtomicU64::new(2_000_000));
+    let first_refusal: Arc<std::sync::Mutex<Option<tonic::Status>>> = Arc::default();
+    let mut callers = Vec::new();
+    for (i, server) in replicas.iter().enumerate() {
+        for _ in 0..2 {
+            let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", server.local_addr()))
+                .expect("endpoint")
+                .tcp_nodelay(true)
+                .connect_lazy();
+            let grpc =
+                tonic::client::Grpc::new(tonic::service::interceptor::InterceptedService::new(channel, bearer.clone()));
+            for _ in 0..(o.concurrency / 4).max(1) {
+                let (mut grpc, path, body) = (grpc.clone(), path.clone(), body.clone());
+                let (tally, counting, stop, budget) =
+                    (tallies[i].clone(), counting.clone(), stop.clone(), budget.clone());
+                let first_refusal = first_refusal.clone();
+                callers.push(tokio::spawn(async move {
+                    while !stop.load(Ordering::Relaxed) && budget.fetch_sub(1, Ordering::Relaxed) > 0 {
+                        if grpc.ready().await.is_err() {
+                            tally.other.fetch_add(1, Ordering::Relaxed);
+                            continue;
+                        }
+                        let result = grpc.unary(tonic::Request::new(body.clone()), path.clone(), RawCodec).await;
+                        if !counting.load(Ordering::Relaxed) {
+                            continue;
+                        }
+                        match result {
+                            Ok(_) => tally.allowed.fetch_add(1, Ordering::Relaxed),
+                            Err(s) if s.code() == tonic::Code::ResourceExhausted => {
+                                first_refusal.lock().expect("lock").get_or_insert(s);
+                                tally.refused.fetch_add(1, Ordering::Relaxed)
+                            }
+                            Err(s) => {
+                                eprintln!("unexpected: {s:?}");
+                                tally.other.fetch_add(1, Ordering::Relaxed)
+                            }
+                        };
+                    }
+                }));
+            }
+        }
+    }
+    // The warm-up second empties the bucket (and opens the connections);
+    // from then on only the rate refills it.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    counting.store(true, Ordering::Relaxed);
+    let started = Instant::now();
+    tokio::time::sleep(Duration::from_secs(o.seconds)).await;
+    counting.store(false, Ordering::Relaxed);
+    let window = started.elapsed().as_secs_f64();
+    stop.store(true, Ordering::Relaxed);
+    for c in callers {
+        let _ = c.await;
+    }
+    for r in replicas {
+        let _ = r.shutdown().await;
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+
+    println!(
+        "recur-load: rate-limit, 2 catalog replicas on one Redis, read limit {rate}/s (burst {burst}), {} concurrent, {:.1} s measured after a 1 s warm-up, {} cores",
+        (o.concurrency / 4).max(1) * 4,
+        window,
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    );
+    println!("| replica | calls | allowed | refused (RESOURCE_EXHAUSTED) | other errors | allowed/s |");
+    println!("|---|---|---|---|---|---|");
+    let load = |t: &AtomicU64| t.load(Ordering::Relaxed);
+    let mut allowed = 0;
+    let mut calls = 0;
+    let mut other = 0;
+    let mut each_served = true;
+    for (i, t) in tallies.iter().enumerate() {
+        let (a, r, x) = (load(&t.allowed), load(&t.refused), load(&t.other));
+        println!("| {} | {} | {a} | {r} | {x} | {:.1} |", i + 1, a + r + x, a as f64 / window);
+        allowed += a;
+        calls += a + r + x;
+        other += x;
+        each_served &= a > 0;
+    }
+    let allowed_rate = allowed as f64 / window;
+    let ratio = allowed_rate / rate;
+    println!(
+        "| both | {calls} | {allowed} | {} | {other} | {allowed_rate:.1} ({:.1}% of {rate}/s; {:.0} calls/s offered) |",
+        calls - allowed - other,
+        ratio * 100.0,
+        calls as f64 / window
+    );
+    let reason = first_refusal.lock().expect("lock").as_ref().map(|s| recur_e2e::details(s).reason);
+    let mut ok = true;
+    if !(0.9..=1.1).contains(&ratio) {
+        eprintln!("recur-load: allowed {allowed_rate:.1}/s, outside {rate}/s ± 10%");
+        ok = false;
+    }
+    if other > 0 || !each_served || reason.as_deref() != Some("RATE_LIMITED") {
+        eprintln!(
+            "recur-load: {other} unexpected errors, both replicas served: {each_served}, refusal reason {reason:?}"
+        );
+        ok = false;
+    }
+    if calls as f64 / window < rate * 2.0 {
+        eprintln!("recur-load: the load ({:.0}/s) was not well above the limit", calls as f64 / window);
+        ok = false;
+    }
+    if ok { 0 } else { 1 }
 }

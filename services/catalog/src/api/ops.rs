@@ -22,6 +22,19 @@ pub struct CatalogApi {
     pub(super) clock: SharedClock,
 }
 
+/// INVALID_ARGUMENT with every violation. When a resource the request refers
+/// to does not exist (`missing`: its kind and the reference given), the reason
+/// is `<RESOURCE>_NOT_FOUND`, as for every reference from a request's body.
+fn finish_with_references(v: Violations, missing: Option<(&str, &str)>) -> AppResult<()> {
+    let Some((resource, key)) = missing else { return v.finish() };
+    let all = v.into_error();
+    let mut e = AppError::not_found(resource, key).into_invalid_reference();
+    for f in all.violations() {
+        e = e.with_field(f.field.clone(), f.description.clone());
+    }
+    Err(e)
+}
+
 impl CatalogApi {
     pub fn new(repo: Arc<dyn CatalogRepo>, clock: SharedClock) -> Self {
         CatalogApi { repo, clock }
@@ -104,7 +117,7 @@ impl CatalogApi {
         }
         if wants("name") {
             check::required(&mut v, "product.name", &input.name);
-            check::max_len(&mut v, "product.name", &input.name, 200);
+            check::max_len(&mut v, "product.name", &input.name, check::NAME_CHARS);
             current.name = input.name.trim().to_string();
         }
         if wants("description") {
@@ -147,7 +160,7 @@ impl CatalogApi {
     pub(super) async fn create_offering(&self, tenant: &str, input: &pb::Offering) -> AppResult<Offering> {
         let mut v = Violations::new();
         check::required(&mut v, "offering.name", &input.name);
-        check::max_len(&mut v, "offering.name", &input.name, 200);
+        check::max_len(&mut v, "offering.name", &input.name, check::NAME_CHARS);
         check::metadata(&mut v, "offering.metadata", &input.metadata);
         let handle = handle_input(&mut v, "offering.handle", &input.handle);
         if input.product_ids.is_empty() {
@@ -155,10 +168,14 @@ impl CatalogApi {
         }
         let mut seen = HashSet::new();
         let mut product_ids = Vec::new();
+        let mut missing = None;
         for (i, pid) in input.product_ids.iter().enumerate() {
             let field = format!("offering.product_ids[{i}]");
             match self.repo.get_product(tenant, reference(pid)).await? {
-                None => v.add(field, format!("no product {pid:?}")),
+                None => {
+                    missing = missing.or(Some(("product", pid.as_str())));
+                    v.add(field, format!("no product {pid:?}"))
+                }
                 Some(p) if p.status == Status::Archived => {
                     return Err(AppError::failed_precondition(
                         "PRODUCT_ARCHIVED",
@@ -170,7 +187,7 @@ impl CatalogApi {
                 Some(p) => product_ids.push(p.id),
             }
         }
-        v.finish()?;
+        finish_with_references(v, missing)?;
         let now = self.clock.now_micros();
         let offering = Offering {
             id: recur_id::new_id(recur_id::Kind::Offering),
@@ -243,7 +260,8 @@ impl CatalogApi {
             match self.repo.get_offering(tenant, reference(&r.offering_id)).await? {
                 None => {
                     v.add("rate.offering_id", format!("no offering {:?}", r.offering_id));
-                    None
+                    finish_with_references(v, Some(("offering", &r.offering_id)))?;
+                    return Err(AppError::internal("a missing offering passed validation"));
                 }
                 Some(o) if o.status == Status::Archived => {
                     return Err(AppError::failed_precondition(
@@ -276,10 +294,11 @@ impl CatalogApi {
                 handles.get(r).cloned()
             }
         };
+        let described = rate_in(r);
         let rate = input::rate(
             &mut v,
             "rate",
-            &rate_in(r),
+            &described,
             &offering,
             &resolve,
             recur_id::new_id(recur_id::Kind::Rate),
@@ -288,6 +307,11 @@ impl CatalogApi {
         );
         v.finish()?;
         let rate = rate.ok_or_else(|| AppError::internal("rate passed validation unbuilt"))?;
+        let paths: Vec<String> = described.prices.iter().map(|p| p.path.clone()).collect();
+        let too_large = check::rate_ceilings("rate", &paths, &rate, &self.settings(tenant).await?.ceilings());
+        if !too_large.is_empty() {
+            return Err(recur_money::AmountTooLarge::into_error(too_large));
+        }
         self.write(tenant, CatalogOp::InsertRate(rate.clone()), "rate.handle", "active rate").await?;
         Ok(rate)
     }
@@ -354,7 +378,9 @@ impl CatalogApi {
             recur_id::new_id(recur_id::Kind::Coupon),
             self.clock.now_micros(),
         );
-        v.finish()?;
+        let missing = (input.offerings.iter().find(|r| !offerings.contains_key(*r)).map(|r| ("offering", r.as_str())))
+            .or_else(|| input.products.iter().find(|r| !products.contains_key(*r)).map(|r| ("product", r.as_str())));
+        finish_with_references(v, missing)?;
         self.write(tenant, CatalogOp::InsertCoupon(coupon.clone()), "coupon.code", "coupon").await.map_err(|e| {
             if e.reason() == "HANDLE_TAKEN" {
                 AppError::already_exists("CODE_TAKEN", "another coupon already has this code")
@@ -384,13 +410,27 @@ impl CatalogApi {
             Ok(pb::DocumentFormat::Unspecified) => None,
             Err(_) => return Err(AppError::invalid("format", "unknown document format")),
         };
-        if r.document.len() > 4 * 1024 * 1024 {
-            return Err(AppError::invalid("document", "at most 4 MiB"));
+        // Size and depth limits are checked before the parser runs. Even a
+        // document within them takes a while to parse (4 MiB: some hundred
+        // milliseconds): on the blocking pool, not on a thread that serves
+        // other calls.
+        let text = r.document.clone();
+        let doc =
+            tokio::task::spawn_blocking(move || document::parse(&text, format)).await.map_err(AppError::internal)??;
+        // A document without a single resource archives the whole catalog:
+        // only when the request says so (a dry run shows what it would do).
+        if doc.is_empty() && !r.dry_run && !r.allow_archive_all {
+            return Err(AppError::failed_precondition(
+                "ARCHIVE_ALL_NOT_CONFIRMED",
+                "the document holds no resource, so applying it would archive every product, offering, rate and \
+                 coupon; set allow_archive_all to apply it (a dry run lists what would be archived)",
+            )
+            .with_field("allow_archive_all", "must be true to apply a document that holds no resource"));
         }
-        let doc = document::parse(&r.document, format).map_err(|e| AppError::invalid("document", e))?;
         let snapshot = self.repo.snapshot(tenant).await?;
         let plan =
             plan::plan(&doc, &snapshot, self.clock.now_micros(), &mut recur_id::new_id).map_err(|v| v.into_error())?;
+        self.plan_within_ceilings(tenant, &doc, &plan).await?;
         if r.dry_run {
             let changes = plan
                 .changes
@@ -428,6 +468,28 @@ impl CatalogApi {
 
     // ---------- tenant settings ----------
 
+    /// Every rate a plan creates keeps its price amounts within the tenant's
+    /// ceilings (rates it keeps were checked when they were made).
+    async fn plan_within_ceilings(&self, tenant: &str, doc: &document::CatalogDoc, plan: &plan::Plan) -> AppResult<()> {
+        let mut ceilings = None;
+        let mut too_large = Vec::new();
+        for op in &plan.ops {
+            let CatalogOp::InsertRate(rate) = op else { continue };
+            let found = doc.offerings.iter().enumerate().find_map(|(i, o)| {
+                let j = o.rates.iter().position(|r| Some(r.handle.as_str()) == rate.handle.as_deref())?;
+                Some((format!("offerings[{i}].rates[{j}]"), &o.rates[j]))
+            });
+            let Some((prefix, described)) = found else { continue };
+            let paths: Vec<String> = described.input(&prefix).prices.into_iter().map(|p| p.path).collect();
+            if ceilings.is_none() {
+                ceilings = Some(self.settings(tenant).await?.ceilings());
+            }
+            let c = ceilings.as_ref().ok_or_else(|| AppError::internal("ceilings unread"))?;
+            too_large.extend(check::rate_ceilings(&prefix, &paths, rate, c));
+        }
+        if too_large.is_empty() { Ok(()) } else { Err(recur_money::AmountTooLarge::into_error(too_large)) }
+    }
+
     pub(super) async fn settings(&self, tenant: &str) -> AppResult<TenantSettings> {
         Ok(self.repo.get_settings(tenant).await?.unwrap_or_else(TenantSettings::defaults))
     }
@@ -452,6 +514,7 @@ impl CatalogApi {
                     | "tax_rates"
                     | "prices_include_tax"
                     | "dunning"
+                    | "max_amounts"
             ) {
                 v.add("update_mask.paths", format!("{p:?} cannot be updated"));
             }
@@ -539,6 +602,18 @@ impl CatalogApi {
                     s.dunning.final_action
                 }
             };
+        }
+        if wants("max_amounts") {
+            let mut amounts = std::collections::BTreeMap::new();
+            for (code, raw) in &input.max_amounts {
+                match recur_money::Ceilings::parse_one(code, raw) {
+                    Ok(m) => {
+                        amounts.insert(code.clone(), m.amount());
+                    }
+                    Err(e) => v.add(format!("settings.max_amounts[{code}]"), e.to_string()),
+                }
+            }
+            s.max_amounts = amounts;
         }
         v.finish()?;
         s.updated_at = Some(self.clock.now_micros());

@@ -229,6 +229,11 @@ pub(super) fn settings_pb(tenant: &str, s: &TenantSettings) -> pb::TenantSetting
             retry_offset_days: s.dunning.retry_offset_days.iter().map(|d| *d as i32).collect(),
             final_action: final_action_to_pb(s.dunning.final_action),
         }),
+        max_amounts: s
+            .ceilings()
+            .iter()
+            .map(|m| (m.currency().code().to_string(), recur_money::plain(m.amount())))
+            .collect(),
         update_time: s.updated_at.map(timestamp),
     }
 }

@@ -7,11 +7,15 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use recur_error::{AppError, AppResult};
 use serde::de::{self, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use tonic::Code;
 
 use super::input::{CouponInput, PriceInput, ProductInput, RateInput, TierInput};
 use super::*;
+
+pub mod scan;
 
 /// A decimal as the document wrote it: a string, or a number read back as
 /// its shortest decimal spelling (never through arithmetic).
@@ -215,13 +219,175 @@ pub enum Format {
     Json,
 }
 
-/// Reads a document; `format` `None` guesses (JSON starts with `{`).
-pub fn parse(text: &str, format: Option<Format>) -> Result<CatalogDoc, String> {
+impl CatalogDoc {
+    /// A document that holds no resource at all: applying it archives every
+    /// handled resource of the tenant.
+    pub fn is_empty(&self) -> bool {
+        self.products.is_empty() && self.offerings.is_empty() && self.coupons.is_empty()
+    }
+}
+
+/// The largest document accepted, in bytes.
+pub const MAX_DOCUMENT_BYTES: usize = 4 * 1024 * 1024;
+/// The deepest nesting accepted (flow `[`/`{` and block collections alike);
+/// a catalog document needs about ten.
+pub const MAX_DEPTH: usize = 32;
+/// The most values (scalars, keys, collections) a YAML document may hold
+/// once its aliases are expanded.
+pub const MAX_EXPANDED_VALUES: usize = 1_000_000;
+
+fn too_large(message: String, description: &str) -> AppError {
+    AppError::new(Code::InvalidArgument, "DOCUMENT_TOO_LARGE", message).with_field("document", description)
+}
+
+/// Refuses a document too large or nested too deeply, before any parser
+/// sees it: both cost the parser far more than their size.
+pub fn check_limits(text: &str, format: Format) -> AppResult<()> {
+    if text.len() > MAX_DOCUMENT_BYTES {
+        return Err(too_large(
+            format!("the document is {} bytes; at most 4 MiB ({MAX_DOCUMENT_BYTES} bytes) are accepted", text.len()),
+            "at most 4 MiB",
+        ));
+    }
+    let deep = match format {
+        Format::Json => scan::json_depth(text, MAX_DEPTH).err(),
+        Format::Yaml => scan::yaml_depth(text, MAX_DEPTH).err(),
+    };
+    match deep {
+        Some(at) => Err(AppError::new(
+            Code::InvalidArgument,
+            "DOCUMENT_TOO_DEEP",
+            format!("the document nests deeper than {MAX_DEPTH} levels (line {})", at.line),
+        )
+        .with_field("document", format!("nests deeper than {MAX_DEPTH} levels at line {}", at.line))),
+        None => Ok(()),
+    }
+}
+
+/// Reads a document; `format` `None` guesses (JSON starts with `{`). A
+/// document over the limits, or one that does not read as a catalog, is
+/// INVALID_ARGUMENT on the field `document`.
+pub fn parse(text: &str, format: Option<Format>) -> AppResult<CatalogDoc> {
     let format = format.unwrap_or(if text.trim_start().starts_with('{') { Format::Json } else { Format::Yaml });
+    check_limits(text, format)?;
+    let invalid = |e: String| AppError::invalid("document", e);
     match format {
-        Format::Json => serde_json::from_str(text).map_err(|e| e.to_string()),
+        Format::Json => serde_json::from_str(text).map_err(|e| invalid(e.to_string())),
         Format::Yaml if text.trim().is_empty() => Ok(CatalogDoc::default()),
-        Format::Yaml => serde_yaml_ng::from_str(text).map_err(|e| e.to_string()),
+        Format::Yaml => {
+            // Aliases can make a small document huge ("billion laughs", or
+            // one big mapping repeated in every product): count what they
+            // expand to before building anything from it.
+            if text.contains('*') && expands_beyond(text, MAX_EXPANDED_VALUES) {
+                return Err(too_large(
+                    format!("the document's aliases expand it to more than {MAX_EXPANDED_VALUES} values"),
+                    "its aliases expand it past the limit",
+                ));
+            }
+            serde_yaml_ng::from_str(text).map_err(|e| invalid(e.to_string()))
+        }
+    }
+}
+
+/// Whether the YAML `text`, aliases expanded, holds more than `limit`
+/// values. Stops counting at the limit, so it costs at most that much.
+fn expands_beyond(text: &str, limit: usize) -> bool {
+    let budget = Budget { left: std::cell::Cell::new(limit), exceeded: std::cell::Cell::new(false) };
+    let read = de::DeserializeSeed::deserialize(&budget, serde_yaml_ng::Deserializer::from_str(text));
+    // serde_yaml_ng itself stops following aliases after 100 per event of
+    // the document, which a small exponential bomb reaches first. A document
+    // that fails to read for another reason is left to the real parse, which
+    // says why.
+    budget.exceeded.get() || read.is_err_and(|e| e.to_string().starts_with("repetition limit exceeded"))
+}
+
+struct Budget {
+    left: std::cell::Cell<usize>,
+    exceeded: std::cell::Cell<bool>,
+}
+
+impl Budget {
+    fn spend<E: de::Error>(&self) -> Result<(), E> {
+        match self.left.get().checked_sub(1) {
+            Some(left) => {
+                self.left.set(left);
+                Ok(())
+            }
+            None => {
+                self.exceeded.set(true);
+                Err(E::custom("too many values"))
+            }
+        }
+    }
+}
+
+impl<'de> de::DeserializeSeed<'de> for &Budget {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for &Budget {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any value")
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
+        self.spend()
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
+        self.spend()
+    }
+    fn visit_i128<E: de::Error>(self, _: i128) -> Result<(), E> {
+        self.spend()
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
+        self.spend()
+    }
+    fn visit_u128<E: de::Error>(self, _: u128) -> Result<(), E> {
+        self.spend()
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
+        self.spend()
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
+        self.spend()
+    }
+    fn visit_bytes<E: de::Error>(self, _: &[u8]) -> Result<(), E> {
+        self.spend()
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        self.spend()
+    }
+    fn visit_none<E: de::Error>(self) -> Result<(), E> {
+        self.spend()
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        self.spend()?;
+        d.deserialize_any(self)
+    }
+    fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        self.spend()?;
+        d.deserialize_any(self)
+    }
+    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        self.spend()?;
+        while seq.next_element_seed(self)?.is_some() {}
+        Ok(())
+    }
+    fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        self.spend()?;
+        while map.next_key_seed(self)?.is_some() {
+            map.next_value_seed(self)?;
+        }
+        Ok(())
+    }
+    fn visit_enum<A: de::EnumAccess<'de>>(self, data: A) -> Result<(), A::Error> {
+        // A tagged value (`!tag value`): the tag, then the value.
+        self.spend()?;
+        let ((), variant) = data.variant_seed(self)?;
+        de::VariantAccess::newtype_variant_seed(variant, self)
     }
 }
 
@@ -488,7 +654,9 @@ mod tests {
     fn unknown_fields_are_refused() {
         let err = parse("products:\n  - handle: a\n    name: A\n    kind: recurring\n    colour: red\n", None)
             .expect_err("unknown field");
-        assert!(err.contains("colour"), "{err}");
+        assert_eq!(err.code(), Code::InvalidArgument);
+        assert_eq!(err.violations()[0].field, "document");
+        assert!(err.violations()[0].description.contains("colour"), "{err:?}");
     }
 
     #[test]
@@ -496,5 +664,64 @@ mod tests {
         assert_eq!(parse("{}", None), Ok(CatalogDoc::default()));
         assert_eq!(parse("", None), Ok(CatalogDoc::default()));
         assert_eq!(parse("products: []", None), Ok(CatalogDoc::default()));
+    }
+
+    fn refusal(text: &str, format: Option<Format>) -> AppError {
+        let started = std::time::Instant::now();
+        let err = parse(text, format).expect_err("refused");
+        assert!(started.elapsed() < std::time::Duration::from_secs(2), "took {:?}", started.elapsed());
+        assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+        assert_eq!(err.violations()[0].field, "document", "{err:?}");
+        err
+    }
+
+    #[test]
+    fn deep_documents_are_refused_before_parsing() {
+        let deep = format!("{}1{}", "{\"a\":".repeat(60_000), "}".repeat(60_000));
+        for format in [None, Some(Format::Yaml), Some(Format::Json)] {
+            let err = refusal(&deep, format);
+            assert_eq!(err.reason(), "DOCUMENT_TOO_DEEP", "{format:?}");
+            assert!(err.message().contains("32"), "{err:?}");
+        }
+        let deep_block: String = (0..40).map(|i| format!("{}k{i}:\n", "  ".repeat(i))).collect();
+        assert_eq!(refusal(&deep_block, None).reason(), "DOCUMENT_TOO_DEEP");
+        // 32 levels are fine as far as depth goes (the schema refuses them).
+        let ok = format!("{}1{}", "[".repeat(32), "]".repeat(32));
+        assert_ne!(refusal(&ok, Some(Format::Yaml)).reason(), "DOCUMENT_TOO_DEEP");
+    }
+
+    #[test]
+    fn large_documents_are_refused() {
+        let big = format!("products: []\n{}", "#".repeat(MAX_DOCUMENT_BYTES));
+        let err = refusal(&big, None);
+        assert_eq!(err.reason(), "DOCUMENT_TOO_LARGE");
+        assert!(err.message().contains("4 MiB"), "{err:?}");
+        // Just under the limit, a deep one is refused as deep, fast.
+        let nearly = "[".repeat(MAX_DOCUMENT_BYTES);
+        assert_eq!(refusal(&nearly, Some(Format::Yaml)).reason(), "DOCUMENT_TOO_DEEP");
+    }
+
+    #[test]
+    fn alias_bombs_are_refused() {
+        // The classic, under a field the schema accepts.
+        let mut laughs = String::from(
+            "products:\n- handle: a\n  name: A\n  kind: recurring\n  metadata:\n    l0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n",
+        );
+        for i in 1..10 {
+            let refs = vec![format!("*l{}", i - 1); 9].join(", ");
+            laughs.push_str(&format!("    l{i}: &l{i} [{refs}]\n"));
+        }
+        assert_eq!(refusal(&laughs, None).reason(), "DOCUMENT_TOO_LARGE");
+        // One wide mapping repeated in many products: each copy is valid.
+        let wide: String = (0..2_000).map(|i| format!("k{i}: v, ")).collect();
+        let mut doc = format!("products:\n- {{handle: p0, name: P, kind: recurring, metadata: &m {{{wide}}}}}\n");
+        for i in 1..1_000 {
+            doc.push_str(&format!("- {{handle: p{i}, name: P, kind: recurring, metadata: *m}}\n"));
+        }
+        assert_eq!(refusal(&doc, None).reason(), "DOCUMENT_TOO_LARGE");
+        // A few aliases are fine.
+        let few = "products:\n- {handle: a, name: A, kind: recurring, metadata: &m {k: v}}\n- {handle: b, name: B, kind: recurring, metadata: *m}\n";
+        let doc = parse(few, None).expect("aliases within the limit");
+        assert_eq!(doc.products[1].metadata, doc.products[0].metadata);
     }
 }

@@ -102,8 +102,8 @@ fn handle(v: &mut Violations, field: String, raw: &str) -> Option<String> {
 /// A product from its description. `prefix` names it in the request.
 pub fn product(v: &mut Violations, prefix: &str, p: &ProductInput, id: String, now: DateTime<Utc>) -> Product {
     check::required(v, &format!("{prefix}.name"), &p.name);
-    check::max_len(v, &format!("{prefix}.name"), &p.name, 200);
-    check::max_len(v, &format!("{prefix}.description"), &p.description, 2000);
+    check::max_len(v, &format!("{prefix}.name"), &p.name, check::NAME_CHARS);
+    check::max_len(v, &format!("{prefix}.description"), &p.description, check::TEXT_CHARS);
     check::metadata(v, &format!("{prefix}.metadata"), &p.metadata);
     if p.kind.is_none() {
         v.add(format!("{prefix}.kind"), "is required: RECURRING, PER_UNIT, ON_OFF, METERED or ONE_TIME");
@@ -148,12 +148,15 @@ pub fn rate(
     now: DateTime<Utc>,
 ) -> Option<Rate> {
     check::required(v, &format!("{prefix}.name"), &r.name);
-    check::max_len(v, &format!("{prefix}.name"), &r.name, 200);
+    check::max_len(v, &format!("{prefix}.name"), &r.name, check::NAME_CHARS);
     check::metadata(v, &format!("{prefix}.metadata"), &r.metadata);
     let handle = handle(v, format!("{prefix}.handle"), &r.handle);
     let currency = Currency::from_code(&r.currency);
     if currency.is_none() {
-        v.add(format!("{prefix}.currency_code"), format!("unknown ISO 4217 currency {:?}", r.currency));
+        v.add(
+            format!("{prefix}.currency_code"),
+            format!("unknown ISO 4217 currency {:?}", recur_error::excerpt(&r.currency)),
+        );
     }
     if r.period_unit.is_none() {
         v.add(format!("{prefix}.billing_period.unit"), "is required: DAY, WEEK, MONTH or YEAR");
@@ -175,10 +178,11 @@ pub fn rate(
         let path = &p.path;
         let product_id = resolve(&p.product);
         match &product_id {
-            None => v.add(format!("{path}.product_id"), format!("no product {:?}", p.product)),
-            Some(pid) if !offering.product_ids.contains(pid) => {
-                v.add(format!("{path}.product_id"), format!("{:?} is not a product of the offering", p.product))
-            }
+            None => v.add(format!("{path}.product_id"), format!("no product {:?}", recur_error::excerpt(&p.product))),
+            Some(pid) if !offering.product_ids.contains(pid) => v.add(
+                format!("{path}.product_id"),
+                format!("{:?} is not a product of the offering", recur_error::excerpt(&p.product)),
+            ),
             Some(pid) if !priced.insert(pid.clone()) => v.add(format!("{path}.product_id"), "product priced twice"),
             Some(_) => {}
         }
@@ -254,10 +258,10 @@ pub fn coupon(
     now: DateTime<Utc>,
 ) -> Coupon {
     let code_ok = !c.code.is_empty()
-        && c.code.len() <= 64
+        && c.code.len() <= check::CODE_CHARS
         && c.code.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'));
-    v.check(code_ok, format!("{prefix}.code"), "must be 1-64 letters, digits, '-' or '_'");
-    check::max_len(v, &format!("{prefix}.name"), &c.name, 200);
+    v.check(code_ok, format!("{prefix}.code"), "must be 1-100 letters, digits, '-' or '_'");
+    check::max_len(v, &format!("{prefix}.name"), &c.name, check::NAME_CHARS);
     check::metadata(v, &format!("{prefix}.metadata"), &c.metadata);
     let mut percent_off = None;
     let mut amounts_off = BTreeMap::new();
@@ -289,7 +293,10 @@ pub fn coupon(
             for (i, (code, amount)) in c.amounts_off.iter().enumerate() {
                 let field = format!("{prefix}.amounts_off[{i}]");
                 match Currency::from_code(code) {
-                    None => v.add(format!("{field}.currency_code"), format!("unknown currency {code:?}")),
+                    None => v.add(
+                        format!("{field}.currency_code"),
+                        format!("unknown currency {:?}", recur_error::excerpt(code)),
+                    ),
                     Some(cur) => {
                         if amount.is_empty() {
                             v.add(format!("{field}.amount"), "is required");
@@ -325,9 +332,10 @@ pub fn coupon(
             match resolve(r) {
                 Some(id) if !out.contains(&id) => out.push(id),
                 Some(_) => v.add(format!("{prefix}.{what}[{i}]"), "listed twice"),
-                None => {
-                    v.add(format!("{prefix}.{what}[{i}]"), format!("no such {} {r:?}", what.trim_end_matches("_ids")))
-                }
+                None => v.add(
+                    format!("{prefix}.{what}[{i}]"),
+                    format!("no such {} {:?}", what.trim_end_matches("_ids"), recur_error::excerpt(r)),
+                ),
             }
         }
         out

@@ -34,7 +34,7 @@ macro_rules! stored_enum {
             fn from_str(s: &str) -> Result<Self, String> {
                 match s {
                     $($text => Ok($name::$variant),)+
-                    other => Err(format!("unknown {} {other:?}", stringify!($name))),
+                    other => Err(format!("unknown {} {:?}", stringify!($name), recur_error::excerpt(other))),
                 }
             }
         }
@@ -210,6 +210,11 @@ pub struct TenantSettings {
     pub tax_rates: Vec<TaxRate>,
     pub prices_include_tax: bool,
     pub dunning: Dunning,
+    /// Currency code → the largest single price amount and invoice line
+    /// (exact in the currency); a currency not listed has the default
+    /// ceiling of 99,999,999 minor units. Older documents have none.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub max_amounts: BTreeMap<String, Decimal>,
     #[serde(skip)]
     pub updated_at: Option<DateTime<Utc>>,
 }
@@ -228,8 +233,20 @@ impl TenantSettings {
             tax_rates: Vec::new(),
             prices_include_tax: false,
             dunning: Dunning { retry_offset_days: vec![1, 3, 7], final_action: DunningFinalAction::CancelSubscription },
+            max_amounts: BTreeMap::new(),
             updated_at: None,
         }
+    }
+
+    /// The tenant's ceilings: `max_amounts` over the defaults.
+    pub fn ceilings(&self) -> recur_money::Ceilings {
+        let mut c = recur_money::Ceilings::new();
+        for (code, amount) in &self.max_amounts {
+            if let Some(currency) = Currency::from_code(code) {
+                c.set(recur_money::Money::new(*amount, currency));
+            }
+        }
+        c
     }
 }
 

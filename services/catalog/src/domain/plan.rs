@@ -83,7 +83,7 @@ pub fn plan(
         if key.is_empty() {
             v.add(field, "is required: documents key resources by it");
         } else if !seen.insert(key.to_string()) {
-            v.add(field, format!("{key:?} appears twice in the document"));
+            v.add(field, format!("{:?} appears twice in the document", recur_error::excerpt(key)));
         }
     };
     let (mut ph, mut oh, mut rh, mut cc) = (HashSet::new(), HashSet::new(), HashSet::new(), HashSet::new());
@@ -107,7 +107,10 @@ pub fn plan(
         if !d.kind.is_empty() && document::product_kind(&d.kind).is_none() {
             v.add(
                 format!("{prefix}.kind"),
-                format!("unknown kind {:?}: recurring, per_unit, on_off, metered or one_time", d.kind),
+                format!(
+                    "unknown kind {:?}: recurring, per_unit, on_off, metered or one_time",
+                    recur_error::excerpt(&d.kind)
+                ),
             );
         }
         let existing = current.products.iter().find(|p| p.handle.as_deref() == Some(d.handle.as_str()));
@@ -178,7 +181,10 @@ pub fn plan(
         let mut products = Vec::new();
         for (j, r) in d.products.iter().enumerate() {
             match resolve_product(r) {
-                None => v.add(format!("{prefix}.products[{j}]"), format!("no product {r:?} in the document")),
+                None => v.add(
+                    format!("{prefix}.products[{j}]"),
+                    format!("no product {:?} in the document", recur_error::excerpt(r)),
+                ),
                 Some(pid) if products.contains(&pid) => {
                     v.add(format!("{prefix}.products[{j}]"), "product listed twice")
                 }
@@ -222,14 +228,17 @@ pub fn plan(
                 ("timing", &rd.timing, rd.timing.is_empty() || rd.timing.parse::<Timing>().is_ok()),
             ] {
                 if !ok {
-                    v.add(format!("{rprefix}.{field}"), format!("unknown value {value:?}"));
+                    v.add(format!("{rprefix}.{field}"), format!("unknown value {:?}", recur_error::excerpt(value)));
                 }
             }
             for (product, p) in &rd.prices {
                 if p.model.parse::<PricingModel>().is_err() {
                     v.add(
                         format!("{rprefix}.prices.{product}.model"),
-                        format!("unknown model {:?}: flat, per_unit, tiered, volume, stairstep or package", p.model),
+                        format!(
+                            "unknown model {:?}: flat, per_unit, tiered, volume, stairstep or package",
+                            recur_error::excerpt(&p.model)
+                        ),
                     );
                 }
             }
@@ -305,7 +314,7 @@ pub fn plan(
         if !d.duration.is_empty() && d.duration.parse::<CouponDuration>().is_err() {
             v.add(
                 format!("{prefix}.duration"),
-                format!("unknown duration {:?}: once, repeating or forever", d.duration),
+                format!("unknown duration {:?}: once, repeating or forever", recur_error::excerpt(&d.duration)),
             );
         }
         let input = match d.input() {
@@ -402,7 +411,7 @@ has_status!(Product, Offering, Rate, Coupon);
 
 fn check_text(v: &mut Violations, prefix: &str, name: &str, metadata: &Metadata) {
     super::validate::required(v, &format!("{prefix}.name"), name);
-    super::validate::max_len(v, &format!("{prefix}.name"), name, 200);
+    super::validate::max_len(v, &format!("{prefix}.name"), name, super::validate::NAME_CHARS);
     super::validate::metadata(v, &format!("{prefix}.metadata"), metadata);
 }
 

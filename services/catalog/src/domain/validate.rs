@@ -3,23 +3,30 @@
 //! every violation points at the offending part of the request.
 
 use recur_error::Violations;
-use recur_money::Currency;
+use recur_money::{AmountTooLarge, Ceilings, Currency};
 use rust_decimal::Decimal;
 
-use super::{Price, PricingModel, Product, ProductKind, Tier};
+use super::{Price, PricingModel, Product, ProductKind, Rate, Tier};
+
+/// The lengths of Recur's limits table (`recur_proto::limits`), which the
+/// request codec enforces on every request; a catalog document, which does
+/// not pass through it field by field, is held to the same.
+pub const NAME_CHARS: usize = recur_proto::limits::Kind::Name.max_chars();
+pub const TEXT_CHARS: usize = recur_proto::limits::Kind::Text.max_chars();
+pub const CODE_CHARS: usize = recur_proto::limits::Kind::Code.max_chars();
 
 /// Places a quantity (bound) may have.
 pub const QUANTITY_PLACES: u32 = 6;
 /// Places a unit price may have (0.0012 per API call needs 4).
 pub const UNIT_PRICE_PLACES: u32 = 10;
 
-/// Handles: 1–128 of `[A-Za-z0-9._-]`, starting with a letter or digit, and
+/// Handles: 1–100 of `[A-Za-z0-9._-]`, starting with a letter or digit, and
 /// never shaped like an id (so a lookup is never ambiguous).
 pub fn handle(v: &mut Violations, field: &str, handle: &str) {
     let ok_chars = handle.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
     let starts_ok = handle.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric());
-    if handle.len() > 128 || !ok_chars || !starts_ok {
-        v.add(field, "must be 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit");
+    if handle.len() > 100 || !ok_chars || !starts_ok {
+        v.add(field, "must be 1-100 letters, digits, '.', '_' or '-', starting with a letter or digit");
     } else if recur_id::looks_like_id(handle) {
         v.add(field, "must not look like a Recur id (prefix followed by '_')");
     }
@@ -156,6 +163,31 @@ pub fn price_shape(v: &mut Violations, prefix: &str, p: &Price) {
     }
 }
 
+/// The price amounts of `rate` above the tenant's ceiling for its currency:
+/// the setup fee, each price's unit and flat amount, and every tier's.
+/// `prefix` names the rate in the request, `price_paths[i]` its `prices[i]`.
+pub fn rate_ceilings(prefix: &str, price_paths: &[String], rate: &Rate, ceilings: &Ceilings) -> Vec<AmountTooLarge> {
+    let mut out = Vec::new();
+    let mut check = |field: String, amount: Option<Decimal>| {
+        if let Some(a) = amount
+            && let Err(e) = ceilings.check(&field, a, rate.currency)
+        {
+            out.push(e);
+        }
+    };
+    check(format!("{prefix}.setup_fee"), rate.setup_fee);
+    for (i, p) in rate.prices.iter().enumerate() {
+        let path = price_paths.get(i).cloned().unwrap_or_else(|| format!("{prefix}.prices[{i}]"));
+        check(format!("{path}.unit_amount"), p.unit_amount);
+        check(format!("{path}.flat_amount"), p.flat_amount);
+        for (t, tier) in p.tiers.iter().enumerate() {
+            check(format!("{path}.tiers[{t}].unit_amount"), Some(tier.unit_amount));
+            check(format!("{path}.tiers[{t}].flat_amount"), Some(tier.flat_amount));
+        }
+    }
+    out
+}
+
 /// Tiers ascend strictly by `up_to`; every tier but the last is closed, the
 /// last is open-ended.
 pub fn tiers(v: &mut Violations, prefix: &str, tiers: &[Tier]) {
@@ -231,6 +263,51 @@ mod tests {
         let mut v = Violations::new();
         price_shape(&mut v, "rate.prices[0]", &p);
         assert_eq!(fields(v), vec!["rate.prices[0].tiers"]);
+    }
+
+    #[test]
+    fn price_amounts_within_the_ceiling() {
+        let usd = Currency::from_code("USD").expect("USD");
+        let mut rate = Rate {
+            id: "rate_x".into(),
+            handle: None,
+            offering_id: "offr_x".into(),
+            name: "r".into(),
+            description: String::new(),
+            currency: usd,
+            billing_period: super::super::BillingPeriod { unit: super::super::PeriodUnit::Month, count: 1 },
+            timing: super::super::Timing::InAdvance,
+            trial_days: 0,
+            contract_term_periods: 0,
+            auto_renew: false,
+            notice_period_days: 0,
+            setup_fee: Some(d("999999.99")),
+            prices: vec![Price {
+                product_id: "prod_x".into(),
+                model: PricingModel::Tiered,
+                unit_amount: None,
+                flat_amount: None,
+                tiers: vec![Tier { up_to: None, unit_amount: d("0.5"), flat_amount: d("1000000") }],
+                package_size: None,
+            }],
+            status: super::super::Status::Active,
+            metadata: Default::default(),
+            version: 1,
+            created_at: chrono::Utc::now(),
+            updated_at: chrono::Utc::now(),
+        };
+        let paths = vec!["rate.prices[0]".to_string()];
+        let fields = |r: &Rate, c: &Ceilings| -> Vec<String> {
+            rate_ceilings("rate", &paths, r, c).into_iter().map(|e| e.field).collect()
+        };
+        assert_eq!(fields(&rate, &Ceilings::new()), ["rate.prices[0].tiers[0].flat_amount"]);
+        let low = Ceilings::parse([("USD", "0.40")]).expect("valid");
+        assert_eq!(
+            fields(&rate, &low),
+            ["rate.setup_fee", "rate.prices[0].tiers[0].unit_amount", "rate.prices[0].tiers[0].flat_amount"]
+        );
+        rate.prices[0].tiers[0].flat_amount = d("10");
+        assert!(fields(&rate, &Ceilings::new()).is_empty());
     }
 
     #[test]

@@ -15,7 +15,7 @@ use chrono_tz::Tz;
 use recur_auth::CallContext;
 use recur_clock::SharedClock;
 use recur_error::{AppError, AppResult, Violations};
-use recur_money::Currency;
+use recur_money::{AmountTooLarge, Ceilings, Currency};
 use recur_proto::catalog::v1 as cpb;
 use recur_proto::convert::{from_timestamp, money_of, timestamp};
 use recur_proto::pricing::v1 as pb;
@@ -27,7 +27,7 @@ use crate::catalog::{CatalogSource, RateView};
 use crate::domain::coupon::{CouponSpec, Discount, Duration as CouponDuration};
 use crate::domain::proration::{self, ChangeError, ChangeInput, LineKind, Mode, Side, Timing};
 use crate::domain::quote::{self, CartLine, CartOffering, QuoteError, QuoteInput, RateTerms};
-use crate::domain::rating::rate;
+use crate::domain::rating::{bound, rate};
 use crate::domain::tax::{JurisdictionRate, TaxEngine, TaxQuery};
 use wire::*;
 
@@ -65,6 +65,30 @@ struct Wanted<'a> {
     allow_archived: bool,
     /// Quantities for products the items leave out.
     carry: &'a (dyn Fn(&str) -> Option<Decimal> + Sync),
+    /// The tenant's largest single line, per currency.
+    ceilings: &'a Ceilings,
+}
+
+/// The tenant's ceilings, from its catalog settings (validated there).
+fn ceilings(s: &cpb::TenantSettings) -> Ceilings {
+    Ceilings::lenient(s.max_amounts.iter().map(|(code, amount)| (code.as_str(), amount.as_str())))
+}
+
+/// A line of `quantity` under `price` within `ceiling`: the cheap bound
+/// first, so an absurd quantity (10^20 seats) is refused without rating it
+/// (rating it could overflow), then the exact amount.
+fn line_within(
+    field: &str,
+    price: &crate::domain::rating::PriceSpec,
+    quantity: Decimal,
+    ceiling: recur_money::Money,
+) -> Result<(), AmountTooLarge> {
+    let too_large = || AmountTooLarge { field: field.to_string(), ceiling };
+    match bound(price, quantity) {
+        None => Err(too_large()),
+        Some(b) if b <= ceiling.amount() => Ok(()),
+        Some(_) => recur_money::check_ceiling(field, rate(price, quantity).amount, ceiling),
+    }
 }
 
 /// Parses the items of a cart offering; `prefix` names it in the request.
@@ -87,14 +111,17 @@ impl PricingApi {
     /// prices each product at the quantity the cart gives (or its default).
     /// `carry` supplies quantities for products the cart leaves out.
     async fn resolve(&self, ctx: &CallContext, want: Wanted<'_>) -> AppResult<Resolved> {
-        let Wanted { prefix, offering: offering_key, rate: rate_key, items, allow_archived, carry } = want;
+        let Wanted { prefix, offering: offering_key, rate: rate_key, items, allow_archived, carry, ceilings } = want;
         let (offering, rate) = tokio::join!(self.catalog.offering(ctx, offering_key), self.catalog.rate(ctx, rate_key));
         let offering = offering?.ok_or_else(|| {
             AppError::not_found("offering", offering_key)
+                .into_invalid_reference()
                 .with_field(format!("{prefix}.offering_id"), "no such offering")
         })?;
         let rate = rate?.ok_or_else(|| {
-            AppError::not_found("rate", rate_key).with_field(format!("{prefix}.rate_id"), "no such rate")
+            AppError::not_found("rate", rate_key)
+                .into_invalid_reference()
+                .with_field(format!("{prefix}.rate_id"), "no such rate")
         })?;
         if rate.offering_id != offering.id {
             return Err(AppError::invalid(
@@ -136,6 +163,18 @@ impl PricingApi {
             }
         }
         v.finish()?;
+        let currency = rate
+            .currency
+            .ok_or_else(|| AppError::internal(format!("rate {} has currency {}", rate.id, rate.currency_code)))?;
+        let ceiling = ceilings.of(currency);
+        let mut too_large = Vec::new();
+        if let Err(e) = recur_money::check_ceiling(
+            &format!("{prefix}.rate_id"),
+            opt_decimal(&rate.setup_fee).unwrap_or_default(),
+            ceiling,
+        ) {
+            too_large.push(e);
+        }
         let mut v = Violations::new();
         let mut lines = Vec::with_capacity(products.len());
         for (product, given) in products.iter().zip(given) {
@@ -154,7 +193,12 @@ impl PricingApi {
                 v.add(field.clone(), format!("{} needs at least {min}", product.name));
             }
             if let Some(max) = opt_decimal(&product.max_quantity).filter(|m| qty > *m) {
-                v.add(field, format!("{} allows at most {max}", product.name));
+                v.add(field.clone(), format!("{} allows at most {max}", product.name));
+            }
+            // A line priced from the rate alone (no quantity given) names the rate.
+            let line_field = if given.is_some() { field } else { format!("{prefix}.rate_id") };
+            if let Err(e) = line_within(&line_field, price, qty, ceiling) {
+                too_large.push(e);
             }
             lines.push(CartLine {
                 product_id: product.id.clone(),
@@ -165,9 +209,9 @@ impl PricingApi {
             });
         }
         v.finish()?;
-        let currency = rate
-            .currency
-            .ok_or_else(|| AppError::internal(format!("rate {} has currency {}", rate.id, rate.currency_code)))?;
+        if !too_large.is_empty() {
+            return Err(AmountTooLarge::into_error(too_large));
+        }
         Ok(Resolved { offering, rate, currency, lines })
     }
 
@@ -186,11 +230,9 @@ impl PricingApi {
         let mut specs = Vec::with_capacity(req.coupon_codes.len());
         for (i, code) in req.coupon_codes.iter().enumerate() {
             let field = format!("coupon_codes[{i}]");
-            let c = self
-                .catalog
-                .coupon(ctx, code)
-                .await?
-                .ok_or_else(|| AppError::not_found("coupon", code).with_field(field.clone(), "no such coupon"))?;
+            let c = self.catalog.coupon(ctx, code).await?.ok_or_else(|| {
+                AppError::not_found("coupon", code).into_invalid_reference().with_field(field.clone(), "no such coupon")
+            })?;
             let usage = usages.get(code.as_str());
             let periods_applied = usage.map(|u| u.periods_applied.max(0) as u32).unwrap_or(0);
             // A customer who already holds the coupon keeps it; the redeem-by
@@ -327,6 +369,7 @@ impl PricingApi {
         } else {
             None
         };
+        let ceilings = ceilings(&settings);
         let mut cart = Vec::with_capacity(req.offerings.len());
         for (i, (o, items)) in req.offerings.iter().zip(&requested).enumerate() {
             let prefix = format!("offerings[{i}]");
@@ -337,6 +380,7 @@ impl PricingApi {
                 items,
                 allow_archived: false,
                 carry: &|_| None,
+                ceilings: &ceilings,
             };
             cart.push(self.resolve(ctx, want).await?);
         }
@@ -373,6 +417,19 @@ impl PricingApi {
                 AppError::invalid(format!("offerings[{offering_index}]"), "billing dates fall outside the calendar")
             }
         })?;
+        // Each offering's total is one invoice's worth too.
+        let ceiling = ceilings.of(q.currency);
+        let too_large: Vec<AmountTooLarge> = q
+            .offerings
+            .iter()
+            .enumerate()
+            .flat_map(|(i, o)| [o.now.amount, o.recurring.amount].map(|a| (i, a)))
+            .filter_map(|(i, a)| recur_money::check_ceiling(&format!("offerings[{i}]"), a, ceiling).err())
+            .take(1)
+            .collect();
+        if !too_large.is_empty() {
+            return Err(AmountTooLarge::into_error(too_large));
+        }
         Ok(quote_pb(&q, start_date, tz_name))
     }
 
@@ -431,6 +488,7 @@ impl PricingApi {
         }
 
         let settings = self.catalog.settings(ctx).await?;
+        let ceilings = ceilings(&settings);
         let tz_name = if req.time_zone.is_empty() { settings.time_zone.as_str() } else { req.time_zone.as_str() };
         let tz = Tz::from_str(tz_name).unwrap_or(chrono_tz::UTC);
         let mode = requested_mode.unwrap_or(if settings.proration_mode == cpb::ProrationMode::Second as i32 {
@@ -447,13 +505,15 @@ impl PricingApi {
             items: &current_items,
             allow_archived: true,
             carry: &|_| None,
+            ceilings: &ceilings,
         };
         let old = self.resolve(ctx, want).await?;
         let new_rate_key = if change.rate_id.is_empty() { old.rate.id.clone() } else { change.rate_id.clone() };
-        let new_rate =
-            self.catalog.rate(ctx, &new_rate_key).await?.ok_or_else(|| {
-                AppError::not_found("rate", &new_rate_key).with_field("change.rate_id", "no such rate")
-            })?;
+        let new_rate = self.catalog.rate(ctx, &new_rate_key).await?.ok_or_else(|| {
+            AppError::not_found("rate", &new_rate_key)
+                .into_invalid_reference()
+                .with_field("change.rate_id", "no such rate")
+        })?;
         let same_rate = new_rate.id == old.rate.id;
         // Products the change leaves unnamed keep their current quantity.
         let kept: HashMap<String, Decimal> = old.lines.iter().map(|l| (l.product_id.clone(), l.quantity)).collect();
@@ -466,6 +526,7 @@ impl PricingApi {
             items: &new_items,
             allow_archived: same_rate,
             carry: &carry,
+            ceilings: &ceilings,
         };
         let new = self.resolve(ctx, want).await.map_err(|e| {
             e.map_fields(|f| match f {
@@ -556,21 +617,26 @@ impl pb::pricing_service_server::PricingService for PricingApi {
         v.check(!r.quantity.is_empty(), "quantity", "is required");
         let qty = quantity(&mut v, "quantity", &r.quantity);
         v.finish()?;
-        let rate_pb = self
-            .catalog
-            .rate(&ctx, &r.rate_id)
-            .await?
-            .ok_or_else(|| AppError::not_found("rate", &r.rate_id).with_field("rate_id", "no such rate"))?;
+        let rate_pb = self.catalog.rate(&ctx, &r.rate_id).await?.ok_or_else(|| {
+            AppError::not_found("rate", &r.rate_id).into_invalid_reference().with_field("rate_id", "no such rate")
+        })?;
         // The product may be named by id or handle.
-        let product = self.catalog.product(&ctx, &r.product_id).await?;
-        let product_id = product.as_ref().map(|p| p.id.clone()).unwrap_or_else(|| r.product_id.clone());
+        let product = self.catalog.product(&ctx, &r.product_id).await?.ok_or_else(|| {
+            AppError::not_found("product", &r.product_id)
+                .into_invalid_reference()
+                .with_field("product_id", "no such product")
+        })?;
+        let product_id = product.id.clone();
         let price = rate_pb.prices.iter().find(|p| p.product_id == product_id).ok_or_else(|| {
             AppError::invalid("product_id", format!("rate {} does not price {}", rate_pb.id, r.product_id))
         })?;
         let currency = Currency::from_code(&rate_pb.currency_code)
             .ok_or_else(|| AppError::internal(format!("rate currency {}", rate_pb.currency_code)))?;
         let spec = price_spec(price);
-        let rated = rate(&spec, qty.unwrap_or_default());
+        let qty = qty.unwrap_or_default();
+        let ceiling = ceilings(&*self.catalog.settings(&ctx).await?).of(currency);
+        line_within("quantity", &spec, qty, ceiling).map_err(AppError::from)?;
+        let rated = rate(&spec, qty);
         Ok(Response::new(pb::RateUsageResponse {
             amount: Some(money_of(rated.amount, currency)),
             breakdown: Some(pb::ItemBreakdown {

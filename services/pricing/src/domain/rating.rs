@@ -54,6 +54,18 @@ fn tier_index(tiers: &[Tier], quantity: Decimal) -> Option<usize> {
     tiers.iter().position(|t| t.up_to.is_none_or(|up| quantity <= up))
 }
 
+/// An upper bound of what `quantity` costs under `price` (its largest unit
+/// amount times the quantity plus one, plus every flat amount), computed without
+/// overflow: `None` when even the bound is beyond `Decimal`. Whenever the
+/// bound exists, [`rate`] cannot overflow either; callers check it against
+/// the amount ceiling before rating absurd quantities.
+pub fn bound(price: &PriceSpec, quantity: Decimal) -> Option<Decimal> {
+    let units = price.tiers.iter().map(|t| t.unit_amount.abs()).fold(price.unit_amount.abs(), Decimal::max);
+    let flats = price.tiers.iter().try_fold(price.flat_amount.abs(), |acc, t| acc.checked_add(t.flat_amount.abs()))?;
+    // A started package counts whole: at most one unit more than the quantity.
+    units.checked_mul(quantity.abs().checked_add(Decimal::ONE)?)?.checked_add(flats)
+}
+
 /// Rates `quantity` units under `price`. A quantity of zero (a component
 /// switched off, no usage) costs nothing under every model.
 pub fn rate(price: &PriceSpec, quantity: Decimal) -> Rated {
@@ -120,6 +132,38 @@ pub fn rate(price: &PriceSpec, quantity: Decimal) -> Rated {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bounds_hold_and_never_overflow() {
+        let tiered = PriceSpec {
+            model: Model::Tiered,
+            unit_amount: Decimal::ZERO,
+            flat_amount: Decimal::ZERO,
+            tiers: vec![
+                Tier { up_to: Some(Decimal::from(10)), unit_amount: Decimal::from(5), flat_amount: Decimal::from(7) },
+                Tier { up_to: None, unit_amount: Decimal::from(3), flat_amount: Decimal::from(2) },
+            ],
+            package_size: 1,
+        };
+        for q in [1, 10, 11, 1000] {
+            let q = Decimal::from(q);
+            let b = bound(&tiered, q).expect("fits");
+            assert!(rate(&tiered, q).amount <= b, "{q}");
+        }
+        let package = PriceSpec {
+            model: Model::Package,
+            unit_amount: Decimal::from(100),
+            flat_amount: Decimal::ZERO,
+            tiers: Vec::new(),
+            package_size: 10,
+        };
+        let half = Decimal::new(5, 1);
+        assert!(rate(&package, half).amount <= bound(&package, half).expect("fits"), "a started package");
+        // 2·10^28 seats at 5 each is beyond Decimal: no bound, and no panic.
+        let huge = Decimal::from_i128_with_scale(2 * 10_i128.pow(28), 0);
+        assert_eq!(bound(&tiered, huge), None);
+        assert_eq!(bound(&tiered, Decimal::MAX), None);
+    }
     use std::str::FromStr;
 
     fn d(s: &str) -> Decimal {

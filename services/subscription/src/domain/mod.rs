@@ -69,7 +69,7 @@ macro_rules! stored_enum {
             fn from_str(s: &str) -> Result<Self, String> {
                 match s {
                     $($text => Ok($name::$variant),)+
-                    other => Err(format!("unknown {} {other:?}", stringify!($name))),
+                    other => Err(format!("unknown {} {:?}", stringify!($name), recur_error::excerpt(other))),
                 }
             }
         }
