@@ -424,36 +424,26 @@ async fn missing_references(app: &TestApp) {
     assert_eq!(app.count_rows("payment", "payments").await, 1, "a payment was written");
     assert_eq!(app.count_rows("payment", "payment_methods").await, 2, "a payment method was written");
 
-    // A bill group whose gateway customer does not exist: the first invoice's
-    // charge is refused, on the field the caller named (the bill group).
+    // A bill group whose gateway customer does not exist would make every
+    // invoice of it fail to be collected: it is refused as it is created,
+    // naming the field, and nothing is written.
     alike!(
-        "CreateSubscription, a bill group with an unknown gateway customer",
+        "CreateBillGroup, an unknown gateway customer",
         t.customer_id,
-        |id| async {
-            let bill_group = c
-                .accounts
-                .create_bill_group(sub::CreateBillGroupRequest {
-                    bill_group: Some(sub::BillGroup {
-                        account_id: account_id.clone(),
-                        gateway_customer_id: id,
-                        payment_method_id: t.payment_method_id.clone(),
-                        collection_method: sub::CollectionMethod::Automatic as i32,
-                        ..Default::default()
-                    }),
-                })
-                .await
-                .expect("bill group")
-                .into_inner()
-                .bill_group
-                .expect("bill group");
-            c.subscriptions
-                .create_subscription(subscribe(&account_id, &bill_group.id, &plan.offering_id, &plan.rate_id))
-                .await
-        },
+        |id| c.accounts.create_bill_group(sub::CreateBillGroupRequest {
+            bill_group: Some(sub::BillGroup {
+                account_id: account_id.clone(),
+                gateway_customer_id: id,
+                payment_method_id: t.payment_method_id.clone(),
+                collection_method: sub::CollectionMethod::Automatic as i32,
+                ..Default::default()
+            }),
+        }),
         bad,
         "CUSTOMER_NOT_FOUND",
-        &["bill_group_id"]
+        &["bill_group.gateway_customer_id"]
     );
+    assert_eq!(app.count_rows("subscription", "bill_groups").await, 2, "a bill group was written");
 }
 
 on_both_backends!(missing_references_on_sqlite, missing_references_on_postgres, missing_references);

@@ -1,5 +1,6 @@
 //! The pricing service over gRPC, on the demo catalog: coupons and their
-//! refusals, tax, PreviewChange, RateUsage, and the catalog cache's bound.
+//! refusals, tax, PreviewChange, RateUsage, billing anchors, and the
+//! catalog cache's bound.
 
 use std::time::Duration;
 
@@ -239,6 +240,7 @@ async fn preview_change_and_rate_usage() {
         items: vec![],
         period_start: Some(ts("2026-03-01T00:00:00Z")),
         period_end: Some(ts("2026-04-01T00:00:00Z")),
+        billing_anchor: None,
     };
     let preview = |change: pb::ContractChange, at: &str| pb::PreviewChangeRequest {
         current: Some(current.clone()),
@@ -602,6 +604,7 @@ async fn amount_ceilings(app: &TestApp) {
                 items: vec![pb::CartItem { product_id: "seats".into(), quantity: "1".into() }],
                 period_start: Some(ts(1_772_323_200)),
                 period_end: Some(ts(1_775_001_600)),
+                billing_anchor: None,
             }),
             change: Some(pb::ContractChange {
                 items: vec![pb::CartItem { product_id: "seats".into(), quantity: "100000000000000000000".into() }],
@@ -616,3 +619,96 @@ async fn amount_ceilings(app: &TestApp) {
 }
 
 on_both_backends!(amount_ceilings_on_sqlite, amount_ceilings_on_postgres, amount_ceilings);
+
+/// Billing anchors (issue 13): every quoted offering says the anchor its
+/// contract keeps, and PreviewChange renews from the contract's anchor, not
+/// from a short month's last day.
+async fn billing_anchors(app: &TestApp) {
+    recur::load_demo_catalog(&app.addr.to_string(), &app.key, "anchors").await.expect("demo catalog");
+    let mut c = app.clients("anchors");
+    let ts = |s: &str| {
+        recur_proto::convert::timestamp(
+            chrono::DateTime::parse_from_rfc3339(s).expect("instant").with_timezone(&chrono::Utc),
+        )
+    };
+    let anchor = |day: i32, month: i32| Some(pb::BillingAnchor { day, month });
+
+    // Quote: the start date's day (and month, for yearly periods); after a
+    // trial, the trial's end (Jan 17 + 14 days = Jan 31).
+    for (name, offering, start_date, want, period_end) in [
+        ("monthly", cart("starter", "starter-monthly", &[]), "2023-01-31", anchor(31, 0), "2023-02-28T00:00:00Z"),
+        ("yearly", cart("starter", "starter-yearly", &[]), "2024-02-29", anchor(29, 2), "2025-02-28T00:00:00Z"),
+        (
+            "trial",
+            cart("team", "team-monthly", &[("seats", "12")]),
+            "2023-01-17",
+            anchor(31, 0),
+            "2023-02-28T00:00:00Z",
+        ),
+    ] {
+        let q = quote(
+            &mut c,
+            pb::QuoteRequest {
+                offerings: vec![offering],
+                start_date: start_date.into(),
+                time_zone: "UTC".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect(name);
+        assert_eq!(q.offerings[0].billing_anchor, want, "{name}");
+        assert_eq!(q.offerings[0].period_end, Some(ts(period_end)), "{name}");
+    }
+
+    // PreviewChange, END_OF_TERM at the same rate: the issue's case.
+    let renewal = |start: &str, end: &str, billing_anchor: Option<pb::BillingAnchor>| pb::PreviewChangeRequest {
+        current: Some(pb::ContractState {
+            offering_id: "starter".into(),
+            rate_id: "starter-monthly".into(),
+            items: vec![],
+            period_start: Some(ts(start)),
+            period_end: Some(ts(end)),
+            billing_anchor,
+        }),
+        change: Some(pb::ContractChange { timing: pb::ChangeTiming::EndOfTerm as i32, ..Default::default() }),
+        change_time: Some(ts(start)),
+        time_zone: "UTC".into(),
+        proration_mode: 0,
+    };
+    let feb = ("2023-01-31T00:00:00Z", "2023-02-28T00:00:00Z");
+    let out = c.pricing.preview_change(renewal(feb.0, feb.1, anchor(31, 0))).await.expect("renewal").into_inner();
+    assert!(out.lines.is_empty());
+    assert_eq!(amount(&out.amount_due_now), "0.00");
+    assert_eq!(out.effective_time, Some(ts("2023-02-28T00:00:00Z")));
+    assert_eq!(
+        (out.new_period_start, out.new_period_end),
+        (Some(ts("2023-02-28T00:00:00Z")), Some(ts("2023-03-31T00:00:00Z")))
+    );
+    // And the period after: back on the 31st's month length, Apr 30.
+    let out = c
+        .pricing
+        .preview_change(renewal("2023-02-28T00:00:00Z", "2023-03-31T00:00:00Z", anchor(31, 0)))
+        .await
+        .expect("next renewal")
+        .into_inner();
+    assert_eq!(out.new_period_end, Some(ts("2023-04-30T00:00:00Z")));
+    // Unset, the anchor is period_start's day (the 31st here).
+    let out = c.pricing.preview_change(renewal(feb.0, feb.1, None)).await.expect("unset").into_inner();
+    assert_eq!(out.new_period_end, Some(ts("2023-03-31T00:00:00Z")));
+
+    // Out-of-range anchors, each part named.
+    for (day, month, fields) in [
+        (0, 0, vec!["current.billing_anchor.day"]),
+        (32, 1, vec!["current.billing_anchor.day"]),
+        (31, 13, vec!["current.billing_anchor.month"]),
+        (31, -1, vec!["current.billing_anchor.month"]),
+        (-5, 99, vec!["current.billing_anchor.day", "current.billing_anchor.month"]),
+    ] {
+        let err = c.pricing.preview_change(renewal(feb.0, feb.1, anchor(day, month))).await.expect_err("bad anchor");
+        assert_eq!(err.code(), Code::InvalidArgument, "{day}/{month}: {err:?}");
+        assert_eq!(details(&err).fields, fields, "{day}/{month}");
+    }
+}
+
+on_both_backends!(billing_anchors_on_sqlite, billing_anchors_on_postgres, billing_anchors);

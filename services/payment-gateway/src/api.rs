@@ -338,7 +338,7 @@ impl pb::payment_gateway_service_server::PaymentGatewayService for PaymentApi {
         };
         v.finish()?;
         let limit = page_size(r.page_size);
-        let mut rows = self
+        let rows = self
             .gateway
             .repo
             .list_payments(
@@ -351,12 +351,8 @@ impl pb::payment_gateway_service_server::PaymentGatewayService for PaymentApi {
             )
             .await
             .map_err(AppError::from)?;
-        let next_page_token = if rows.len() as i64 > limit {
-            rows.truncate(limit as usize);
-            rows.last().map(|p| Cursor::time(p.created_at, p.id.clone()).encode()).unwrap_or_default()
-        } else {
-            String::new()
-        };
+        let (rows, next_page_token) =
+            recur_storage::page::finish(rows, limit, |p| Cursor::time(p.created_at, p.id.clone()));
         Ok(Response::new(pb::ListPaymentsResponse { payments: rows.iter().map(payment_pb).collect(), next_page_token }))
     }
 

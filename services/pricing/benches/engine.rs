@@ -99,6 +99,7 @@ fn engine(c: &mut Criterion) {
         timing: Timing::Immediate,
         period_start: start,
         period_end: local_midnight(NaiveDate::from_ymd_opt(2026, 4, 1).expect("date"), tz),
+        anchor: None,
         at: start + chrono::Duration::days(15),
         old: Side { rate_id: "rate_old".into(), period: Period { unit: Unit::Month, count: 1 }, lines: lines(3) },
         new: Side { rate_id: "rate_new".into(), period: Period { unit: Unit::Month, count: 1 }, lines: lines(3) },

@@ -212,6 +212,7 @@ proptest! {
             timing: Timing::Immediate,
             period_start: start,
             period_end: end,
+            anchor: None,
             at,
             old: Side { rate_id: "rate_1".into(), period, lines: lines.clone() },
             new: Side { rate_id: "rate_1".into(), period, lines },

@@ -1,13 +1,14 @@
 //! Proration cases, each worked out by hand: upgrades and downgrades,
 //! quantity changes, first and last days, short and leap months, a DST
-//! change in the account's time zone, and a change of billing period.
+//! change in the account's time zone, a change of billing period, and the
+//! contract's anchor kept across renewals.
 
 use std::str::FromStr;
 
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
 use recur_money::Currency;
-use recur_pricing::domain::period::{Period, Unit, local_midnight};
+use recur_pricing::domain::period::{Anchor, Period, Unit, local_midnight};
 use recur_pricing::domain::proration::{ChangeInput, LineKind, Mode, Side, Timing, preview};
 use recur_pricing::domain::quote::{Billing, CartLine};
 use recur_pricing::domain::rating::{Model, PriceSpec};
@@ -78,6 +79,7 @@ fn run(c: Case) -> (Vec<String>, String, String) {
         timing: Timing::Immediate,
         period_start: c.start,
         period_end: c.end,
+        anchor: None,
         at: c.at,
         old: Side { rate_id: "rate_old".into(), period: c.old.0, lines: c.old.1 },
         new: Side { rate_id: "rate_new".into(), period: c.new.0, lines: c.new.1 },
@@ -267,6 +269,7 @@ fn monthly_to_yearly_starts_a_new_period() {
         timing: Timing::Immediate,
         period_start: start,
         period_end: end,
+        anchor: None,
         at,
         old: Side { rate_id: "rate_m".into(), period: MONTHLY, lines: vec![flat("30")] },
         new: Side { rate_id: "rate_y".into(), period: YEARLY, lines: vec![flat("300")] },
@@ -289,6 +292,7 @@ fn end_of_term_charges_nothing_now() {
         timing: Timing::EndOfTerm,
         period_start: start,
         period_end: end,
+        anchor: None,
         at: midnight(2026, 3, 16, utc()),
         old: Side { rate_id: "rate_m".into(), period: MONTHLY, lines: vec![flat("30")] },
         new: Side { rate_id: "rate_y".into(), period: YEARLY, lines: vec![flat("300")] },
@@ -318,4 +322,120 @@ fn usage_is_not_prorated_in_advance() {
     // 15 of 30 days remain: −15.00 + 30.00 = 15.00.
     assert_eq!(r.0, vec!["-15.00", "30.00"]);
     assert_eq!(r.1, "15.00");
+}
+
+fn end_of_term(
+    tz: Tz,
+    (start, end): (DateTime<Utc>, DateTime<Utc>),
+    anchor: Option<Anchor>,
+    old: Period,
+    new: Period,
+) -> recur_pricing::domain::proration::ChangeOutcome {
+    preview(&ChangeInput {
+        currency: usd(),
+        tz,
+        mode: Mode::Day,
+        timing: Timing::EndOfTerm,
+        period_start: start,
+        period_end: end,
+        anchor,
+        at: start,
+        old: Side { rate_id: "rate_old".into(), period: old, lines: vec![flat("30")] },
+        new: Side { rate_id: "rate_new".into(), period: new, lines: vec![flat("30")] },
+    })
+    .expect("preview")
+}
+
+#[test]
+fn end_of_term_keeps_the_contracts_anchor() {
+    // Issue 13: the period Jan 31..Feb 28, renewed at the same rate. With the
+    // anchor (the 31st) the next period ends on Mar 31, not Mar 28.
+    let ny: Tz = "America/New_York".parse().expect("zone");
+    let period = (midnight(2023, 1, 31, ny), midnight(2023, 2, 28, ny));
+    let feb = (midnight(2023, 2, 28, ny), midnight(2023, 3, 31, ny));
+    let thirty_first = Some(Anchor { day: 31, month: 0 });
+    let out = end_of_term(ny, feb, thirty_first, MONTHLY, MONTHLY);
+    assert_eq!((out.new_period_start, out.new_period_end), (feb.1, midnight(2023, 4, 30, ny)));
+    let out = end_of_term(ny, period, thirty_first, MONTHLY, MONTHLY);
+    assert_eq!((out.new_period_start, out.new_period_end), feb);
+    assert_eq!(out.anchor, Anchor { day: 31, month: 0 });
+    // Unset, the anchor is period_start's day: the 31st here too.
+    assert_eq!(end_of_term(ny, period, None, MONTHLY, MONTHLY).new_period_end, feb.1);
+    // Unset from a clamped start, it can only be the 28th (why contracts
+    // carry their anchor).
+    assert_eq!(end_of_term(ny, feb, None, MONTHLY, MONTHLY).new_period_end, midnight(2023, 4, 28, ny));
+
+    // Renewed 24 times, each from the previous answer: never drifting.
+    let mut current = period;
+    let mut ends = Vec::new();
+    for _ in 0..24 {
+        let out = end_of_term(ny, current, thirty_first, MONTHLY, MONTHLY);
+        assert_eq!(out.new_period_start, current.1);
+        current = (out.new_period_start, out.new_period_end);
+        ends.push(ny.from_utc_datetime(&current.1.naive_utc()).date_naive().format("%m-%d").to_string());
+    }
+    assert_eq!(
+        ends.join(" "),
+        "03-31 04-30 05-31 06-30 07-31 08-31 09-30 10-31 11-30 12-31 01-31 02-29 \
+         03-31 04-30 05-31 06-30 07-31 08-31 09-30 10-31 11-30 12-31 01-31 02-28"
+    );
+}
+
+#[test]
+fn a_leap_day_anchor_renews_yearly_on_feb_29_in_leap_years() {
+    let leap = Some(Anchor { day: 29, month: 2 });
+    let out = end_of_term(utc(), (midnight(2027, 2, 28, utc()), midnight(2028, 2, 29, utc())), leap, YEARLY, YEARLY);
+    assert_eq!(out.new_period_end, midnight(2029, 2, 28, utc()));
+    let out = end_of_term(utc(), (midnight(2026, 2, 28, utc()), midnight(2027, 2, 28, utc())), leap, YEARLY, YEARLY);
+    assert_eq!(out.new_period_end, midnight(2028, 2, 29, utc()));
+    // Unset, derived from period_start (Feb 28): the leap day is lost.
+    let out = end_of_term(utc(), (midnight(2026, 2, 28, utc()), midnight(2027, 2, 28, utc())), None, YEARLY, YEARLY);
+    assert_eq!(out.new_period_end, midnight(2028, 2, 28, utc()));
+}
+
+#[test]
+fn the_anchor_across_a_change_of_period() {
+    let thirty_first = Some(Anchor { day: 31, month: 0 });
+    let feb = (midnight(2023, 1, 31, utc()), midnight(2023, 2, 28, utc()));
+    // Monthly → yearly at the end of the term: the day is kept, the month is
+    // the new period's (Feb), so the year ends on Feb 29, 2024.
+    let out = end_of_term(utc(), feb, thirty_first, MONTHLY, YEARLY);
+    assert_eq!(out.new_period_end, midnight(2024, 2, 29, utc()));
+    assert_eq!(out.anchor, Anchor { day: 31, month: 2 });
+    // Yearly → monthly: the day is kept, the month dropped.
+    let leap = Some(Anchor { day: 29, month: 2 });
+    let out = end_of_term(utc(), (midnight(2024, 2, 29, utc()), midnight(2025, 2, 28, utc())), leap, YEARLY, MONTHLY);
+    assert_eq!((out.new_period_end, out.anchor), (midnight(2025, 3, 29, utc()), Anchor { day: 29, month: 0 }));
+    // Weekly → monthly: a week's anchor says nothing; the month runs from the
+    // new period's start.
+    let week = Period { unit: Unit::Week, count: 1 };
+    let out = end_of_term(utc(), (midnight(2023, 3, 1, utc()), midnight(2023, 3, 8, utc())), None, week, MONTHLY);
+    assert_eq!((out.new_period_end, out.anchor), (midnight(2023, 4, 8, utc()), Anchor { day: 8, month: 0 }));
+    // Monthly → weekly: weeks ignore the anchor.
+    let out = end_of_term(utc(), feb, thirty_first, MONTHLY, week);
+    assert_eq!(out.new_period_end, midnight(2023, 3, 7, utc()));
+}
+
+#[test]
+fn an_immediate_change_of_period_anchors_on_the_change() {
+    // Anchored on the 31st, monthly → yearly on Feb 10: the year, charged in
+    // full, runs to Feb 10 and is anchored there.
+    let out = preview(&ChangeInput {
+        currency: usd(),
+        tz: utc(),
+        mode: Mode::Day,
+        timing: Timing::Immediate,
+        period_start: midnight(2023, 1, 31, utc()),
+        period_end: midnight(2023, 2, 28, utc()),
+        anchor: Some(Anchor { day: 31, month: 0 }),
+        at: midnight(2023, 2, 10, utc()),
+        old: Side { rate_id: "rate_m".into(), period: MONTHLY, lines: vec![flat("30")] },
+        new: Side { rate_id: "rate_y".into(), period: YEARLY, lines: vec![flat("300")] },
+    })
+    .expect("preview");
+    assert_eq!(
+        (out.new_period_start, out.new_period_end),
+        (midnight(2023, 2, 10, utc()), midnight(2024, 2, 10, utc()))
+    );
+    assert_eq!(out.anchor, Anchor { day: 10, month: 2 });
 }

@@ -15,7 +15,7 @@ use recur_clock::SharedClock;
 use recur_error::{AppError, AppResult, Violations};
 use recur_proto::catalog::v1 as catpb;
 use recur_proto::common::v1 as common;
-use recur_proto::convert::timestamp;
+use recur_proto::convert::{address_in, address_pb, timestamp};
 use recur_proto::payment::v1 as paypb;
 use recur_proto::pricing::v1 as pricepb;
 use recur_proto::signup::v1 as pb;
@@ -72,29 +72,6 @@ impl SignupApi {
 
 // ---------- from the wire ----------
 
-fn address_in(a: Option<&common::Address>) -> Address {
-    a.map(|a| Address {
-        line1: a.line1.clone(),
-        line2: a.line2.clone(),
-        city: a.city.clone(),
-        state: a.state.clone(),
-        postal_code: a.postal_code.clone(),
-        country: a.country.clone(),
-    })
-    .unwrap_or_default()
-}
-
-fn address_pb(a: &Address) -> common::Address {
-    common::Address {
-        line1: a.line1.clone(),
-        line2: a.line2.clone(),
-        city: a.city.clone(),
-        state: a.state.clone(),
-        postal_code: a.postal_code.clone(),
-        country: a.country.clone(),
-    }
-}
-
 fn customer_in(c: &pb::CustomerInput) -> CustomerInput {
     CustomerInput {
         account_id: c.account_id.trim().to_string(),
@@ -128,16 +105,6 @@ fn quote_in(q: &pb::QuoteInput) -> QuoteInput {
     }
 }
 
-fn is_email(s: &str) -> bool {
-    let Some((local, domain)) = s.split_once('@') else { return false };
-    !local.is_empty()
-        && domain.contains('.')
-        && !domain.starts_with('.')
-        && !domain.ends_with('.')
-        && s.len() <= 254
-        && !s.chars().any(char::is_whitespace)
-}
-
 /// A new customer needs a name and an e-mail; an existing account needs
 /// only its id.
 fn check_customer(v: &mut Violations, c: &CustomerInput) {
@@ -152,12 +119,12 @@ fn check_customer(v: &mut Violations, c: &CustomerInput) {
     v.check(!c.name.is_empty(), "customer.name", "is required");
     if c.email.is_empty() {
         v.add("customer.email", "is required");
-    } else if !is_email(&c.email) {
+    } else if !recur_contact::is_email(&c.email) {
         v.add("customer.email", "is not an e-mail address");
     }
     let country = &c.billing_address.country;
     v.check(
-        country.is_empty() || (country.len() == 2 && country.bytes().all(|b| b.is_ascii_uppercase())),
+        recur_contact::is_country_code(country),
         "customer.billing_address.country",
         "must be an ISO 3166-1 alpha-2 code such as \"US\"",
     );

@@ -1,10 +1,33 @@
 //! Recur's subscription service: accounts and their contacts, bill groups,
 //! contracts (subscriptions), invoices and events. It prices through the
 //! pricing service and collects through the payment gateway.
+//!
+//! # Shape
+//!
+//! - [`api`]: one file per gRPC service (accounts, subscriptions, invoices,
+//!   events, clock) and `wire.rs`, the conversions between wire and domain
+//!   types. A handler decodes its request, calls the application layer and
+//!   encodes the answer; no business rule lives there.
+//! - [`app`]: the use cases (create an account or bill group, subscribe,
+//!   collect an invoice, list events), each a function over the repository
+//!   and the peers, with `now` from the injected clock.
+//! - [`domain`]: the rules, with no I/O and no wire or SQL types: the records,
+//!   the subscription state machine, billing anchors, invoices made from a
+//!   priced offering, and the typed events every change writes.
+//! - [`peers`]: the pricing service and the payment gateway behind small
+//!   traits, so the use cases can be tested without a network.
+//! - [`repo`]: one trait per aggregate (accounts, subscriptions, invoices,
+//!   events) with a Postgres and a SQLite implementation, row types in
+//!   `repo/rows.rs`, and the conformance suite in `tests/repo_conformance.rs`
+//!   run on both.
 
 pub mod api;
+pub mod app;
 pub mod domain;
+pub mod peers;
 pub mod repo;
+
+use std::sync::Arc;
 
 use recur_proto::subscription::v1::{
     account_service_server::AccountServiceServer, clock_service_server::ClockServiceServer,
@@ -27,9 +50,17 @@ pub async fn register(env: ServiceEnv, mut routes: RoutesBuilder) -> Result<Rout
     let repo = repo::open(&env.database_url("subscription"), env.config.db_max_connections)
         .await
         .map_err(|e| StartError::Storage(format!("subscription: {e}")))?;
-    let pricing = recur_client::PricingClient::new(env.channel(&env.peers.pricing)?);
-    let payments = recur_client::PaymentClient::new(env.channel(&env.peers.payment)?);
-    let api = api::SubscriptionApi::new(repo, pricing, payments, env.clock.clone(), env.config.call_timeout);
+    let timeout = env.config.call_timeout;
+    let pricing = peers::grpc::GrpcPricing {
+        client: recur_client::PricingClient::new(env.channel(&env.peers.pricing)?),
+        timeout,
+    };
+    let payments = peers::grpc::GrpcPayments {
+        client: recur_client::PaymentClient::new(env.channel(&env.peers.payment)?),
+        timeout,
+    };
+    let app = app::App { repo, pricing: Arc::new(pricing), payments: Arc::new(payments), clock: env.clock.clone() };
+    let api = api::SubscriptionApi::new(app);
     routes
         .add_service(AccountServiceServer::new(api.clone()))
         .add_service(SubscriptionServiceServer::new(api.clone()))

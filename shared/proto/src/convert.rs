@@ -1,5 +1,5 @@
 //! Conversions between wire types and domain values that every service needs:
-//! timestamps and money.
+//! timestamps, money and addresses.
 
 use chrono::{DateTime, Utc};
 use recur_money::{Currency, DecimalError, Money};
@@ -76,5 +76,30 @@ mod tests {
             parse_money(&pb::Money { currency_code: "JPY".into(), amount: "1.5".into() }),
             Err(MoneyError::Amount(DecimalError::TooManyPlaces(0)))
         );
+    }
+}
+
+/// A wire address as every service keeps it (absent: all empty).
+pub fn address_in(a: Option<&pb::Address>) -> recur_contact::Address {
+    a.map(|a| recur_contact::Address {
+        line1: a.line1.clone(),
+        line2: a.line2.clone(),
+        city: a.city.clone(),
+        state: a.state.clone(),
+        postal_code: a.postal_code.clone(),
+        country: a.country.clone(),
+    })
+    .unwrap_or_default()
+}
+
+/// An address on the wire.
+pub fn address_pb(a: &recur_contact::Address) -> pb::Address {
+    pb::Address {
+        line1: a.line1.clone(),
+        line2: a.line2.clone(),
+        city: a.city.clone(),
+        state: a.state.clone(),
+        postal_code: a.postal_code.clone(),
+        country: a.country.clone(),
     }
 }

@@ -8,8 +8,14 @@
 //! - [`Dec`] stores a `Decimal` as NUMERIC on Postgres and as exact TEXT on
 //!   SQLite, so one repository body can serve both backends.
 //! - [`testing`] makes a throwaway database for a test.
+//! - [`idem`]: creates under an idempotency key; [`page`]: keyset pages;
+//!   [`outbox`]: per-tenant, gap-free event sequences; [`stored_enum!`]:
+//!   enums kept as text.
 
+pub mod idem;
+pub mod outbox;
 pub mod page;
+mod stored;
 pub mod testing;
 
 use std::str::FromStr;
@@ -24,6 +30,11 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use sqlx::{Decode, Encode, Postgres, Sqlite, Type};
 
 pub use sqlx;
+
+/// At most 100 characters of `input`, for an error that quotes it.
+pub fn excerpt(input: &str) -> std::borrow::Cow<'_, str> {
+    recur_error::excerpt(input)
+}
 
 /// A connection pool on one of the two backends.
 #[derive(Clone, Debug)]
@@ -45,6 +56,18 @@ impl Pool {
             Pool::Postgres(p) => p.close().await,
             Pool::Sqlite(p) => p.close().await,
         }
+    }
+}
+
+impl From<PgPool> for Pool {
+    fn from(p: PgPool) -> Pool {
+        Pool::Postgres(p)
+    }
+}
+
+impl From<SqlitePool> for Pool {
+    fn from(p: SqlitePool) -> Pool {
+        Pool::Sqlite(p)
     }
 }
 

@@ -115,9 +115,34 @@ impl Cursor {
     }
 }
 
+/// The end of a keyset listing: `rows` were fetched with a limit of
+/// `limit + 1`, so one more row than the page means there is a next page,
+/// named by the cursor of the page's last row. Returns the page and the next
+/// page's token (empty after the last page).
+pub fn finish<T>(mut rows: Vec<T>, limit: i64, cursor: impl Fn(&T) -> Cursor) -> (Vec<T>, String) {
+    let limit = usize::try_from(limit).unwrap_or(0);
+    if rows.len() <= limit {
+        return (rows, String::new());
+    }
+    rows.truncate(limit);
+    let token = rows.last().map(|r| cursor(r).encode()).unwrap_or_default();
+    (rows, token)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_page_fetched_one_long_has_a_next_page() {
+        let at = |i: i64| DateTime::from_timestamp(1_700_000_000 + i, 0).expect("valid");
+        let rows: Vec<(i64, String)> = (0..3).map(|i| (i, format!("r{i}"))).collect();
+        let (page, next) = finish(rows.clone(), 2, |r| Cursor::time(at(r.0), r.1.clone()));
+        assert_eq!(page.len(), 2);
+        assert_eq!(Cursor::decode(&next), Ok(Some(Cursor::time(at(1), "r1"))));
+        let (page, next) = finish(rows, 3, |r| Cursor::time(at(r.0), r.1.clone()));
+        assert_eq!((page.len(), next.as_str()), (3, ""));
+    }
 
     #[test]
     fn page_sizes_are_clamped() {

@@ -306,28 +306,17 @@ pub(super) fn page_query(
 /// Splits the extra row off a page and makes the next page token.
 /// `key` gives a row's creation time, name and id.
 pub(super) fn finish_page<T>(
-    mut rows: Vec<T>,
+    rows: Vec<T>,
     page: &PageQuery,
     key: impl Fn(&T) -> (chrono::DateTime<chrono::Utc>, String, String),
 ) -> (Vec<T>, String) {
-    let wanted = (page.limit - 1) as usize;
-    if rows.len() > wanted {
-        rows.truncate(wanted);
-        let token = rows
-            .last()
-            .map(|r| {
-                let (time, name, id) = key(r);
-                match page.order {
-                    Order::CreateTime => Cursor::time(time, id),
-                    Order::Name => Cursor::text(name, id),
-                }
-                .encode()
-            })
-            .unwrap_or_default();
-        (rows, token)
-    } else {
-        (rows, String::new())
-    }
+    recur_storage::page::finish(rows, page.limit - 1, |r| {
+        let (time, name, id) = key(r);
+        match page.order {
+            Order::CreateTime => Cursor::time(time, id),
+            Order::Name => Cursor::text(name, id),
+        }
+    })
 }
 
 pub(super) fn handle_input(v: &mut Violations, field: &str, raw: &str) -> Option<String> {

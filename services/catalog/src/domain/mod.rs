@@ -7,8 +7,6 @@ pub mod plan;
 pub mod validate;
 
 use std::collections::BTreeMap;
-use std::fmt;
-use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
 use recur_money::Currency;
@@ -17,47 +15,17 @@ use serde::{Deserialize, Serialize};
 
 pub type Metadata = BTreeMap<String, String>;
 
-/// Declares a string-backed enum with its stored names.
-macro_rules! stored_enum {
-    ($name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-        pub enum $name { $($variant),+ }
-
-        impl $name {
-            pub fn as_str(self) -> &'static str {
-                match self { $($name::$variant => $text),+ }
-            }
-        }
-
-        impl FromStr for $name {
-            type Err = String;
-            fn from_str(s: &str) -> Result<Self, String> {
-                match s {
-                    $($text => Ok($name::$variant),)+
-                    other => Err(format!("unknown {} {:?}", stringify!($name), recur_error::excerpt(other))),
-                }
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-    };
-}
-
-stored_enum!(Status { Active => "active", Archived => "archived" });
-stored_enum!(ProductKind {
+recur_storage::stored_enum!(#[derive(Serialize, Deserialize)] Status { Active => "active", Archived => "archived" });
+recur_storage::stored_enum!(#[derive(Serialize, Deserialize)] ProductKind {
     Recurring => "recurring",
     PerUnit => "per_unit",
     OnOff => "on_off",
     Metered => "metered",
     OneTime => "one_time",
 });
-stored_enum!(PeriodUnit { Day => "day", Week => "week", Month => "month", Year => "year" });
-stored_enum!(Timing { InAdvance => "in_advance", InArrears => "in_arrears" });
-stored_enum!(PricingModel {
+recur_storage::stored_enum!(#[derive(Serialize, Deserialize)] PeriodUnit { Day => "day", Week => "week", Month => "month", Year => "year" });
+recur_storage::stored_enum!(#[derive(Serialize, Deserialize)] Timing { InAdvance => "in_advance", InArrears => "in_arrears" });
+recur_storage::stored_enum!(#[derive(Serialize, Deserialize)] PricingModel {
     Flat => "flat",
     PerUnit => "per_unit",
     Tiered => "tiered",
@@ -65,10 +33,10 @@ stored_enum!(PricingModel {
     Stairstep => "stairstep",
     Package => "package",
 });
-stored_enum!(ProrationMode { Day => "day", Second => "second" });
-stored_enum!(DiscountType { Percent => "percent", FixedAmount => "fixed_amount" });
-stored_enum!(CouponDuration { Once => "once", Repeating => "repeating", Forever => "forever" });
-stored_enum!(DunningFinalAction {
+recur_storage::stored_enum!(#[derive(Serialize, Deserialize)] ProrationMode { Day => "day", Second => "second" });
+recur_storage::stored_enum!(#[derive(Serialize, Deserialize)] DiscountType { Percent => "percent", FixedAmount => "fixed_amount" });
+recur_storage::stored_enum!(#[derive(Serialize, Deserialize)] CouponDuration { Once => "once", Repeating => "repeating", Forever => "forever" });
+recur_storage::stored_enum!(#[derive(Serialize, Deserialize)] DunningFinalAction {
     CancelSubscription => "cancel_subscription",
     MarkUncollectible => "mark_uncollectible",
     LeavePastDue => "leave_past_due",

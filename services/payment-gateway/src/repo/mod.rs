@@ -21,6 +21,10 @@ use crate::domain::sandbox::SandboxStore;
 use crate::domain::{Attempt, Customer, Payment, PaymentEvent, PaymentMethod, PaymentStatus, Refund, RefundStatus};
 
 pub use postgres::PgRepo;
+
+/// The payment events outbox (`recur_storage::outbox`).
+pub const OUTBOX: recur_storage::outbox::Outbox =
+    recur_storage::outbox::Outbox { events: "payment_events", counters: "payment_event_counters" };
 pub use sqlite::SqliteRepo;
 
 /// What became of a refund request against a payment's balance.
@@ -1201,47 +1205,9 @@ macro_rules! sql_repo {
                 after_sequence: i64,
                 limit: i64,
             ) -> Result<Vec<PaymentEvent>, StorageError> {
-                let pending: bool = sqlx::query_scalar(
-                    "SELECT EXISTS (SELECT 1 FROM payment_events WHERE tenant_id = $1 AND sequence IS NULL)",
-                )
-                .bind(tenant)
-                .fetch_one(&self.pool)
-                .await?;
-                if pending {
-                    // Number what has committed since, after everything
-                    // numbered before: a reader never skips an event.
-                    let mut tx = self.pool.begin_with($begin).await?;
-                    sqlx::query(
-                        "INSERT INTO payment_event_counters (tenant_id, last_sequence) VALUES ($1, 0) \
-                         ON CONFLICT DO NOTHING",
-                    )
-                    .bind(tenant)
-                    .execute(&mut *tx)
-                    .await?;
-                    let last: i64 = sqlx::query_scalar(concat!(
-                        "SELECT last_sequence FROM payment_event_counters WHERE tenant_id = $1",
-                        $lock
-                    ))
-                    .bind(tenant)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                    let numbered = sqlx::query(
-                        "UPDATE payment_events SET sequence = $2 + o.rn FROM (SELECT serial AS s, \
-                         row_number() OVER (ORDER BY serial) AS rn FROM payment_events \
-                         WHERE tenant_id = $1 AND sequence IS NULL) AS o WHERE payment_events.serial = o.s",
-                    )
-                    .bind(tenant)
-                    .bind(last)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                    sqlx::query("UPDATE payment_event_counters SET last_sequence = $2 WHERE tenant_id = $1")
-                        .bind(tenant)
-                        .bind(last + numbered as i64)
-                        .execute(&mut *tx)
-                        .await?;
-                    tx.commit().await?;
-                }
+                // Number what has committed since, after everything numbered
+                // before: a reader never skips an event.
+                super::OUTBOX.sequence(&recur_storage::Pool::from(self.pool.clone()), tenant).await?;
                 sqlx::query(
                     "SELECT * FROM payment_events WHERE tenant_id = $1 AND sequence > $2 \
                      ORDER BY sequence LIMIT $3",

@@ -452,6 +452,8 @@ impl PricingApi {
         if let (Some(s), Some(e)) = (start, end) {
             v.check(s < e, "current.period_end", "must come after period_start");
         }
+        // Unset: derived from period_start by the engine.
+        let anchor = current.billing_anchor.as_ref().and_then(|a| wire::anchor(&mut v, "current.billing_anchor", a));
         let timing = match pb::ChangeTiming::try_from(change.timing) {
             Ok(pb::ChangeTiming::Immediate) => Timing::Immediate,
             Ok(pb::ChangeTiming::EndOfTerm) => Timing::EndOfTerm,
@@ -547,6 +549,7 @@ impl PricingApi {
             timing,
             period_start,
             period_end,
+            anchor,
             at,
             old: Side { rate_id: old.rate.id.clone(), period: old.rate.period, lines: old.lines },
             new: Side { rate_id: new.rate.id.clone(), period: new.rate.period, lines: new.lines },

@@ -12,7 +12,7 @@ use recur_proto::convert::{money_of, timestamp};
 use recur_proto::pricing::v1 as pb;
 use rust_decimal::Decimal;
 
-use crate::domain::period::{Period, Unit};
+use crate::domain::period::{Anchor, Period, Unit};
 use crate::domain::quote::{self, Amounts, Billing, ItemKind};
 use crate::domain::rating::{Model, PriceSpec, Rated, Tier};
 
@@ -74,6 +74,21 @@ pub fn period(r: &cpb::Rate) -> Period {
         _ => Unit::Month,
     };
     Period { unit, count: bp.count.max(1) as u32 }
+}
+
+pub fn anchor_pb(a: Anchor) -> pb::BillingAnchor {
+    // Days and months are at most 31; the casts cannot truncate.
+    pb::BillingAnchor { day: a.day as i32, month: a.month as i32 }
+}
+
+/// A contract's anchor from the wire, each part checked (day 1-31, month
+/// 0-12) and named under `field` when out of range.
+pub fn anchor(v: &mut Violations, field: &str, a: &pb::BillingAnchor) -> Option<Anchor> {
+    let day = u32::try_from(a.day).ok().filter(|d| (1..=31).contains(d));
+    let month = u32::try_from(a.month).ok().filter(|m| *m <= 12);
+    v.check(day.is_some(), format!("{field}.day"), "must be a day of the month, 1-31");
+    v.check(month.is_some(), format!("{field}.month"), "must be a month, 1-12, or 0 for periods other than yearly");
+    Anchor::new(day?, month?)
 }
 
 pub fn archived(status: i32) -> bool {
@@ -214,6 +229,7 @@ pub fn quote_pb(q: &quote::Quote, start_date: NaiveDate, tz: &str) -> pb::Quote 
                 period_end: Some(timestamp(o.period_end)),
                 trial_end: o.trial_end.map(timestamp),
                 next_billing_time: Some(timestamp(o.next_billing)),
+                billing_anchor: Some(anchor_pb(o.anchor)),
             }
         })
         .collect();

@@ -13,13 +13,24 @@
 //! one-time lines are not prorated at all. A change to a rate with another
 //! billing period starts a new period at the change: the old period's unused
 //! part is credited and the new period is charged in full.
+//!
+//! Periods keep the contract's [`Anchor`]: at the end of the term the next
+//! period runs from the current period's end to the next start on the
+//! anchor (a contract anchored on the 31st renews from Feb 28 to Mar 31),
+//! also when the new rate has another month or year period (the day is
+//! kept; a yearly anchor's month only from yearly to yearly). From a day or
+//! week period to a month or year one, the new period is anchored on its own
+//! start. An immediate change to another period starts a new schedule at the
+//! change, anchored on the change's day (as Stripe resets the billing cycle
+//! anchor when the interval changes): the new period is charged in full, so
+//! it must be a full period.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use chrono_tz::Tz;
 use recur_money::Currency;
 use rust_decimal::Decimal;
 
-use super::period::{Period, local_date, local_midnight, nth_start};
+use super::period::{Anchor, Period, Unit, local_date, local_midnight, next_start};
 use super::quote::{Billing, CartLine};
 use super::rating::rate;
 
@@ -51,6 +62,9 @@ pub struct ChangeInput {
     pub timing: Timing,
     pub period_start: DateTime<Utc>,
     pub period_end: DateTime<Utc>,
+    /// The contract's anchor; `None`: the day (and, for a yearly period,
+    /// the month) `period_start` falls on in `tz`.
+    pub anchor: Option<Anchor>,
     pub at: DateTime<Utc>,
     pub old: Side,
     pub new: Side,
@@ -94,6 +108,8 @@ pub struct ChangeOutcome {
     pub effective: DateTime<Utc>,
     pub new_period_start: DateTime<Utc>,
     pub new_period_end: DateTime<Utc>,
+    /// The anchor the periods keep from the new period on.
+    pub anchor: Anchor,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -129,14 +145,30 @@ fn full(line: &CartLine, currency: Currency) -> Decimal {
     currency.round(rate(&line.price, line.quantity).amount)
 }
 
+/// The anchor a schedule keeps when its period changes from `old` to
+/// `new` at `start`, the new period's first day: the day while both are
+/// month or year periods (the month only from yearly to yearly), else
+/// `start`'s own.
+pub fn carried(anchor: Anchor, old: Period, new: Period, start: NaiveDate) -> Anchor {
+    if !old.is_calendar() || !new.is_calendar() {
+        return Anchor::of(start, new);
+    }
+    let month = if old.unit == Unit::Year && new.unit == Unit::Year { anchor.month } else { 0 };
+    let month = if new.unit == Unit::Year && month == 0 { start.month() } else { month };
+    Anchor { day: anchor.day, month }
+}
+
 pub fn preview(c: &ChangeInput) -> Result<ChangeOutcome, ChangeError> {
     if c.period_end <= c.period_start {
         return Err(ChangeError::BadPeriod);
     }
+    let anchor = c.anchor.unwrap_or_else(|| Anchor::of(local_date(c.period_start, c.tz), c.old.period));
     let next_recurring: Decimal =
         c.new.lines.iter().filter(|l| l.billing != Billing::OneTime).map(|l| full(l, c.currency)).sum();
     if c.timing == Timing::EndOfTerm {
-        let next_end = nth_start(local_date(c.period_end, c.tz), c.new.period, 1).ok_or(ChangeError::OutOfRange)?;
+        let next_begins = local_date(c.period_end, c.tz);
+        let anchor = carried(anchor, c.old.period, c.new.period, next_begins);
+        let next_end = next_start(next_begins, anchor, c.new.period).ok_or(ChangeError::OutOfRange)?;
         return Ok(ChangeOutcome {
             lines: Vec::new(),
             due_now: c.currency.round(Decimal::ZERO),
@@ -144,6 +176,7 @@ pub fn preview(c: &ChangeInput) -> Result<ChangeOutcome, ChangeError> {
             effective: c.period_end,
             new_period_start: c.period_end,
             new_period_end: local_midnight(next_end, c.tz),
+            anchor,
         });
     }
     if c.at < c.period_start || c.at >= c.period_end {
@@ -157,17 +190,19 @@ pub fn preview(c: &ChangeInput) -> Result<ChangeOutcome, ChangeError> {
         Mode::Second => c.at,
     };
     let same_period = c.old.period == c.new.period;
-    let (new_start, new_end) = if same_period {
-        (c.period_start, c.period_end)
+    let (new_start, new_end, anchor) = if same_period {
+        (c.period_start, c.period_end, anchor)
     } else {
-        let end = nth_start(local_date(effective, c.tz), c.new.period, 1).ok_or(ChangeError::OutOfRange)?;
+        let begins = local_date(effective, c.tz);
+        let anchor = Anchor::of(begins, c.new.period);
+        let end = next_start(begins, anchor, c.new.period).ok_or(ChangeError::OutOfRange)?;
         let end = match c.mode {
             Mode::Day => local_midnight(end, c.tz),
             // A new period by seconds runs from the change to the same wall
             // time a period later.
             Mode::Second => local_midnight(end, c.tz) + (c.at - local_midnight(local_date(c.at, c.tz), c.tz)),
         };
-        (effective, end)
+        (effective, end, anchor)
     };
     let in_advance = |l: &&CartLine| l.billing == Billing::InAdvance && !l.quantity.is_zero();
     let mut lines = Vec::new();
@@ -213,5 +248,6 @@ pub fn preview(c: &ChangeInput) -> Result<ChangeOutcome, ChangeError> {
         effective,
         new_period_start: new_start,
         new_period_end: new_end,
+        anchor,
     })
 }

@@ -7,7 +7,7 @@ use recur_money::Currency;
 use rust_decimal::Decimal;
 
 use super::coupon::{CouponSpec, Discountable, LineDiscount, allocate};
-use super::period::{Period, local_midnight, nth_start};
+use super::period::{Anchor, Period, local_midnight, next_start};
 use super::rating::{PriceSpec, Rated, rate};
 use super::tax::{TaxRule, taxed};
 
@@ -112,6 +112,9 @@ pub struct QuotedOffering {
     pub period_end: DateTime<Utc>,
     pub trial_end: Option<DateTime<Utc>>,
     pub next_billing: DateTime<Utc>,
+    /// The anchor a contract made from this quote keeps: the first billed
+    /// period's start (the trial's end when there is one).
+    pub anchor: Anchor,
 }
 
 #[derive(Clone, Debug)]
@@ -166,12 +169,17 @@ pub fn quote(input: &QuoteInput) -> Result<Quote, QuoteError> {
             return Err(QuoteError::MixedCurrencies { offering_index: index });
         }
         let out_of_range = || QuoteError::OutOfRange { offering_index: index };
-        // A trial shifts the first billed period to start when it ends.
+        // A trial shifts the first billed period to start when it ends, and
+        // the contract is anchored there (as Stripe anchors at the trial's
+        // end): a 14-day trial from Jan 17 bills on the 31st of each month.
+        // Anchoring on the start date instead would make the first billed
+        // period a stub of two weeks.
         let first_billed =
             input.start_date.checked_add_days(Days::new(u64::from(o.rate.trial_days))).ok_or_else(out_of_range)?;
-        let first_end = nth_start(first_billed, o.rate.period, 1).ok_or_else(out_of_range)?;
+        let anchor = Anchor::of(first_billed, o.rate.period);
+        let first_end = next_start(first_billed, anchor, o.rate.period).ok_or_else(out_of_range)?;
         let in_trial = o.rate.trial_days > 0;
-        periods.push((local_midnight(first_billed, input.tz), local_midnight(first_end, input.tz), in_trial));
+        periods.push((local_midnight(first_billed, input.tz), local_midnight(first_end, input.tz), in_trial, anchor));
         for line in &o.lines {
             let rated = rate(&line.price, line.quantity);
             drafts.push(Draft {
@@ -233,7 +241,7 @@ pub fn quote(input: &QuoteInput) -> Result<Quote, QuoteError> {
         .offerings
         .iter()
         .zip(&periods)
-        .map(|(o, &(period_start, period_end, in_trial))| QuotedOffering {
+        .map(|(o, &(period_start, period_end, in_trial, anchor))| QuotedOffering {
             offering_id: o.offering_id.clone(),
             rate_id: o.rate.rate_id.clone(),
             items: Vec::new(),
@@ -246,6 +254,7 @@ pub fn quote(input: &QuoteInput) -> Result<Quote, QuoteError> {
             // too (that is when the period is billed). During a trial, the
             // first invoice comes when the trial ends.
             next_billing: if in_trial { period_start } else { period_end },
+            anchor,
         })
         .collect();
     for ((d, now_d), next_d) in drafts.into_iter().zip(now_discounts).zip(next_discounts) {
@@ -346,6 +355,18 @@ mod tests {
         assert_eq!(o.period_end.to_rfc3339(), "2024-02-29T00:00:00+00:00");
         assert_eq!(o.next_billing, o.period_end);
         assert_eq!(o.trial_end, None);
+        assert_eq!(o.anchor, Anchor { day: 31, month: 0 });
+    }
+
+    #[test]
+    fn yearly_anchors_name_their_month() {
+        let mut yearly = offering(0, None, vec![line("prod_a", Billing::InAdvance, "1", flat("100"))]);
+        yearly.rate.period = Period { unit: Unit::Year, count: 1 };
+        let mut i = input(vec![yearly], None);
+        i.start_date = NaiveDate::from_ymd_opt(2024, 2, 29).expect("date");
+        let o = &quote(&i).expect("quote").offerings[0];
+        assert_eq!(o.anchor, Anchor { day: 29, month: 2 });
+        assert_eq!(o.period_end.to_rfc3339(), "2025-02-28T00:00:00+00:00");
     }
 
     #[test]
@@ -389,6 +410,9 @@ mod tests {
         assert_eq!(o.trial_end.map(|t| t.to_rfc3339()).as_deref(), Some("2024-02-14T00:00:00+00:00"));
         assert_eq!(o.next_billing, o.period_start);
         assert_eq!(o.items[1].kind, ItemKind::SetupFee);
+        // Anchored at the trial's end, not the start date (Jan 31).
+        assert_eq!(o.anchor, Anchor { day: 14, month: 0 });
+        assert_eq!(o.period_end.to_rfc3339(), "2024-03-14T00:00:00+00:00");
     }
 
     #[test]

@@ -27,15 +27,7 @@ impl SessionStatus {
     }
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Address {
-    pub line1: String,
-    pub line2: String,
-    pub city: String,
-    pub state: String,
-    pub postal_code: String,
-    pub country: String,
-}
+pub use recur_contact::Address;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CustomerInput {

@@ -1,25 +1,27 @@
-//! Customers, contracts and invoices, as the subscription service keeps them.
+//! The subscription service's rules, with no I/O and no wire or SQL types:
+//! the records it keeps ([`Account`], [`BillGroup`], [`Subscription`],
+//! [`Invoice`]), the state machine of a subscription ([`state`]), the
+//! billing anchor ([`anchor`]), invoices made from a priced offering
+//! ([`invoice`]) and the events every change writes ([`events`]).
+
+pub mod anchor;
+pub mod events;
+pub mod invoice;
+pub mod state;
 
 use std::collections::BTreeMap;
-use std::fmt;
-use std::str::FromStr;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use recur_money::Currency;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-pub type Metadata = BTreeMap<String, String>;
+pub use anchor::BillingAnchor;
+pub use events::{Event, SubscriptionEvent};
+pub use recur_contact::Address;
+pub use state::SubscriptionState;
 
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Address {
-    pub line1: String,
-    pub line2: String,
-    pub city: String,
-    pub state: String,
-    pub postal_code: String,
-    pub country: String,
-}
+pub type Metadata = BTreeMap<String, String>;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Account {
@@ -53,47 +55,19 @@ pub struct Contact {
     pub updated_at: DateTime<Utc>,
 }
 
-macro_rules! stored_enum {
-    ($name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-        pub enum $name { $($variant),+ }
-
-        impl $name {
-            pub fn as_str(self) -> &'static str {
-                match self { $($name::$variant => $text),+ }
-            }
-        }
-
-        impl FromStr for $name {
-            type Err = String;
-            fn from_str(s: &str) -> Result<Self, String> {
-                match s {
-                    $($text => Ok($name::$variant),)+
-                    other => Err(format!("unknown {} {:?}", stringify!($name), recur_error::excerpt(other))),
-                }
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-    };
-}
-
-stored_enum!(CollectionMethod { Automatic => "automatic", Remittance => "remittance", Prepaid => "prepaid" });
-stored_enum!(SubscriptionState {
-    Pending => "pending",
-    Trialing => "trialing",
-    Active => "active",
-    PastDue => "past_due",
-    Paused => "paused",
-    Canceled => "canceled",
-    Expired => "expired",
+recur_storage::stored_enum!(CollectionMethod {
+    Automatic => "automatic",
+    Remittance => "remittance",
+    Prepaid => "prepaid",
 });
-stored_enum!(InvoiceStatus { Draft => "draft", Open => "open", Paid => "paid", Void => "void", Uncollectible => "uncollectible" });
-stored_enum!(LineKind {
+recur_storage::stored_enum!(InvoiceStatus {
+    Draft => "draft",
+    Open => "open",
+    Paid => "paid",
+    Void => "void",
+    Uncollectible => "uncollectible",
+});
+recur_storage::stored_enum!(LineKind {
     Subscription => "subscription",
     Usage => "usage",
     Proration => "proration",
@@ -150,6 +124,8 @@ pub struct Subscription {
     pub currency: Currency,
     pub recurring_amount: Decimal,
     pub start_date: NaiveDate,
+    /// The day (and for yearly periods the month) every period starts on.
+    pub billing_anchor: BillingAnchor,
     pub metadata: Metadata,
     pub cancel_at_period_end: bool,
     pub current_period_start: DateTime<Utc>,
@@ -232,101 +208,5 @@ impl Invoice {
 
     pub fn amount_due(&self) -> Decimal {
         (self.amount - self.amount_paid).max(Decimal::ZERO)
-    }
-}
-
-/// A state change, written in the same transaction as the change itself.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Event {
-    pub id: String,
-    pub seq: i64,
-    pub event_type: String,
-    pub resource_id: String,
-    pub data_json: String,
-    pub created_at: DateTime<Utc>,
-}
-
-impl Event {
-    pub fn new(event_type: &str, resource_id: &str, data: serde_json::Value, at: DateTime<Utc>) -> Event {
-        Event {
-            id: recur_id::new_id(recur_id::Kind::Event),
-            seq: 0,
-            event_type: event_type.to_string(),
-            resource_id: resource_id.to_string(),
-            data_json: data.to_string(),
-            created_at: at,
-        }
-    }
-}
-
-/// What an insert with an idempotency key found.
-#[derive(Clone, Debug)]
-pub struct Stored<T> {
-    pub value: T,
-    /// Fingerprint of the request that created it.
-    pub request_hash: String,
-    /// False when the key had been used before and the earlier value returned.
-    pub created: bool,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn line(amount: &str, tax: &str) -> InvoiceLine {
-        let d = |s: &str| Decimal::from_str(s).expect("literal");
-        InvoiceLine {
-            id: "invl_1".into(),
-            kind: LineKind::Subscription,
-            description: String::new(),
-            subscription_id: String::new(),
-            offering_id: String::new(),
-            rate_id: String::new(),
-            product_id: String::new(),
-            period_start: None,
-            period_end: None,
-            quantity: Decimal::ONE,
-            unit_amount: String::new(),
-            proration_fraction: "1".into(),
-            tiers: vec![],
-            amount_without_tax: d(amount),
-            discount: Decimal::ZERO,
-            tax: d(tax),
-            tax_rate: String::new(),
-            amount: d(amount) + d(tax),
-        }
-    }
-
-    #[test]
-    fn invoice_totals_are_sums_of_lines() {
-        let now = Utc::now();
-        let mut inv = Invoice {
-            id: "inv_1".into(),
-            number: "INV-000001".into(),
-            account_id: String::new(),
-            bill_group_id: String::new(),
-            subscription_id: String::new(),
-            status: InvoiceStatus::Open,
-            currency: Currency::from_code("USD").expect("usd"),
-            lines: vec![line("33.33", "2.75"), line("33.33", "2.75"), line("33.34", "2.75")],
-            amount_without_tax: Decimal::ZERO,
-            discount: Decimal::ZERO,
-            tax: Decimal::ZERO,
-            amount: Decimal::ZERO,
-            amount_paid: Decimal::ZERO,
-            period_start: None,
-            period_end: None,
-            issued_at: None,
-            due_at: None,
-            paid_at: None,
-            payment_ids: vec![],
-            created_at: now,
-            updated_at: now,
-        };
-        inv.total_lines();
-        assert_eq!(inv.amount_without_tax.to_string(), "100.00");
-        assert_eq!(inv.tax.to_string(), "8.25");
-        assert_eq!(inv.amount.to_string(), "108.25");
-        assert_eq!(inv.amount_due(), inv.amount);
     }
 }

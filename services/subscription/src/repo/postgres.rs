@@ -1,3 +1,11 @@
-//! The subscription repository on Postgres.
+//! The subscription stores on Postgres.
 
-super::sql_repo!(PgRepo, sqlx::Postgres);
+pub struct PgRepo {
+    pub pool: sqlx::PgPool,
+}
+
+super::sql::helpers!(sqlx::Postgres);
+super::accounts::store!(PgRepo, sqlx::Postgres);
+super::subscriptions::store!(PgRepo, sqlx::Postgres);
+super::invoices::store!(PgRepo, sqlx::Postgres);
+super::events::store!(PgRepo, sqlx::Postgres);

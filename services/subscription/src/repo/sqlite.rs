@@ -1,3 +1,11 @@
-//! The subscription repository on SQLite.
+//! The subscription stores on SQLite.
 
-super::sql_repo!(SqliteRepo, sqlx::Sqlite);
+pub struct SqliteRepo {
+    pub pool: sqlx::SqlitePool,
+}
+
+super::sql::helpers!(sqlx::Sqlite);
+super::accounts::store!(SqliteRepo, sqlx::Sqlite);
+super::subscriptions::store!(SqliteRepo, sqlx::Sqlite);
+super::invoices::store!(SqliteRepo, sqlx::Sqlite);
+super::events::store!(SqliteRepo, sqlx::Sqlite);

@@ -1,0 +1,31 @@
+//! `recur.subscription.v1.SubscriptionService`.
+
+use recur_proto::subscription::v1 as pb;
+use recur_server::caller;
+use tonic::{Request, Response};
+
+use super::wire::{invoice_pb, subscribe_in, subscription_pb};
+use super::{Res, SubscriptionApi, idem};
+
+#[tonic::async_trait]
+impl pb::subscription_service_server::SubscriptionService for SubscriptionApi {
+    async fn create_subscription(
+        &self,
+        req: Request<pb::CreateSubscriptionRequest>,
+    ) -> Res<pb::CreateSubscriptionResponse> {
+        let ctx = caller(&req)?;
+        let idem = idem(&req)?;
+        let done = self.app.subscribe(&ctx, &subscribe_in(req.get_ref()), &idem).await?;
+        Ok(Response::new(pb::CreateSubscriptionResponse {
+            subscription: Some(subscription_pb(&done.subscription)),
+            invoice: done.invoice.as_ref().map(invoice_pb),
+            payment_id: done.payment_id,
+        }))
+    }
+
+    async fn get_subscription(&self, req: Request<pb::GetSubscriptionRequest>) -> Res<pb::GetSubscriptionResponse> {
+        let ctx = caller(&req)?;
+        let sub = self.app.subscription(&ctx.tenant_id, &req.get_ref().id).await?;
+        Ok(Response::new(pb::GetSubscriptionResponse { subscription: Some(subscription_pb(&sub)) }))
+    }
+}

@@ -1,0 +1,295 @@
+//! Conversions between the wire (`recur.subscription.v1`) and the domain:
+//! requests into the application layer's inputs, records into messages.
+
+use recur_proto::common::v1 as common;
+use recur_proto::convert::{address_in, address_pb, money_of, opt_timestamp, timestamp};
+use recur_proto::pricing::v1 as pricepb;
+use recur_proto::subscription::v1 as pb;
+
+use crate::app::accounts::{AccountInput, BillGroupInput, ContactInput};
+use crate::app::subscribe::SubscribeInput;
+use crate::domain::{
+    Account, BillGroup, BillingAnchor, CollectionMethod, Contact, Event, Invoice, InvoiceStatus, LineKind,
+    Subscription, SubscriptionState,
+};
+
+// ---------- requests ----------
+
+pub fn account_in(a: &pb::Account) -> AccountInput {
+    AccountInput {
+        custom_id: a.custom_id.clone(),
+        account_name: a.account_name.clone(),
+        currency_code: a.currency_code.clone(),
+        time_zone: a.time_zone.clone(),
+        billing_address: address_in(a.billing_address.as_ref()),
+        tags: a.tags.clone(),
+        notes: a.notes.clone(),
+        metadata: a.metadata.clone(),
+        tax_exempt: a.tax_exempt,
+        contacts: a
+            .contacts
+            .iter()
+            .map(|c| ContactInput {
+                name: c.name.clone(),
+                first_name: c.first_name.clone(),
+                last_name: c.last_name.clone(),
+                title: c.title.clone(),
+                email: c.email.clone(),
+                phone: c.phone.clone(),
+                address: address_in(c.address.as_ref()),
+            })
+            .collect(),
+    }
+}
+
+/// The collection method of the wire (unset: AUTOMATIC; unknown: `None`).
+fn collection_in(c: i32) -> Option<CollectionMethod> {
+    match pb::CollectionMethod::try_from(c) {
+        Ok(pb::CollectionMethod::Remittance) => Some(CollectionMethod::Remittance),
+        Ok(pb::CollectionMethod::Prepaid) => Some(CollectionMethod::Prepaid),
+        Ok(pb::CollectionMethod::Automatic | pb::CollectionMethod::Unspecified) => Some(CollectionMethod::Automatic),
+        Err(_) => None,
+    }
+}
+
+pub fn bill_group_in(b: &pb::BillGroup) -> BillGroupInput {
+    BillGroupInput {
+        account_id: b.account_id.clone(),
+        name: b.name.clone(),
+        auto_email_invoice: b.auto_email_invoice,
+        collect_automatically: b.collect_invoice_balance_automatically,
+        payment_method_id: b.payment_method_id.clone(),
+        gateway_customer_id: b.gateway_customer_id.clone(),
+        billing_day: b.billing_day,
+        collection_method: collection_in(b.collection_method),
+        currency_code: b.currency_code.clone(),
+        contact_id: b.contact_id.clone(),
+    }
+}
+
+pub fn subscribe_in(r: &pb::CreateSubscriptionRequest) -> SubscribeInput {
+    SubscribeInput {
+        account_id: r.account_id.clone(),
+        bill_group_id: r.bill_group_id.clone(),
+        offering: r.offering.clone(),
+        rate: r.rate.clone(),
+        items: r.items.iter().map(|i| (i.product_id.clone(), i.quantity.clone())).collect(),
+        custom_prices: r.items.iter().enumerate().filter(|(_, i)| i.custom_price.is_some()).map(|(n, _)| n).collect(),
+        start_date: r.start_date.clone(),
+        coupon_codes: r.coupon_codes.clone(),
+        metadata: r.metadata.clone(),
+        custom_id: r.custom_id.clone(),
+        pending: r.pending,
+        quote_id: r.quote_id.clone(),
+    }
+}
+
+// ---------- records ----------
+
+pub fn contact_pb(c: &Contact) -> pb::Contact {
+    pb::Contact {
+        id: c.id.clone(),
+        account_id: c.account_id.clone(),
+        name: c.name.clone(),
+        first_name: c.first_name.clone(),
+        last_name: c.last_name.clone(),
+        title: c.title.clone(),
+        email: c.email.clone(),
+        phone: c.phone.clone(),
+        address: Some(address_pb(&c.address)),
+        primary: c.primary,
+        create_time: Some(timestamp(c.created_at)),
+        update_time: Some(timestamp(c.updated_at)),
+    }
+}
+
+pub fn account_pb(a: &Account, contacts: &[Contact]) -> pb::Account {
+    pb::Account {
+        id: a.id.clone(),
+        custom_id: a.custom_id.clone().unwrap_or_default(),
+        account_name: a.account_name.clone(),
+        currency_code: a.currency.clone(),
+        time_zone: a.time_zone.clone(),
+        billing_address: Some(address_pb(&a.billing_address)),
+        tags: a.tags.clone(),
+        notes: a.notes.clone(),
+        contacts: contacts.iter().map(contact_pb).collect(),
+        metadata: a.metadata.clone(),
+        tax_exempt: a.tax_exempt,
+        create_time: Some(timestamp(a.created_at)),
+        update_time: Some(timestamp(a.updated_at)),
+    }
+}
+
+fn collection_pb(c: CollectionMethod) -> i32 {
+    (match c {
+        CollectionMethod::Automatic => pb::CollectionMethod::Automatic,
+        CollectionMethod::Remittance => pb::CollectionMethod::Remittance,
+        CollectionMethod::Prepaid => pb::CollectionMethod::Prepaid,
+    }) as i32
+}
+
+pub fn bill_group_pb(b: &BillGroup) -> pb::BillGroup {
+    pb::BillGroup {
+        id: b.id.clone(),
+        account_id: b.account_id.clone(),
+        name: b.name.clone(),
+        auto_email_invoice: Some(b.auto_email_invoice),
+        collect_invoice_balance_automatically: Some(b.collect_automatically),
+        payment_method_id: b.payment_method_id.clone(),
+        gateway_customer_id: b.gateway_customer_id.clone(),
+        billing_day: b.billing_day as i32,
+        collection_method: collection_pb(b.collection_method),
+        currency_code: b.currency.clone(),
+        contact_id: b.contact_id.clone(),
+        create_time: Some(timestamp(b.created_at)),
+        update_time: Some(timestamp(b.updated_at)),
+    }
+}
+
+fn state_pb(s: SubscriptionState) -> i32 {
+    (match s {
+        SubscriptionState::Pending => pb::SubscriptionState::Pending,
+        SubscriptionState::Trialing => pb::SubscriptionState::Trialing,
+        SubscriptionState::Active => pb::SubscriptionState::Active,
+        SubscriptionState::PastDue => pb::SubscriptionState::PastDue,
+        SubscriptionState::Paused => pb::SubscriptionState::Paused,
+        SubscriptionState::Canceled => pb::SubscriptionState::Canceled,
+        SubscriptionState::Expired => pb::SubscriptionState::Expired,
+    }) as i32
+}
+
+fn anchor_pb(a: BillingAnchor) -> Option<pricepb::BillingAnchor> {
+    a.is_set().then_some(pricepb::BillingAnchor { day: a.day as i32, month: a.month as i32 })
+}
+
+pub fn subscription_pb(s: &Subscription) -> pb::Subscription {
+    pb::Subscription {
+        id: s.id.clone(),
+        custom_id: s.custom_id.clone().unwrap_or_default(),
+        account_id: s.account_id.clone(),
+        bill_group_id: s.bill_group_id.clone(),
+        offering_id: s.offering_id.clone(),
+        rate_id: s.rate_id.clone(),
+        state: state_pb(s.state),
+        items: s
+            .items
+            .iter()
+            .map(|i| pb::SubscriptionItem {
+                product_id: i.product_id.clone(),
+                quantity: i.quantity.normalize().to_string(),
+                custom_price: None,
+            })
+            .collect(),
+        coupon_codes: s.coupon_codes.clone(),
+        currency_code: s.currency.code().to_string(),
+        recurring_amount: Some(money_of(s.recurring_amount, s.currency)),
+        start_date: s.start_date.format("%Y-%m-%d").to_string(),
+        metadata: s.metadata.clone(),
+        cancel_at_period_end: s.cancel_at_period_end,
+        current_period_start: Some(timestamp(s.current_period_start)),
+        current_period_end: Some(timestamp(s.current_period_end)),
+        trial_start: opt_timestamp(s.trial_start),
+        trial_end: opt_timestamp(s.trial_end),
+        next_billing_time: opt_timestamp(s.next_billing_at),
+        activate_time: opt_timestamp(s.activated_at),
+        cancel_time: opt_timestamp(s.canceled_at),
+        expire_time: opt_timestamp(s.expires_at),
+        create_time: Some(timestamp(s.created_at)),
+        update_time: Some(timestamp(s.updated_at)),
+        quote_id: s.quote_id.clone(),
+        billing_anchor: anchor_pb(s.billing_anchor),
+    }
+}
+
+fn invoice_status_pb(s: InvoiceStatus) -> i32 {
+    (match s {
+        InvoiceStatus::Draft => pb::InvoiceStatus::Draft,
+        InvoiceStatus::Open => pb::InvoiceStatus::Open,
+        InvoiceStatus::Paid => pb::InvoiceStatus::Paid,
+        InvoiceStatus::Void => pb::InvoiceStatus::Void,
+        InvoiceStatus::Uncollectible => pb::InvoiceStatus::Uncollectible,
+    }) as i32
+}
+
+fn line_kind_pb(k: LineKind) -> i32 {
+    (match k {
+        LineKind::Subscription => pb::InvoiceLineKind::Subscription,
+        LineKind::Usage => pb::InvoiceLineKind::Usage,
+        LineKind::Proration => pb::InvoiceLineKind::Proration,
+        LineKind::SetupFee => pb::InvoiceLineKind::SetupFee,
+        LineKind::OneOff => pb::InvoiceLineKind::OneOff,
+    }) as i32
+}
+
+pub fn invoice_pb(i: &Invoice) -> pb::Invoice {
+    let c = i.currency;
+    pb::Invoice {
+        id: i.id.clone(),
+        number: i.number.clone(),
+        account_id: i.account_id.clone(),
+        bill_group_id: i.bill_group_id.clone(),
+        subscription_id: i.subscription_id.clone(),
+        status: invoice_status_pb(i.status),
+        currency_code: c.code().to_string(),
+        lines: i
+            .lines
+            .iter()
+            .map(|l| pb::InvoiceLine {
+                id: l.id.clone(),
+                kind: line_kind_pb(l.kind),
+                description: l.description.clone(),
+                subscription_id: l.subscription_id.clone(),
+                offering_id: l.offering_id.clone(),
+                rate_id: l.rate_id.clone(),
+                product_id: l.product_id.clone(),
+                period_start: opt_timestamp(l.period_start),
+                period_end: opt_timestamp(l.period_end),
+                quantity: l.quantity.normalize().to_string(),
+                unit_amount: l.unit_amount.clone(),
+                proration_fraction: l.proration_fraction.clone(),
+                tiers: l
+                    .tiers
+                    .iter()
+                    .map(|t| pricepb::TierApplied {
+                        tier_index: t.index,
+                        quantity: t.quantity.clone(),
+                        unit_amount: t.unit_amount.clone(),
+                        flat_amount: t.flat_amount.clone(),
+                        amount: Some(common::Money { currency_code: c.code().into(), amount: t.amount.clone() }),
+                    })
+                    .collect(),
+                amount_without_tax: Some(money_of(l.amount_without_tax, c)),
+                discount: Some(money_of(l.discount, c)),
+                tax: Some(money_of(l.tax, c)),
+                tax_rate: l.tax_rate.clone(),
+                amount: Some(money_of(l.amount, c)),
+            })
+            .collect(),
+        amount_without_tax: Some(money_of(i.amount_without_tax, c)),
+        discount: Some(money_of(i.discount, c)),
+        tax: Some(money_of(i.tax, c)),
+        amount: Some(money_of(i.amount, c)),
+        amount_paid: Some(money_of(i.amount_paid, c)),
+        amount_due: Some(money_of(i.amount_due(), c)),
+        period_start: opt_timestamp(i.period_start),
+        period_end: opt_timestamp(i.period_end),
+        issue_time: opt_timestamp(i.issued_at),
+        due_time: opt_timestamp(i.due_at),
+        paid_time: opt_timestamp(i.paid_at),
+        payment_ids: i.payment_ids.clone(),
+        create_time: Some(timestamp(i.created_at)),
+        update_time: Some(timestamp(i.updated_at)),
+    }
+}
+
+pub fn event_pb(e: &Event) -> pb::Event {
+    pb::Event {
+        id: e.id.clone(),
+        r#type: e.event.type_name().to_string(),
+        resource_id: e.event.resource_id().to_string(),
+        data_json: e.event.data_json(),
+        sequence: e.sequence,
+        create_time: Some(timestamp(e.created_at)),
+    }
+}

@@ -1,0 +1,51 @@
+//! The use cases of the subscription service, each a function over the
+//! repository and the peers, with `now` from the injected clock: accounts
+//! and bill groups ([`accounts`]), subscribing ([`subscribe`]), collecting
+//! an invoice ([`collect`]) and the event list ([`events`]).
+
+pub mod accounts;
+pub mod collect;
+pub mod events;
+pub mod subscribe;
+
+use std::sync::Arc;
+
+use recur_clock::SharedClock;
+use recur_error::{AppError, AppResult};
+
+use crate::domain::{Invoice, Subscription};
+use crate::peers::{Payments, Pricing};
+use crate::repo::SubscriptionRepo;
+
+/// What every use case works with.
+pub struct App {
+    pub repo: Arc<dyn SubscriptionRepo>,
+    pub pricing: Arc<dyn Pricing>,
+    pub payments: Arc<dyn Payments>,
+    pub clock: SharedClock,
+}
+
+/// The idempotency key of a create and the fingerprint of its request.
+#[derive(Clone, Debug, Default)]
+pub struct Idem {
+    pub key: Option<String>,
+    pub hash: String,
+}
+
+impl Idem {
+    pub fn as_repo(&self) -> crate::repo::Idem<'_> {
+        crate::repo::Idem { key: self.key.as_deref(), hash: &self.hash }
+    }
+}
+
+impl App {
+    /// Subscription `id` of `tenant` (NOT_FOUND: none, or another tenant's).
+    pub async fn subscription(&self, tenant: &str, id: &str) -> AppResult<Subscription> {
+        self.repo.get_subscription(tenant, id).await?.ok_or_else(|| AppError::not_found("subscription", id))
+    }
+
+    /// Invoice `id` of `tenant`, with its lines.
+    pub async fn invoice(&self, tenant: &str, id: &str) -> AppResult<Invoice> {
+        self.repo.get_invoice(tenant, id).await?.ok_or_else(|| AppError::not_found("invoice", id))
+    }
+}

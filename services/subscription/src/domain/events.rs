@@ -1,0 +1,114 @@
+//! Every change the subscription service makes writes an event, in the
+//! same transaction as the change: a typed [`SubscriptionEvent`], stored as
+//! its type name and its fields as JSON, and numbered per tenant when it is
+//! first listed (`recur_storage::outbox`).
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// What happened. The serde tag is the event's type name as callers see
+/// it; the fields are its data.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data")]
+pub enum SubscriptionEvent {
+    #[serde(rename = "account.created")]
+    AccountCreated { account_id: String, account_name: String },
+    #[serde(rename = "bill_group.created")]
+    BillGroupCreated { bill_group_id: String, account_id: String },
+    #[serde(rename = "subscription.created")]
+    SubscriptionCreated { subscription_id: String, account_id: String, state: String },
+    #[serde(rename = "subscription.past_due")]
+    SubscriptionPastDue { subscription_id: String, invoice_id: String },
+    #[serde(rename = "subscription.canceled")]
+    SubscriptionCanceled { subscription_id: String, reason: String },
+    #[serde(rename = "invoice.created")]
+    InvoiceCreated { invoice_id: String, amount: String },
+    #[serde(rename = "invoice.paid")]
+    InvoicePaid { invoice_id: String, payment_id: String },
+    #[serde(rename = "invoice.payment_failed")]
+    InvoicePaymentFailed { invoice_id: String, payment_id: String, decline_code: String },
+    #[serde(rename = "invoice.voided")]
+    InvoiceVoided { invoice_id: String, reason: String },
+}
+
+impl SubscriptionEvent {
+    /// The type name (`subscription.created`).
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            SubscriptionEvent::AccountCreated { .. } => "account.created",
+            SubscriptionEvent::BillGroupCreated { .. } => "bill_group.created",
+            SubscriptionEvent::SubscriptionCreated { .. } => "subscription.created",
+            SubscriptionEvent::SubscriptionPastDue { .. } => "subscription.past_due",
+            SubscriptionEvent::SubscriptionCanceled { .. } => "subscription.canceled",
+            SubscriptionEvent::InvoiceCreated { .. } => "invoice.created",
+            SubscriptionEvent::InvoicePaid { .. } => "invoice.paid",
+            SubscriptionEvent::InvoicePaymentFailed { .. } => "invoice.payment_failed",
+            SubscriptionEvent::InvoiceVoided { .. } => "invoice.voided",
+        }
+    }
+
+    /// The id of the object the event is about.
+    pub fn resource_id(&self) -> &str {
+        match self {
+            SubscriptionEvent::AccountCreated { account_id, .. } => account_id,
+            SubscriptionEvent::BillGroupCreated { bill_group_id, .. } => bill_group_id,
+            SubscriptionEvent::SubscriptionCreated { subscription_id, .. }
+            | SubscriptionEvent::SubscriptionPastDue { subscription_id, .. }
+            | SubscriptionEvent::SubscriptionCanceled { subscription_id, .. } => subscription_id,
+            SubscriptionEvent::InvoiceCreated { invoice_id, .. }
+            | SubscriptionEvent::InvoicePaid { invoice_id, .. }
+            | SubscriptionEvent::InvoicePaymentFailed { invoice_id, .. }
+            | SubscriptionEvent::InvoiceVoided { invoice_id, .. } => invoice_id,
+        }
+    }
+
+    /// The event's fields as JSON text (without its type).
+    pub fn data_json(&self) -> String {
+        match serde_json::to_value(self) {
+            Ok(serde_json::Value::Object(mut m)) => m.remove("data").map(|d| d.to_string()).unwrap_or_default(),
+            _ => String::from("{}"),
+        }
+    }
+
+    /// The event stored as `type_name` with `data_json`.
+    pub fn from_stored(type_name: &str, data_json: &str) -> Result<SubscriptionEvent, String> {
+        let data: serde_json::Value = serde_json::from_str(data_json).map_err(|e| e.to_string())?;
+        serde_json::from_value(serde_json::json!({ "type": type_name, "data": data })).map_err(|e| e.to_string())
+    }
+}
+
+/// An event as it is kept.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Event {
+    pub id: String,
+    /// The tenant's sequence number (0 until it is numbered).
+    pub sequence: i64,
+    pub event: SubscriptionEvent,
+    pub created_at: DateTime<Utc>,
+}
+
+impl Event {
+    pub fn new(event: SubscriptionEvent, at: DateTime<Utc>) -> Event {
+        Event { id: recur_id::new_id(recur_id::Kind::Event), sequence: 0, event, created_at: at }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_are_stored_as_type_and_data_and_read_back() {
+        let e = SubscriptionEvent::SubscriptionCreated {
+            subscription_id: "sub_1".into(),
+            account_id: "acct_1".into(),
+            state: "active".into(),
+        };
+        assert_eq!(e.type_name(), "subscription.created");
+        assert_eq!(e.resource_id(), "sub_1");
+        let data = e.data_json();
+        assert_eq!(data, r#"{"account_id":"acct_1","state":"active","subscription_id":"sub_1"}"#);
+        assert_eq!(SubscriptionEvent::from_stored(e.type_name(), &data), Ok(e));
+        assert!(SubscriptionEvent::from_stored("no.such", "{}").is_err());
+    }
+}

@@ -1,0 +1,235 @@
+//! Invoices made from what pricing quoted: one line per charged item of a
+//! priced offering, its totals the sums of its (already rounded) lines, so
+//! an invoice always adds up and equals the quote it came from.
+
+use chrono::{DateTime, Duration, Utc};
+use recur_money::Currency;
+use rust_decimal::Decimal;
+
+use super::{BillGroup, Invoice, InvoiceLine, InvoiceStatus, LineKind, Subscription, TierLine};
+
+/// What pricing answered for one offering of a cart, in domain terms.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PricedOffering {
+    pub offering_id: String,
+    pub rate_id: String,
+    pub items: Vec<PricedItem>,
+    pub amount: Decimal,
+    pub recurring_amount: Decimal,
+    pub period_start: Option<DateTime<Utc>>,
+    pub period_end: Option<DateTime<Utc>>,
+    pub trial_end: Option<DateTime<Utc>>,
+    pub next_billing_at: Option<DateTime<Utc>>,
+    /// The anchor pricing gives the contract (day 0: none given).
+    pub billing_anchor: super::BillingAnchor,
+}
+
+/// A quote's item.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PricedItem {
+    pub product_id: String,
+    pub description: String,
+    /// A setup fee rather than a product.
+    pub setup_fee: bool,
+    pub quantity: Decimal,
+    pub unit_amount: String,
+    pub tiers: Vec<TierLine>,
+    pub tax_rate: String,
+    pub amount_without_tax: Decimal,
+    pub discount: Decimal,
+    pub tax: Decimal,
+    pub amount: Decimal,
+    pub recurring_amount: Decimal,
+}
+
+/// A whole quote: its currency, start and total, and its offerings.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PricedQuote {
+    pub currency: Currency,
+    pub start: Option<DateTime<Utc>>,
+    pub start_date: String,
+    pub amount: Decimal,
+    pub offerings: Vec<PricedOffering>,
+}
+
+/// How long a bill group that pays by remittance has to pay an invoice.
+pub const REMITTANCE_TERMS_DAYS: i64 = 30;
+
+/// The first invoice of `sub` on `bill_group`: what is due now for the
+/// priced offering, one line per item that costs something. `None` when
+/// nothing is due.
+pub fn first_invoice(
+    sub: &Subscription,
+    bill_group: &BillGroup,
+    priced: &PricedOffering,
+    currency: Currency,
+    now: DateTime<Utc>,
+) -> Option<Invoice> {
+    if priced.amount.is_zero() {
+        return None;
+    }
+    let lines: Vec<InvoiceLine> = priced
+        .items
+        .iter()
+        .filter(|i| !i.amount.is_zero() || !i.amount_without_tax.is_zero())
+        .map(|i| {
+            let kind = if i.setup_fee {
+                LineKind::SetupFee
+            } else if i.recurring_amount.is_zero() {
+                LineKind::OneOff
+            } else {
+                LineKind::Subscription
+            };
+            let in_period = kind == LineKind::Subscription;
+            InvoiceLine {
+                id: recur_id::new_id(recur_id::Kind::InvoiceLine),
+                kind,
+                description: i.description.clone(),
+                subscription_id: sub.id.clone(),
+                offering_id: priced.offering_id.clone(),
+                rate_id: priced.rate_id.clone(),
+                product_id: i.product_id.clone(),
+                period_start: if in_period { Some(sub.current_period_start) } else { None },
+                period_end: if in_period { Some(sub.current_period_end) } else { None },
+                quantity: i.quantity,
+                unit_amount: i.unit_amount.clone(),
+                proration_fraction: "1".into(),
+                tiers: i.tiers.clone(),
+                amount_without_tax: i.amount_without_tax,
+                discount: i.discount,
+                tax: i.tax,
+                tax_rate: i.tax_rate.clone(),
+                amount: i.amount,
+            }
+        })
+        .collect();
+    let mut inv = Invoice {
+        id: recur_id::new_id(recur_id::Kind::Invoice),
+        number: String::new(),
+        account_id: sub.account_id.clone(),
+        bill_group_id: bill_group.id.clone(),
+        subscription_id: sub.id.clone(),
+        status: InvoiceStatus::Open,
+        currency,
+        lines,
+        amount_without_tax: Decimal::ZERO,
+        discount: Decimal::ZERO,
+        tax: Decimal::ZERO,
+        amount: Decimal::ZERO,
+        amount_paid: Decimal::ZERO,
+        period_start: Some(sub.current_period_start),
+        period_end: Some(sub.current_period_end),
+        issued_at: Some(now),
+        due_at: Some(if bill_group.can_charge_automatically() {
+            now
+        } else {
+            now + Duration::days(REMITTANCE_TERMS_DAYS)
+        }),
+        paid_at: None,
+        payment_ids: Vec::new(),
+        created_at: now,
+        updated_at: now,
+    };
+    inv.total_lines();
+    Some(inv)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::str::FromStr;
+
+    use super::*;
+    use crate::domain::{BillingAnchor, CollectionMethod, Item, SubscriptionState};
+
+    fn d(s: &str) -> Decimal {
+        Decimal::from_str(s).expect("literal")
+    }
+
+    fn item(product: &str, amount: &str, tax: &str, recurring: bool) -> PricedItem {
+        PricedItem {
+            product_id: product.into(),
+            quantity: Decimal::ONE,
+            amount_without_tax: d(amount),
+            tax: d(tax),
+            amount: d(amount) + d(tax),
+            recurring_amount: if recurring { d(amount) } else { Decimal::ZERO },
+            ..Default::default()
+        }
+    }
+
+    fn fixtures(now: DateTime<Utc>) -> (Subscription, BillGroup) {
+        let usd = Currency::from_code("USD").expect("usd");
+        let sub = Subscription {
+            id: "sub_1".into(),
+            custom_id: None,
+            account_id: "acct_1".into(),
+            bill_group_id: "bg_1".into(),
+            offering_id: "offr_1".into(),
+            rate_id: "rate_1".into(),
+            state: SubscriptionState::Active,
+            items: vec![Item { product_id: "prod_1".into(), quantity: Decimal::ONE }],
+            coupon_codes: vec![],
+            currency: usd,
+            recurring_amount: d("100"),
+            start_date: now.date_naive(),
+            billing_anchor: BillingAnchor::of(now.date_naive(), false),
+            metadata: Default::default(),
+            cancel_at_period_end: false,
+            current_period_start: now,
+            current_period_end: now + Duration::days(30),
+            trial_start: None,
+            trial_end: None,
+            next_billing_at: None,
+            activated_at: Some(now),
+            canceled_at: None,
+            expires_at: None,
+            quote_id: String::new(),
+            created_at: now,
+            updated_at: now,
+        };
+        let bg = BillGroup {
+            id: "bg_1".into(),
+            account_id: "acct_1".into(),
+            name: String::new(),
+            auto_email_invoice: true,
+            collect_automatically: false,
+            payment_method_id: String::new(),
+            gateway_customer_id: String::new(),
+            billing_day: 0,
+            collection_method: CollectionMethod::Remittance,
+            currency: "USD".into(),
+            contact_id: String::new(),
+            created_at: now,
+            updated_at: now,
+        };
+        (sub, bg)
+    }
+
+    #[test]
+    fn a_first_invoice_is_the_sum_of_its_lines_and_skips_free_items() {
+        let now = DateTime::from_timestamp(1_700_000_000, 0).expect("valid");
+        let (sub, bg) = fixtures(now);
+        let mut setup = item("prod_setup", "25.00", "0", false);
+        setup.setup_fee = true;
+        let priced = PricedOffering {
+            offering_id: "offr_1".into(),
+            rate_id: "rate_1".into(),
+            items: vec![
+                item("prod_1", "33.33", "2.75", true),
+                item("prod_2", "33.34", "2.75", true),
+                item("prod_free", "0", "0", true),
+                setup,
+            ],
+            amount: d("97.17"),
+            ..Default::default()
+        };
+        let inv = first_invoice(&sub, &bg, &priced, sub.currency, now).expect("something due");
+        assert_eq!(inv.lines.len(), 3, "the free item makes no line");
+        assert_eq!(inv.amount, d("97.17"));
+        assert_eq!(inv.tax, d("5.50"));
+        assert_eq!(inv.lines[2].kind, LineKind::SetupFee);
+        assert_eq!(inv.lines[2].period_start, None);
+        assert_eq!(inv.due_at, Some(now + Duration::days(30)), "remittance: 30 days to pay");
+        assert!(first_invoice(&sub, &bg, &PricedOffering::default(), sub.currency, now).is_none());
+    }
+}

@@ -1,0 +1,223 @@
+//! The peers over gRPC: the pricing service and the payment gateway, with
+//! the caller's token and deadline (`recur_client::request`).
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use recur_auth::CallContext;
+use recur_client::{PaymentClient, PricingClient, request, with_idempotency_key};
+use recur_error::{AppError, AppResult};
+use recur_money::Currency;
+use recur_proto::common::v1 as common;
+use recur_proto::convert::{address_pb, from_timestamp, money};
+use recur_proto::payment::v1 as paypb;
+use recur_proto::pricing::v1 as pricepb;
+use rust_decimal::Decimal;
+
+use super::{ChargeInput, PaymentOutcome, PaymentStatus, Payments, Pricing, QuoteInput};
+use crate::domain::invoice::{PricedItem, PricedOffering, PricedQuote};
+use crate::domain::{BillingAnchor, TierLine};
+
+pub struct GrpcPricing {
+    pub client: PricingClient,
+    pub timeout: Duration,
+}
+
+pub struct GrpcPayments {
+    pub client: PaymentClient,
+    pub timeout: Duration,
+}
+
+fn dec(raw: &str) -> Decimal {
+    Decimal::from_str(raw).unwrap_or_default()
+}
+
+fn amount(m: &Option<common::Money>) -> Decimal {
+    m.as_ref().map(|m| dec(&m.amount)).unwrap_or_default()
+}
+
+fn ts(t: &Option<prost_types::Timestamp>) -> Option<chrono::DateTime<chrono::Utc>> {
+    t.as_ref().and_then(from_timestamp)
+}
+
+/// Pricing answers about its own request (`offerings[0].rate_id`); the
+/// caller asked about `rate`.
+fn pricing_field(field: &str) -> String {
+    match field.strip_prefix("offerings[0].") {
+        Some("offering_id") => "offering".into(),
+        Some("rate_id") => "rate".into(),
+        Some(rest) => rest.to_string(),
+        None if field == "offerings[0]" || field == "offerings" => "offering".into(),
+        None => field.to_string(),
+    }
+}
+
+fn priced_offering(o: &pricepb::QuoteOffering) -> PricedOffering {
+    PricedOffering {
+        offering_id: o.offering_id.clone(),
+        rate_id: o.rate_id.clone(),
+        items: o
+            .items
+            .iter()
+            .map(|i| {
+                let b = i.breakdown.clone().unwrap_or_default();
+                PricedItem {
+                    product_id: i.product_id.clone(),
+                    description: i.description.clone(),
+                    setup_fee: i.kind == pricepb::QuoteItemKind::SetupFee as i32,
+                    quantity: dec(&i.quantity),
+                    unit_amount: b.unit_amount.clone(),
+                    tiers: b
+                        .tiers
+                        .iter()
+                        .map(|t| TierLine {
+                            index: t.tier_index,
+                            quantity: t.quantity.clone(),
+                            unit_amount: t.unit_amount.clone(),
+                            flat_amount: t.flat_amount.clone(),
+                            amount: t.amount.as_ref().map(|m| m.amount.clone()).unwrap_or_default(),
+                        })
+                        .collect(),
+                    tax_rate: b.tax_rate.clone(),
+                    amount_without_tax: amount(&i.amount_without_tax),
+                    discount: amount(&i.discount),
+                    tax: amount(&i.tax),
+                    amount: amount(&i.amount),
+                    recurring_amount: amount(&i.recurring_amount),
+                }
+            })
+            .filter(|i| !i.product_id.is_empty() || i.setup_fee)
+            .collect(),
+        amount: amount(&o.amount),
+        recurring_amount: amount(&o.recurring_amount),
+        period_start: ts(&o.period_start),
+        period_end: ts(&o.period_end),
+        trial_end: ts(&o.trial_end),
+        next_billing_at: ts(&o.next_billing_time),
+        billing_anchor: o
+            .billing_anchor
+            .as_ref()
+            .map(|a| BillingAnchor { day: a.day.max(0) as u32, month: a.month.max(0) as u32 })
+            .unwrap_or_default(),
+    }
+}
+
+#[async_trait]
+impl Pricing for GrpcPricing {
+    async fn quote(&self, ctx: &CallContext, q: &QuoteInput) -> AppResult<PricedQuote> {
+        let req = pricepb::QuoteRequest {
+            offerings: vec![pricepb::CartOffering {
+                offering_id: q.offering.clone(),
+                rate_id: q.rate.clone(),
+                items: q
+                    .items
+                    .iter()
+                    .map(|(p, qty)| pricepb::CartItem { product_id: p.clone(), quantity: qty.clone() })
+                    .collect(),
+            }],
+            coupon_codes: q.coupon_codes.clone(),
+            coupon_usages: Vec::new(),
+            tax_address: Some(address_pb(&q.tax_address)),
+            tax_exempt: q.tax_exempt,
+            start_date: q.start_date.clone(),
+            compute_tax: q.compute_tax,
+            time_zone: q.time_zone.clone(),
+        };
+        let quote = self
+            .client
+            .clone()
+            .quote(request(ctx, req, self.timeout))
+            .await
+            .map_err(|s| AppError::from_peer("pricing", &s).map_fields(pricing_field).into_invalid_reference())?
+            .into_inner()
+            .quote
+            .ok_or_else(|| AppError::internal("pricing returned no quote"))?;
+        let currency = Currency::from_code(&quote.currency_code).ok_or_else(|| AppError::internal("quote currency"))?;
+        Ok(PricedQuote {
+            currency,
+            start: ts(&quote.start_time),
+            start_date: quote.start_date.clone(),
+            amount: amount(&quote.amount),
+            offerings: quote.offerings.iter().map(priced_offering).collect(),
+        })
+    }
+}
+
+#[async_trait]
+impl Payments for GrpcPayments {
+    async fn check_method(
+        &self,
+        ctx: &CallContext,
+        customer_id: &str,
+        payment_method_id: &str,
+        field: &str,
+    ) -> AppResult<()> {
+        let req = paypb::ListPaymentMethodsRequest { customer_id: customer_id.to_string() };
+        let methods = self
+            .client
+            .clone()
+            .list_payment_methods(request(ctx, req, self.timeout))
+            .await
+            .map_err(|s| {
+                AppError::from_peer("payment-gateway", &s).into_invalid_reference().map_fields(|_| field.to_string())
+            })?
+            .into_inner()
+            .payment_methods;
+        if !payment_method_id.is_empty() && !methods.iter().any(|m| m.id == payment_method_id) {
+            return Err(AppError::new(
+                tonic::Code::InvalidArgument,
+                "PAYMENT_METHOD_NOT_FOUND",
+                format!("payment method {:?} is not a usable method of the gateway customer", payment_method_id),
+            )
+            .with_field(field, "no such payment method on the gateway customer"));
+        }
+        Ok(())
+    }
+
+    async fn charge(&self, ctx: &CallContext, c: &ChargeInput) -> AppResult<PaymentOutcome> {
+        let req = paypb::ChargeRequest {
+            customer_id: c.customer_id.clone(),
+            payment_method_id: c.payment_method_id.clone(),
+            amount: Some(money(c.amount)),
+            invoice_id: c.invoice_id.clone(),
+            description: c.description.clone(),
+            idempotency_key: c.idempotency_key.clone(),
+            return_url: String::new(),
+            metadata: Default::default(),
+        };
+        let payment = self
+            .client
+            .clone()
+            .charge(with_idempotency_key(request(ctx, req, self.timeout), &c.idempotency_key))
+            .await
+            .map_err(|s| AppError::from_peer("payment-gateway", &s).into_invalid_reference())?
+            .into_inner()
+            .payment
+            .ok_or_else(|| AppError::internal("payment gateway returned no payment"))?;
+        let status = match paypb::PaymentStatus::try_from(payment.status) {
+            Ok(paypb::PaymentStatus::Succeeded) => PaymentStatus::Succeeded,
+            Ok(paypb::PaymentStatus::Failed) => PaymentStatus::Failed,
+            _ => PaymentStatus::Pending,
+        };
+        Ok(PaymentOutcome {
+            payment_id: payment.id.clone(),
+            status,
+            amount: amount(&payment.amount),
+            decline_code: payment.decline_code.clone(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pricing_fields_map_to_this_request() {
+        assert_eq!(pricing_field("offerings[0].offering_id"), "offering");
+        assert_eq!(pricing_field("offerings[0].rate_id"), "rate");
+        assert_eq!(pricing_field("offerings[0].items[2].quantity"), "items[2].quantity");
+        assert_eq!(pricing_field("start_date"), "start_date");
+    }
+}

@@ -1,0 +1,345 @@
+//! The rows of the subscription service's tables as sqlx reads them (the
+//! same on Postgres and SQLite), and how each becomes a domain record.
+//! Text columns hold JSON (addresses, items, metadata) or an enum's stored
+//! text; decimals are [`Dec`].
+
+use std::str::FromStr;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use recur_money::Currency;
+use recur_storage::{Dec, StorageError};
+use serde::de::DeserializeOwned;
+
+use crate::domain::{
+    Account, BillGroup, BillingAnchor, Contact, Event, Invoice, InvoiceLine, Subscription, SubscriptionEvent,
+};
+
+fn bad(e: impl std::fmt::Display) -> StorageError {
+    StorageError::Other(format!("subscription row: {e}"))
+}
+
+pub(crate) fn from_json<T: DeserializeOwned>(s: &str) -> Result<T, StorageError> {
+    serde_json::from_str(s).map_err(bad)
+}
+
+pub(crate) fn to_json<T: serde::Serialize>(v: &T) -> Result<String, StorageError> {
+    serde_json::to_string(v).map_err(bad)
+}
+
+fn parse<T: FromStr<Err = String>>(s: &str) -> Result<T, StorageError> {
+    s.parse().map_err(bad)
+}
+
+fn currency(code: &str) -> Result<Currency, StorageError> {
+    Currency::from_code(code).ok_or_else(|| bad(format!("currency {code}")))
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct AccountRow {
+    id: String,
+    custom_id: Option<String>,
+    account_name: String,
+    currency: String,
+    time_zone: String,
+    billing_address: String,
+    tags: String,
+    notes: String,
+    metadata: String,
+    tax_exempt: bool,
+    pub request_hash: String,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl TryFrom<AccountRow> for Account {
+    type Error = StorageError;
+    fn try_from(r: AccountRow) -> Result<Account, StorageError> {
+        Ok(Account {
+            id: r.id,
+            custom_id: r.custom_id,
+            account_name: r.account_name,
+            currency: r.currency,
+            time_zone: r.time_zone,
+            billing_address: from_json(&r.billing_address)?,
+            tags: from_json(&r.tags)?,
+            notes: r.notes,
+            metadata: from_json(&r.metadata)?,
+            tax_exempt: r.tax_exempt,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct ContactRow {
+    id: String,
+    account_id: String,
+    name: String,
+    first_name: String,
+    last_name: String,
+    title: String,
+    email: String,
+    phone: String,
+    address: String,
+    is_primary: bool,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl TryFrom<ContactRow> for Contact {
+    type Error = StorageError;
+    fn try_from(r: ContactRow) -> Result<Contact, StorageError> {
+        Ok(Contact {
+            id: r.id,
+            account_id: r.account_id,
+            name: r.name,
+            first_name: r.first_name,
+            last_name: r.last_name,
+            title: r.title,
+            email: r.email,
+            phone: r.phone,
+            address: from_json(&r.address)?,
+            primary: r.is_primary,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct BillGroupRow {
+    id: String,
+    account_id: String,
+    name: String,
+    auto_email_invoice: bool,
+    collect_invoice_balance_automatically: bool,
+    payment_method_id: String,
+    gateway_customer_id: String,
+    billing_day: i32,
+    collection_method: String,
+    currency: String,
+    contact_id: String,
+    pub request_hash: String,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl TryFrom<BillGroupRow> for BillGroup {
+    type Error = StorageError;
+    fn try_from(r: BillGroupRow) -> Result<BillGroup, StorageError> {
+        Ok(BillGroup {
+            id: r.id,
+            account_id: r.account_id,
+            name: r.name,
+            auto_email_invoice: r.auto_email_invoice,
+            collect_automatically: r.collect_invoice_balance_automatically,
+            payment_method_id: r.payment_method_id,
+            gateway_customer_id: r.gateway_customer_id,
+            billing_day: u32::try_from(r.billing_day).unwrap_or(0),
+            collection_method: parse(&r.collection_method)?,
+            currency: r.currency,
+            contact_id: r.contact_id,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct SubscriptionRow {
+    id: String,
+    custom_id: Option<String>,
+    account_id: String,
+    bill_group_id: String,
+    offering_id: String,
+    rate_id: String,
+    state: String,
+    items: String,
+    coupon_codes: String,
+    currency: String,
+    recurring_amount: Dec,
+    start_date: String,
+    anchor_day: i32,
+    anchor_month: i32,
+    metadata: String,
+    cancel_at_period_end: bool,
+    current_period_start: DateTime<Utc>,
+    current_period_end: DateTime<Utc>,
+    trial_start: Option<DateTime<Utc>>,
+    trial_end: Option<DateTime<Utc>>,
+    next_billing_at: Option<DateTime<Utc>>,
+    activated_at: Option<DateTime<Utc>>,
+    canceled_at: Option<DateTime<Utc>>,
+    expires_at: Option<DateTime<Utc>>,
+    quote_id: String,
+    pub request_hash: String,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl TryFrom<SubscriptionRow> for Subscription {
+    type Error = StorageError;
+    fn try_from(r: SubscriptionRow) -> Result<Subscription, StorageError> {
+        Ok(Subscription {
+            id: r.id,
+            custom_id: r.custom_id,
+            account_id: r.account_id,
+            bill_group_id: r.bill_group_id,
+            offering_id: r.offering_id,
+            rate_id: r.rate_id,
+            state: parse(&r.state)?,
+            items: from_json(&r.items)?,
+            coupon_codes: from_json(&r.coupon_codes)?,
+            currency: currency(&r.currency)?,
+            recurring_amount: r.recurring_amount.0,
+            start_date: NaiveDate::parse_from_str(&r.start_date, "%Y-%m-%d").map_err(bad)?,
+            billing_anchor: BillingAnchor {
+                day: u32::try_from(r.anchor_day).unwrap_or(0),
+                month: u32::try_from(r.anchor_month).unwrap_or(0),
+            },
+            metadata: from_json(&r.metadata)?,
+            cancel_at_period_end: r.cancel_at_period_end,
+            current_period_start: r.current_period_start,
+            current_period_end: r.current_period_end,
+            trial_start: r.trial_start,
+            trial_end: r.trial_end,
+            next_billing_at: r.next_billing_at,
+            activated_at: r.activated_at,
+            canceled_at: r.canceled_at,
+            expires_at: r.expires_at,
+            quote_id: r.quote_id,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct InvoiceRow {
+    id: String,
+    number: String,
+    account_id: String,
+    bill_group_id: String,
+    subscription_id: String,
+    status: String,
+    currency: String,
+    amount_without_tax: Dec,
+    discount: Dec,
+    tax: Dec,
+    amount: Dec,
+    amount_paid: Dec,
+    period_start: Option<DateTime<Utc>>,
+    period_end: Option<DateTime<Utc>>,
+    issued_at: Option<DateTime<Utc>>,
+    due_at: Option<DateTime<Utc>>,
+    paid_at: Option<DateTime<Utc>>,
+    payment_ids: String,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl TryFrom<InvoiceRow> for Invoice {
+    type Error = StorageError;
+    /// The invoice without its lines (read separately).
+    fn try_from(r: InvoiceRow) -> Result<Invoice, StorageError> {
+        Ok(Invoice {
+            id: r.id,
+            number: r.number,
+            account_id: r.account_id,
+            bill_group_id: r.bill_group_id,
+            subscription_id: r.subscription_id,
+            status: parse(&r.status)?,
+            currency: currency(&r.currency)?,
+            lines: Vec::new(),
+            amount_without_tax: r.amount_without_tax.0,
+            discount: r.discount.0,
+            tax: r.tax.0,
+            amount: r.amount.0,
+            amount_paid: r.amount_paid.0,
+            period_start: r.period_start,
+            period_end: r.period_end,
+            issued_at: r.issued_at,
+            due_at: r.due_at,
+            paid_at: r.paid_at,
+            payment_ids: from_json(&r.payment_ids)?,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct InvoiceLineRow {
+    id: String,
+    kind: String,
+    description: String,
+    subscription_id: String,
+    offering_id: String,
+    rate_id: String,
+    product_id: String,
+    period_start: Option<DateTime<Utc>>,
+    period_end: Option<DateTime<Utc>>,
+    quantity: Dec,
+    unit_amount: String,
+    proration_fraction: String,
+    tiers: String,
+    amount_without_tax: Dec,
+    discount: Dec,
+    tax: Dec,
+    tax_rate: String,
+    amount: Dec,
+}
+
+impl TryFrom<InvoiceLineRow> for InvoiceLine {
+    type Error = StorageError;
+    fn try_from(r: InvoiceLineRow) -> Result<InvoiceLine, StorageError> {
+        Ok(InvoiceLine {
+            id: r.id,
+            kind: parse(&r.kind)?,
+            description: r.description,
+            subscription_id: r.subscription_id,
+            offering_id: r.offering_id,
+            rate_id: r.rate_id,
+            product_id: r.product_id,
+            period_start: r.period_start,
+            period_end: r.period_end,
+            quantity: r.quantity.0,
+            unit_amount: r.unit_amount,
+            proration_fraction: r.proration_fraction,
+            tiers: from_json(&r.tiers)?,
+            amount_without_tax: r.amount_without_tax.0,
+            discount: r.discount.0,
+            tax: r.tax.0,
+            tax_rate: r.tax_rate,
+            amount: r.amount.0,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct EventRow {
+    id: String,
+    sequence: Option<i64>,
+    #[sqlx(rename = "type")]
+    event_type: String,
+    data_json: String,
+    created_at: DateTime<Utc>,
+}
+
+impl TryFrom<EventRow> for Event {
+    type Error = StorageError;
+    fn try_from(r: EventRow) -> Result<Event, StorageError> {
+        Ok(Event {
+            id: r.id,
+            sequence: r.sequence.unwrap_or(0),
+            event: SubscriptionEvent::from_stored(&r.event_type, &r.data_json).map_err(bad)?,
+            created_at: r.created_at,
+        })
+    }
+}
+
+/// Rows of one kind, each converted.
+pub(crate) fn all<R, T: TryFrom<R, Error = StorageError>>(rows: Vec<R>) -> Result<Vec<T>, StorageError> {
+    rows.into_iter().map(T::try_from).collect()
+}
