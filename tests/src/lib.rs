@@ -184,6 +184,34 @@ impl TestApp {
     }
 
     /// A number read straight from a service's database.
+    /// Runs a statement that returns nothing in `service`'s schema
+    /// (Postgres) or database (SQLite).
+    pub async fn execute(&self, service: &str, sql: &str) {
+        match self.db.url() {
+            Some(url) => {
+                let schema = recur_storage::schema_name(service);
+                let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(url).await.expect("connect");
+                sqlx::query(&format!("SET search_path TO {schema}")).execute(&mut conn).await.expect("schema");
+                sqlx::raw_sql(sql).execute(&mut conn).await.expect("execute");
+            }
+            None => {
+                let url = recur_storage::sqlite_file_url(&self.db.data_dir(), service);
+                let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url).await.expect("connect");
+                sqlx::raw_sql(sql).execute(&mut conn).await.expect("execute");
+            }
+        }
+    }
+
+    /// The first text column of every row `sql` returns (Postgres), such as
+    /// the lines of an EXPLAIN.
+    pub async fn lines(&self, service: &str, sql: &str) -> Vec<String> {
+        let Some(url) = self.db.url() else { return Vec::new() };
+        let schema = recur_storage::schema_name(service);
+        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(url).await.expect("connect");
+        sqlx::query(&format!("SET search_path TO {schema}")).execute(&mut conn).await.expect("schema");
+        sqlx::query_scalar(sql).fetch_all(&mut conn).await.expect("rows")
+    }
+
     pub async fn scalar(&self, service: &str, sql: &str) -> i64 {
         match self.db.url() {
             Some(url) => {

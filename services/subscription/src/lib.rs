@@ -1,6 +1,7 @@
 //! Recur's subscription service: accounts and their contacts, bill groups,
 //! contracts (subscriptions), invoices and events. It prices through the
-//! pricing service and collects through the payment gateway.
+//! pricing service, collects through the payment gateway, and asks the
+//! catalog for the tenant's time zone and coupon codes.
 //!
 //! # Shape
 //!
@@ -59,7 +60,17 @@ pub async fn register(env: ServiceEnv, mut routes: RoutesBuilder) -> Result<Rout
         client: recur_client::PaymentClient::new(env.channel(&env.peers.payment)?),
         timeout,
     };
-    let app = app::App { repo, pricing: Arc::new(pricing), payments: Arc::new(payments), clock: env.clock.clone() };
+    let catalog = peers::grpc::GrpcCatalog {
+        client: recur_client::CatalogClient::new(env.channel(&env.peers.catalog)?),
+        timeout,
+    };
+    let app = app::App {
+        repo,
+        pricing: Arc::new(pricing),
+        payments: Arc::new(payments),
+        catalog: Arc::new(catalog),
+        clock: env.clock.clone(),
+    };
     let api = api::SubscriptionApi::new(app);
     routes
         .add_service(AccountServiceServer::new(api.clone()))

@@ -378,6 +378,350 @@ async fn event_sequences_are_per_tenant_and_gap_free(repo: &dyn SubscriptionRepo
     assert_eq!(rest[1].event.resource_id(), "acct_late");
 }
 
+fn updated(account_id: &str, fields: &[&str]) -> Event {
+    let changed_fields = fields.iter().map(|f| f.to_string()).collect();
+    Event::new(SubscriptionEvent::AccountUpdated { account_id: account_id.into(), changed_fields }, t(9))
+}
+
+/// The types of `tenant`'s events, in order.
+async fn event_types(repo: &dyn SubscriptionRepo, tenant: &str) -> Vec<String> {
+    let events = repo.list_events(tenant, 0, 100).await.expect("events");
+    events.iter().map(|e| e.event.type_name().to_string()).collect()
+}
+
+async fn an_account_update_writes_its_fields_and_its_event(repo: &dyn SubscriptionRepo) {
+    let contacts = [contact("cont_1", "acct_1", "jo@acme.example")];
+    repo.insert_account("acme", &account("acct_1", None, 0), &contacts, NO_KEY, &created("acct_1"))
+        .await
+        .expect("insert");
+    let apply = |a: &Account| {
+        let mut next = a.clone();
+        next.account_name = "Acme Corp".into();
+        next.custom_id = Some("crm-9".into());
+        next.tags = vec!["gold".into(), "eu".into()];
+        next.updated_at = t(9);
+        Some((next, updated(&a.id, &["account_name", "custom_id", "tags"])))
+    };
+    let (a, c) = repo.update_account("acme", "acct_1", &apply).await.expect("update").expect("found");
+    assert_eq!((a.account_name.as_str(), a.custom_id.as_deref(), a.updated_at), ("Acme Corp", Some("crm-9"), t(9)));
+    assert_eq!(c, contacts.to_vec(), "the contacts come with it");
+    assert_eq!(repo.get_account("acme", "acct_1").await.expect("get"), Some((a, contacts.to_vec())));
+    assert_eq!(event_types(repo, "acme").await, ["account.created", "account.updated"]);
+    let events = repo.list_events("acme", 1, 10).await.expect("events");
+    assert_eq!(
+        events[0].event,
+        SubscriptionEvent::AccountUpdated {
+            account_id: "acct_1".into(),
+            changed_fields: vec!["account_name".into(), "custom_id".into(), "tags".into()],
+        }
+    );
+}
+
+async fn an_update_that_changes_nothing_writes_nothing(repo: &dyn SubscriptionRepo) {
+    let a = account("acct_1", None, 0);
+    repo.insert_account("acme", &a, &[], NO_KEY, &created("acct_1")).await.expect("insert");
+    let (same, _) = repo.update_account("acme", "acct_1", &|_| None).await.expect("update").expect("found");
+    assert_eq!(same, a);
+    assert_eq!(event_types(repo, "acme").await, ["account.created"]);
+}
+
+async fn updates_of_another_tenants_records_find_none(repo: &dyn SubscriptionRepo) {
+    seed(repo, "globex", "acct_1", "bg_1").await;
+    let c = contact("cont_1", "acct_1", "jo@globex.example");
+    repo.insert_contact("globex", &c, NO_KEY, &contact_created(&c)).await.expect("contact").expect("account");
+    let touch = |a: &Account| Some((a.clone(), updated(&a.id, &["notes"])));
+    assert_eq!(repo.update_account("acme", "acct_1", &touch).await.expect("account"), None);
+    assert_eq!(repo.update_account("acme", "acct_none", &touch).await.expect("account"), None);
+    let touch = |c: &Contact| Some((c.clone(), contact_created(c)));
+    assert_eq!(repo.update_contact("acme", "cont_1", &touch).await.expect("contact"), None);
+    let touch = |b: &BillGroup| Some((b.clone(), updated(&b.id, &["name"])));
+    assert_eq!(repo.update_bill_group("acme", "bg_1", &touch).await.expect("bill group"), None);
+    assert_eq!(repo.get_contact("acme", "cont_1").await.expect("get"), None);
+    let other = contact("cont_2", "acct_1", "pat@acme.example");
+    assert_eq!(repo.insert_contact("acme", &other, NO_KEY, &contact_created(&other)).await.expect("insert"), None);
+    assert!(repo.list_bill_groups("acme", "acct_1", None, 10).await.expect("list").is_empty());
+    assert!(event_types(repo, "acme").await.is_empty(), "nothing written");
+}
+
+async fn an_updated_custom_id_stays_unique_per_tenant(repo: &dyn SubscriptionRepo) {
+    repo.insert_account("acme", &account("acct_1", Some("crm-1"), 0), &[], NO_KEY, &created("acct_1"))
+        .await
+        .expect("first");
+    repo.insert_account("acme", &account("acct_2", None, 1), &[], NO_KEY, &created("acct_2")).await.expect("second");
+    let take = |a: &Account| {
+        let mut next = a.clone();
+        next.custom_id = Some("crm-1".into());
+        Some((next, updated(&a.id, &["custom_id"])))
+    };
+    let dup = repo.update_account("acme", "acct_2", &take).await;
+    assert!(dup.is_err_and(|e| e.is_unique()), "a second account with the custom id");
+    assert_eq!(repo.get_account("acme", "acct_2").await.expect("get").expect("found").0.custom_id, None);
+    assert_eq!(event_types(repo, "acme").await, ["account.created", "account.created"], "no event of a refused update");
+}
+
+async fn concurrent_updates_of_one_account_keep_each_others_fields(repo: &dyn SubscriptionRepo) {
+    repo.insert_account("acme", &account("acct_1", None, 0), &[], NO_KEY, &created("acct_1")).await.expect("insert");
+    let add = |key: &'static str| {
+        move |a: &Account| {
+            let mut next = a.clone();
+            next.metadata.insert(key.into(), "x".into());
+            Some((next, updated(&a.id, &["metadata"])))
+        }
+    };
+    let (f1, f2, f3, f4) = (add("a"), add("b"), add("c"), add("d"));
+    let (r1, r2, r3, r4) = tokio::join!(
+        repo.update_account("acme", "acct_1", &f1),
+        repo.update_account("acme", "acct_1", &f2),
+        repo.update_account("acme", "acct_1", &f3),
+        repo.update_account("acme", "acct_1", &f4),
+    );
+    for r in [r1, r2, r3, r4] {
+        r.expect("update").expect("found");
+    }
+    let (a, _) = repo.get_account("acme", "acct_1").await.expect("get").expect("found");
+    let keys: Vec<&str> = a.metadata.keys().map(String::as_str).collect();
+    assert_eq!(keys, ["a", "b", "c", "d", "k"], "no update lost another's key");
+    assert_eq!(event_types(repo, "acme").await.len(), 5);
+}
+
+async fn accounts_are_listed_by_tag_in_pages(repo: &dyn SubscriptionRepo) {
+    for (i, (id, tags)) in
+        [("acct_1", &["vip", "eu"][..]), ("acct_2", &["eu"][..]), ("acct_3", &["eu", "eu"][..]), ("acct_4", &[][..])]
+            .iter()
+            .enumerate()
+    {
+        let mut a = account(id, None, i as i64);
+        a.tags = tags.iter().map(|t| t.to_string()).collect();
+        repo.insert_account("acme", &a, &[], NO_KEY, &created(id)).await.expect("insert");
+    }
+    let ids = |rows: &[(Account, Vec<Contact>)]| rows.iter().map(|(a, _)| a.id.clone()).collect::<Vec<_>>();
+    let first = repo.list_accounts_tagged("acme", "eu", None, 2).await.expect("page 1");
+    assert_eq!(ids(&first), ["acct_1", "acct_2"]);
+    let after = recur_storage::page::Cursor::time(first[1].0.created_at, first[1].0.id.clone());
+    let rest = repo.list_accounts_tagged("acme", "eu", Some(&after), 2).await.expect("page 2");
+    assert_eq!(ids(&rest), ["acct_3"], "a tag given twice lists its account once");
+    // An update moves the account in and out of the tag.
+    let retag = |a: &Account| {
+        let mut next = a.clone();
+        next.tags = vec!["vip".into()];
+        Some((next, updated(&a.id, &["tags"])))
+    };
+    repo.update_account("acme", "acct_4", &retag).await.expect("update").expect("found");
+    repo.update_account("acme", "acct_2", &retag).await.expect("update").expect("found");
+    let vip = repo.list_accounts_tagged("acme", "vip", None, 10).await.expect("vip");
+    assert_eq!(ids(&vip), ["acct_1", "acct_2", "acct_4"]);
+    assert_eq!(ids(&repo.list_accounts_tagged("acme", "eu", None, 10).await.expect("eu")), ["acct_1", "acct_3"]);
+    assert!(repo.list_accounts_tagged("globex", "eu", None, 10).await.expect("other").is_empty());
+    assert!(repo.list_accounts_tagged("acme", "EU", None, 10).await.expect("case").is_empty(), "tags match exactly");
+}
+
+fn contact_created(c: &Contact) -> Event {
+    Event::new(SubscriptionEvent::ContactCreated { contact_id: c.id.clone(), account_id: c.account_id.clone() }, t(5))
+}
+
+async fn a_primary_contact_unsets_the_others(repo: &dyn SubscriptionRepo) {
+    let first = contact("cont_1", "acct_1", "jo@acme.example");
+    repo.insert_account("acme", &account("acct_1", None, 0), std::slice::from_ref(&first), NO_KEY, &created("acct_1"))
+        .await
+        .expect("insert");
+    let mut second = contact("cont_2", "acct_1", "pat@acme.example");
+    second.primary = false;
+    second.created_at = t(5);
+    second.updated_at = t(5);
+    let stored = repo.insert_contact("acme", &second, NO_KEY, &contact_created(&second)).await.expect("insert");
+    assert!(stored.expect("account").created);
+    let primaries = |cs: &[Contact]| cs.iter().map(|c| (c.id.clone(), c.primary)).collect::<Vec<_>>();
+    let (_, cs) = repo.get_account("acme", "acct_1").await.expect("get").expect("found");
+    assert_eq!(primaries(&cs), [("cont_1".to_string(), true), ("cont_2".to_string(), false)]);
+    assert_eq!(repo.get_contact("acme", "cont_2").await.expect("get"), Some(second.clone()));
+    let mut third = contact("cont_3", "acct_1", "sam@acme.example");
+    third.created_at = t(6);
+    third.updated_at = t(6);
+    repo.insert_contact("acme", &third, NO_KEY, &contact_created(&third)).await.expect("insert").expect("account");
+    let (_, cs) = repo.get_account("acme", "acct_1").await.expect("get").expect("found");
+    assert_eq!(primaries(&cs), [("cont_1".into(), false), ("cont_2".into(), false), ("cont_3".into(), true)]);
+    // Made primary by an update, the second one is the only primary.
+    let promote = |c: &Contact| {
+        let mut next = c.clone();
+        next.primary = true;
+        next.updated_at = t(7);
+        let changed_fields = vec!["primary".to_string()];
+        let e = SubscriptionEvent::ContactUpdated {
+            contact_id: c.id.clone(),
+            account_id: c.account_id.clone(),
+            changed_fields,
+        };
+        Some((next, Event::new(e, t(7))))
+    };
+    let c = repo.update_contact("acme", "cont_2", &promote).await.expect("update").expect("found");
+    assert!(c.primary);
+    let (_, cs) = repo.get_account("acme", "acct_1").await.expect("get").expect("found");
+    assert_eq!(primaries(&cs), [("cont_1".into(), false), ("cont_2".into(), true), ("cont_3".into(), false)]);
+    assert_eq!(
+        event_types(repo, "acme").await,
+        ["account.created", "contact.created", "contact.created", "contact.updated"]
+    );
+}
+
+async fn a_repeated_idempotency_key_returns_the_first_contact(repo: &dyn SubscriptionRepo) {
+    repo.insert_account("acme", &account("acct_1", None, 0), &[], NO_KEY, &created("acct_1")).await.expect("insert");
+    let key = Idem { key: Some("k1"), hash: "first" };
+    let c1 = contact("cont_1", "acct_1", "jo@acme.example");
+    repo.insert_contact("acme", &c1, key, &contact_created(&c1)).await.expect("first").expect("account");
+    let c2 = contact("cont_2", "acct_1", "pat@acme.example");
+    let again = repo
+        .insert_contact("acme", &c2, Idem { key: Some("k1"), hash: "second" }, &contact_created(&c2))
+        .await
+        .expect("second")
+        .expect("stored");
+    assert!(!again.created);
+    assert_eq!((again.value, again.request_hash.as_str()), (c1, "first"));
+    assert_eq!(repo.get_contact("acme", "cont_2").await.expect("get"), None, "nothing written");
+    assert_eq!(event_types(repo, "acme").await, ["account.created", "contact.created"]);
+}
+
+async fn a_bill_group_update_writes_its_fields_and_its_event(repo: &dyn SubscriptionRepo) {
+    seed(repo, "acme", "acct_1", "bg_1").await;
+    let apply = |b: &BillGroup| {
+        let mut next = b.clone();
+        next.collection_method = CollectionMethod::Remittance;
+        next.billing_day = 3;
+        next.auto_email_invoice = false;
+        next.updated_at = t(9);
+        let changed_fields = vec!["collection_method".into(), "billing_day".into(), "auto_email_invoice".into()];
+        let e = SubscriptionEvent::BillGroupUpdated {
+            bill_group_id: b.id.clone(),
+            account_id: b.account_id.clone(),
+            changed_fields,
+        };
+        Some((next, Event::new(e, t(9))))
+    };
+    let bg = repo.update_bill_group("acme", "bg_1", &apply).await.expect("update").expect("found");
+    assert_eq!((bg.collection_method, bg.billing_day, bg.auto_email_invoice), (CollectionMethod::Remittance, 3, false));
+    assert_eq!(repo.get_bill_group("acme", "bg_1").await.expect("get"), Some(bg));
+    assert_eq!(event_types(repo, "acme").await, ["account.created", "bill_group.created", "bill_group.updated"]);
+}
+
+async fn bill_groups_of_an_account_page_in_creation_order(repo: &dyn SubscriptionRepo) {
+    seed(repo, "acme", "acct_1", "bg_1").await;
+    repo.insert_account("acme", &account("acct_2", None, 0), &[], NO_KEY, &created("acct_2")).await.expect("insert");
+    for (i, (id, acct)) in [("bg_c", "acct_1"), ("bg_a", "acct_1"), ("bg_x", "acct_2")].iter().enumerate() {
+        let mut bg = bill_group(id, acct);
+        bg.created_at = t(2 + i as i64);
+        let e = Event::new(
+            SubscriptionEvent::BillGroupCreated { bill_group_id: bg.id.clone(), account_id: (*acct).into() },
+            t(2),
+        );
+        repo.insert_bill_group("acme", &bg, NO_KEY, &e).await.expect("bill group");
+    }
+    let first = repo.list_bill_groups("acme", "acct_1", None, 2).await.expect("page 1");
+    assert_eq!(first.iter().map(|b| b.id.as_str()).collect::<Vec<_>>(), ["bg_1", "bg_c"]);
+    let after = recur_storage::page::Cursor::time(first[1].created_at, first[1].id.clone());
+    let rest = repo.list_bill_groups("acme", "acct_1", Some(&after), 2).await.expect("page 2");
+    assert_eq!(rest.iter().map(|b| b.id.as_str()).collect::<Vec<_>>(), ["bg_a"]);
+}
+
+async fn subscriptions_list_by_every_filter_in_keyset_pages(repo: &dyn SubscriptionRepo) {
+    use repo::{SubscriptionOrder, SubscriptionQuery, TimeColumn};
+    seed(repo, "acme", "acct_1", "bg_1").await;
+    for i in 0..5 {
+        let mut s = subscription(&format!("sub_{i}"), "acct_1", "bg_1");
+        s.created_at = t(10 + i);
+        s.state = if i % 2 == 0 { SubscriptionState::Active } else { SubscriptionState::Pending };
+        s.items = vec![Item { product_id: if i < 3 { "prod_a".into() } else { "prod_b".into() }, quantity: d("1") }];
+        s.coupon_codes = if i == 4 { vec!["SAVE10".into()] } else { vec![] };
+        s.metadata = if i == 1 { [("channel".to_string(), "partner".to_string())].into() } else { Default::default() };
+        s.activated_at = (i != 3).then(|| t(20 + i));
+        repo.insert_subscription("acme", &s, None, NO_KEY, &[]).await.expect("insert");
+    }
+    let q = |f: &dyn Fn(&mut SubscriptionQuery)| {
+        let mut q = SubscriptionQuery {
+            states: vec![],
+            account_id: None,
+            offering_id: None,
+            rate_id: None,
+            product_id: None,
+            coupon_code: None,
+            metadata: vec![],
+            time_range: None,
+            order: SubscriptionOrder::Time(TimeColumn::CreatedAt),
+            descending: false,
+            after: None,
+            limit: 10,
+        };
+        f(&mut q);
+        q
+    };
+    let ids = |rows: Vec<Subscription>| rows.into_iter().map(|s| s.id).collect::<Vec<_>>();
+    let list = |q: SubscriptionQuery| async move { ids(repo.list_subscriptions("acme", &q).await.expect("list")) };
+    assert_eq!(list(q(&|_| {})).await, ["sub_0", "sub_1", "sub_2", "sub_3", "sub_4"]);
+    assert_eq!(list(q(&|q| q.states = vec![SubscriptionState::Pending])).await, ["sub_1", "sub_3"]);
+    assert_eq!(list(q(&|q| q.product_id = Some("prod_b".into()))).await, ["sub_3", "sub_4"]);
+    assert_eq!(list(q(&|q| q.coupon_code = Some("SAVE10".into()))).await, ["sub_4"]);
+    assert_eq!(list(q(&|q| q.metadata = vec![("channel".into(), "partner".into())])).await, ["sub_1"]);
+    assert_eq!(
+        list(q(&|q| q.time_range = Some((TimeColumn::CreatedAt, Some(t(11)), Some(t(12)))))).await,
+        ["sub_1", "sub_2"]
+    );
+    assert_eq!(list(q(&|q| q.descending = true)).await, ["sub_4", "sub_3", "sub_2", "sub_1", "sub_0"]);
+    // A missing activation sorts last ascending, first descending.
+    let by_activation = |desc: bool| {
+        q(&move |q| {
+            q.order = SubscriptionOrder::Time(TimeColumn::ActivatedAt);
+            q.descending = desc;
+        })
+    };
+    assert_eq!(list(by_activation(false)).await.last().map(String::as_str), Some("sub_3"));
+    assert_eq!(list(by_activation(true)).await.first().map(String::as_str), Some("sub_3"));
+    // Keyset pages of 2 after a cursor.
+    let after = recur_storage::page::Cursor::time(t(11), "sub_1");
+    assert_eq!(
+        list(q(&|q| {
+            q.after = Some(after.clone());
+            q.limit = 2;
+        }))
+        .await,
+        ["sub_2", "sub_3"]
+    );
+    let by_id = recur_storage::page::Cursor::text("sub_2", "sub_2");
+    assert_eq!(
+        list(q(&|q| {
+            q.order = SubscriptionOrder::Id;
+            q.after = Some(by_id.clone());
+        }))
+        .await,
+        ["sub_3", "sub_4"]
+    );
+    assert!(repo.list_subscriptions("globex", &q(&|_| {})).await.expect("other").is_empty());
+}
+
+async fn invoices_list_by_account_subscription_and_status(repo: &dyn SubscriptionRepo) {
+    use repo::InvoiceQuery;
+    seed(repo, "acme", "acct_1", "bg_1").await;
+    for i in 0..3 {
+        let sub = subscription(&format!("sub_{i}"), "acct_1", "bg_1");
+        let mut inv = invoice(&format!("inv_{i}"), &sub, &["10.00"]);
+        inv.created_at = t(10 + i);
+        if i == 2 {
+            inv.status = InvoiceStatus::Paid;
+        }
+        repo.insert_subscription("acme", &sub, Some(&inv), NO_KEY, &[]).await.expect("insert");
+    }
+    let ids = |rows: Vec<Invoice>| rows.into_iter().map(|i| i.id).collect::<Vec<_>>();
+    let all = repo.list_invoices("acme", &InvoiceQuery { limit: 10, ..Default::default() }).await.expect("all");
+    assert_eq!(ids(all), ["inv_0", "inv_1", "inv_2"]);
+    let paid = InvoiceQuery { status: Some(InvoiceStatus::Paid), limit: 10, ..Default::default() };
+    assert_eq!(ids(repo.list_invoices("acme", &paid).await.expect("paid")), ["inv_2"]);
+    let of = InvoiceQuery { subscription_id: Some("sub_1".into()), limit: 10, ..Default::default() };
+    let found = repo.list_invoices("acme", &of).await.expect("of");
+    assert_eq!(found[0].lines.len(), 1, "with its lines");
+    let page =
+        InvoiceQuery { after: Some(recur_storage::page::Cursor::time(t(10), "inv_0")), limit: 1, ..Default::default() };
+    assert_eq!(ids(repo.list_invoices("acme", &page).await.expect("page")), ["inv_1"]);
+    let other = InvoiceQuery { account_id: Some("acct_1".into()), limit: 10, ..Default::default() };
+    assert!(repo.list_invoices("globex", &other).await.expect("other").is_empty());
+}
+
 async fn sqlite() -> (TestDatabase, Arc<dyn SubscriptionRepo>) {
     let db = TestDatabase::sqlite();
     let repo = repo::open(&recur_storage::sqlite_file_url(&db.data_dir(), "subscription"), 4).await.expect("open");
@@ -430,4 +774,16 @@ on_both!(
     void_and_cancel_undoes_a_first_invoice,
     a_payment_is_recorded_on_its_invoice,
     event_sequences_are_per_tenant_and_gap_free,
+    subscriptions_list_by_every_filter_in_keyset_pages,
+    invoices_list_by_account_subscription_and_status,
+    an_account_update_writes_its_fields_and_its_event,
+    an_update_that_changes_nothing_writes_nothing,
+    updates_of_another_tenants_records_find_none,
+    an_updated_custom_id_stays_unique_per_tenant,
+    concurrent_updates_of_one_account_keep_each_others_fields,
+    accounts_are_listed_by_tag_in_pages,
+    a_primary_contact_unsets_the_others,
+    a_repeated_idempotency_key_returns_the_first_contact,
+    a_bill_group_update_writes_its_fields_and_its_event,
+    bill_groups_of_an_account_page_in_creation_order,
 );

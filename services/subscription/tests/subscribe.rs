@@ -20,11 +20,25 @@ use recur_subscription::app::subscribe::SubscribeInput;
 use recur_subscription::app::{App, Idem};
 use recur_subscription::domain::invoice::{PricedItem, PricedOffering, PricedQuote};
 use recur_subscription::domain::{CollectionMethod, InvoiceStatus, SubscriptionState};
-use recur_subscription::peers::{ChargeInput, PaymentOutcome, PaymentStatus, Payments, Pricing, QuoteInput};
+use recur_subscription::peers::{Catalog, ChargeInput, PaymentOutcome, PaymentStatus, Payments, Pricing, QuoteInput};
 use recur_subscription::repo;
 use rust_decimal::Decimal;
 
 struct FixedPrice;
+
+/// Subscribing asks nothing of the catalog.
+struct NoCatalog;
+
+#[async_trait]
+impl Catalog for NoCatalog {
+    async fn time_zone(&self, _: &CallContext) -> AppResult<String> {
+        Err(AppError::internal("not asked"))
+    }
+
+    async fn coupon_code(&self, _: &CallContext, _: &str) -> AppResult<Option<String>> {
+        Err(AppError::internal("not asked"))
+    }
+}
 
 #[async_trait]
 impl Pricing for FixedPrice {
@@ -92,6 +106,7 @@ async fn app(refuse: bool) -> (TestDatabase, App, Arc<Gateway>) {
         repo,
         pricing: Arc::new(FixedPrice),
         payments: gateway.clone(),
+        catalog: Arc::new(NoCatalog),
         clock: recur_clock::ManualClock::new(DateTime::from_timestamp(1_800_000_000, 0).expect("valid")),
     };
     (db, app, gateway)

@@ -15,6 +15,13 @@
 //! through the sandbox provider, each call with its own idempotency key,
 //! spread over 32 customers; every payment is checked to have succeeded).
 //!
+//! `list-subscriptions` (Postgres) first writes `--subscriptions` (100,000)
+//! subscriptions of one tenant straight into the subscription schema (a
+//! sixth each pending, canceled and past due, half on each of two
+//! products), analyzes them, prints the plan Postgres picks for the
+//! listing, then drives `ListSubscriptions` of ACTIVE subscriptions of one
+//! product, 200 a page, newest first.
+//!
 //! Rate limits are off, as they are by default. The `rate-limit` target
 //! (run alone) instead starts two catalog-service replicas (service mode)
 //! sharing one Redis (RECUR_TEST_REDIS_URL) with a read limit, drives
@@ -62,6 +69,7 @@ struct Options {
     targets: Vec<String>,
     rate_limit_per_sec: f64,
     seconds: u64,
+    subscriptions: u64,
 }
 
 fn options() -> Result<Options, String> {
@@ -76,6 +84,7 @@ fn options() -> Result<Options, String> {
         targets: vec!["health".into(), "get-rate".into(), "get-offering".into()],
         rate_limit_per_sec: 200.0,
         seconds: 5,
+        subscriptions: 100_000,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut it = args.iter();
@@ -103,6 +112,7 @@ fn options() -> Result<Options, String> {
                 o.rate_limit_per_sec = value.parse().map_err(|_| "--rate-limit-per-sec takes a number")?
             }
             "--seconds" => o.seconds = value.parse().map_err(|_| "--seconds takes a number")?,
+            "--subscriptions" => o.subscriptions = value.parse().map_err(|_| "--subscriptions takes a number")?,
             other => return Err(format!("unknown flag {other:?}")),
         }
     }
@@ -116,6 +126,12 @@ fn options() -> Result<Options, String> {
     }
     if !(1.0..=10_000.0).contains(&o.rate_limit_per_sec) || !(1..=60).contains(&o.seconds) {
         return Err("--rate-limit-per-sec is 1-10000 and --seconds 1-60 (the driver is bounded)".into());
+    }
+    if !(1..=1_000_000).contains(&o.subscriptions) {
+        return Err("--subscriptions is 1-1000000 (the driver is bounded)".into());
+    }
+    if o.targets.iter().any(|t| t == "list-subscriptions") && o.backend != Backend::PostgresRedis {
+        return Err("the list-subscriptions target runs on --backend postgres".into());
     }
     if o.targets.iter().any(|t| t == "rate-limit") && o.targets.len() > 1 {
         return Err("the rate-limit target runs alone".into());
@@ -376,6 +392,11 @@ async fn main() {
         }
     }
     let customers = Arc::new(customers);
+    let listing = if o.targets.iter().any(|t| t == "list-subscriptions") {
+        Some(seed_subscriptions(&app, &mut c, &rate, o.subscriptions).await)
+    } else {
+        None
+    };
     let charge_counter = Arc::new(AtomicU64::new(0));
     let mut plans: Vec<(String, Vec<Target>)> = Vec::new();
     for name in &o.targets {
@@ -409,8 +430,20 @@ async fn main() {
                     customers.clone(),
                     charge_counter.clone(),
                 ),
+                "list-subscriptions" => Target::Raw(
+                    tonic::client::Grpc::new(tonic::service::interceptor::InterceptedService::new(
+                        ch.clone(),
+                        bearer.clone(),
+                    )),
+                    tonic::codegen::http::uri::PathAndQuery::from_static(
+                        "/recur.subscription.v1.SubscriptionService/ListSubscriptions",
+                    ),
+                    listing.clone().unwrap_or_default(),
+                ),
                 other => {
-                    eprintln!("recur-load: unknown target {other:?} (health, get-rate, get-offering, quote, charge)");
+                    eprintln!(
+                        "recur-load: unknown target {other:?} (health, get-rate, get-offering, quote, charge, list-subscriptions)"
+                    );
                     std::process::exit(2);
                 }
             })
@@ -459,6 +492,90 @@ async fn main() {
         }
     }
     app.stop().await;
+}
+
+/// Writes `n` subscriptions of tenant `load` into the subscription schema
+/// (with the rows their filters use), analyzes them, prints the plan of the
+/// listing the target makes, and returns that listing's encoded request.
+async fn seed_subscriptions(app: &TestApp, c: &mut recur_e2e::Clients, rate: &cat::Rate, n: u64) -> bytes::Bytes {
+    use prost::Message;
+    use recur_proto::subscription::v1 as sub;
+    let account = c
+        .accounts
+        .create_account(sub::CreateAccountRequest {
+            account: Some(sub::Account { account_name: "Load Inc".into(), ..Default::default() }),
+        })
+        .await
+        .expect("account")
+        .into_inner()
+        .account
+        .expect("account");
+    let bg = c
+        .accounts
+        .create_bill_group(sub::CreateBillGroupRequest {
+            bill_group: Some(sub::BillGroup {
+                account_id: account.id.clone(),
+                collection_method: sub::CollectionMethod::Remittance as i32,
+                ..Default::default()
+            }),
+        })
+        .await
+        .expect("bill group")
+        .into_inner()
+        .bill_group
+        .expect("bill group");
+    let started = Instant::now();
+    let written = app
+        .scalar(
+            "subscription",
+            &format!(
+                "WITH ins AS (INSERT INTO subscriptions (tenant_id, id, account_id, bill_group_id, offering_id, \
+                 rate_id, state, items, coupon_codes, currency, recurring_amount, start_date, anchor_day, anchor_month, \
+                 metadata, cancel_at_period_end, current_period_start, current_period_end, next_billing_at, \
+                 activated_at, quote_id, request_hash, created_at, updated_at) \
+                 SELECT 'load', 'sub_load' || lpad(g::text, 9, '0'), '{a}', '{bg}', '{o}', '{r}', \
+                 (ARRAY['active', 'active', 'active', 'pending', 'canceled', 'past_due'])[1 + g % 6], \
+                 '[{{\"product_id\":\"' || (CASE WHEN g % 2 = 0 THEN 'prod_seats' ELSE 'prod_fee' END) || '\",\"quantity\":\"1\"}}]', \
+                 '[]', 'USD', 100, '2026-01-01', 1, 0, '{{}}', false, now() - interval '1 day', now() + interval '29 days', \
+                 now() + interval '29 days', now(), '', '', now() - g * interval '1 second', now() \
+                 FROM generate_series(1, {n}) g RETURNING id, items), \
+                 p AS (INSERT INTO subscription_products (tenant_id, subscription_id, product_id) \
+                 SELECT 'load', id, items::json->0->>'product_id' FROM ins RETURNING 1) \
+                 SELECT COUNT(*) FROM p",
+                a = account.id,
+                bg = bg.id,
+                o = rate.offering_id,
+                r = rate.id,
+            ),
+        )
+        .await;
+    for table in ["subscriptions", "subscription_products"] {
+        app.execute("subscription", &format!("ANALYZE {table}")).await;
+    }
+    println!("list-subscriptions: {written} subscriptions written in {:.1} s", started.elapsed().as_secs_f64());
+    // The statement ListSubscriptions makes for the target's request, with
+    // its values written in, as Postgres plans it.
+    let plan = app
+        .lines(
+            "subscription",
+            "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) SELECT * FROM subscriptions WHERE tenant_id = 'load' \
+             AND state IN ('active') AND id IN (SELECT subscription_id FROM subscription_products \
+             WHERE tenant_id = 'load' AND product_id = 'prod_seats') ORDER BY created_at DESC, id DESC LIMIT 201",
+        )
+        .await;
+    println!("list-subscriptions: the plan of one page:");
+    for line in plan {
+        println!("    {line}");
+    }
+    sub::ListSubscriptionsRequest {
+        page_size: 200,
+        states: vec![sub::SubscriptionState::Active as i32],
+        product_id: "prod_seats".into(),
+        direction: recur_proto::common::v1::SortDirection::Desc as i32,
+        ..Default::default()
+    }
+    .encode_to_vec()
+    .into()
 }
 
 /// Calls counted by one replica's callers.

@@ -5,7 +5,10 @@ use recur_proto::subscription::v1 as pb;
 use recur_server::caller;
 use tonic::{Request, Response};
 
-use super::wire::{account_in, account_pb, bill_group_in, bill_group_pb};
+use super::wire::{
+    account_in, account_pb, account_update_in, bill_group_in, bill_group_pb, bill_group_update_in, contact_pb,
+    contact_update_in, new_contact_in,
+};
 use super::{Res, SubscriptionApi, idem};
 
 #[tonic::async_trait]
@@ -27,10 +30,8 @@ impl pb::account_service_server::AccountService for SubscriptionApi {
     async fn list_accounts(&self, req: Request<pb::ListAccountsRequest>) -> Res<pb::ListAccountsResponse> {
         let ctx = caller(&req)?;
         let r = req.get_ref();
-        if !r.tag.is_empty() {
-            return Err(AppError::invalid("tag", "filtering by tag is not supported yet").into());
-        }
-        let (rows, next_page_token) = self.app.list_accounts(&ctx.tenant_id, r.page_size, &r.page_token).await?;
+        let (rows, next_page_token) =
+            self.app.list_accounts(&ctx.tenant_id, &r.tag, r.page_size, &r.page_token).await?;
         Ok(Response::new(pb::ListAccountsResponse {
             accounts: rows.iter().map(|(a, c)| account_pb(a, c)).collect(),
             next_page_token,
@@ -55,6 +56,43 @@ impl pb::account_service_server::AccountService for SubscriptionApi {
         let input = bill_group_in(&req.get_ref().bill_group.clone().unwrap_or_default());
         let bg = self.app.create_bill_group(&ctx, &input, &idem).await?;
         Ok(Response::new(pb::CreateBillGroupResponse { bill_group: Some(bill_group_pb(&bg)) }))
+    }
+
+    async fn update_account(&self, req: Request<pb::UpdateAccountRequest>) -> Res<pb::UpdateAccountResponse> {
+        let ctx = caller(&req)?;
+        let (a, contacts) = self.app.update_account(&ctx, &account_update_in(req.get_ref())).await?;
+        Ok(Response::new(pb::UpdateAccountResponse { account: Some(account_pb(&a, &contacts)) }))
+    }
+
+    async fn create_contact(&self, req: Request<pb::CreateContactRequest>) -> Res<pb::CreateContactResponse> {
+        let ctx = caller(&req)?;
+        let idem = idem(&req)?;
+        let input = new_contact_in(&req.get_ref().contact.clone().unwrap_or_default());
+        let c = self.app.create_contact(&ctx, &input, &idem).await?;
+        Ok(Response::new(pb::CreateContactResponse { contact: Some(contact_pb(&c)) }))
+    }
+
+    async fn update_contact(&self, req: Request<pb::UpdateContactRequest>) -> Res<pb::UpdateContactResponse> {
+        let ctx = caller(&req)?;
+        let c = self.app.update_contact(&ctx, &contact_update_in(req.get_ref())).await?;
+        Ok(Response::new(pb::UpdateContactResponse { contact: Some(contact_pb(&c)) }))
+    }
+
+    async fn update_bill_group(&self, req: Request<pb::UpdateBillGroupRequest>) -> Res<pb::UpdateBillGroupResponse> {
+        let ctx = caller(&req)?;
+        let bg = self.app.update_bill_group(&ctx, &bill_group_update_in(req.get_ref())).await?;
+        Ok(Response::new(pb::UpdateBillGroupResponse { bill_group: Some(bill_group_pb(&bg)) }))
+    }
+
+    async fn list_bill_groups(&self, req: Request<pb::ListBillGroupsRequest>) -> Res<pb::ListBillGroupsResponse> {
+        let ctx = caller(&req)?;
+        let r = req.get_ref();
+        let (rows, next_page_token) =
+            self.app.list_bill_groups(&ctx.tenant_id, &r.account_id, r.page_size, &r.page_token).await?;
+        Ok(Response::new(pb::ListBillGroupsResponse {
+            bill_groups: rows.iter().map(bill_group_pb).collect(),
+            next_page_token,
+        }))
     }
 
     async fn get_bill_group(&self, req: Request<pb::GetBillGroupRequest>) -> Res<pb::GetBillGroupResponse> {

@@ -4,7 +4,7 @@ use recur_proto::subscription::v1 as pb;
 use recur_server::caller;
 use tonic::{Request, Response};
 
-use super::wire::{invoice_pb, subscribe_in, subscription_pb};
+use super::wire::{invoice_pb, list_in, subscribe_in, subscription_pb};
 use super::{Res, SubscriptionApi, idem};
 
 #[tonic::async_trait]
@@ -27,5 +27,17 @@ impl pb::subscription_service_server::SubscriptionService for SubscriptionApi {
         let ctx = caller(&req)?;
         let sub = self.app.subscription(&ctx.tenant_id, &req.get_ref().id).await?;
         Ok(Response::new(pb::GetSubscriptionResponse { subscription: Some(subscription_pb(&sub)) }))
+    }
+
+    async fn list_subscriptions(
+        &self,
+        req: Request<pb::ListSubscriptionsRequest>,
+    ) -> Res<pb::ListSubscriptionsResponse> {
+        let ctx = caller(&req)?;
+        let (rows, next_page_token) = self.app.list_subscriptions(&ctx, &list_in(req.get_ref())).await?;
+        Ok(Response::new(pb::ListSubscriptionsResponse {
+            subscriptions: rows.iter().map(subscription_pb).collect(),
+            next_page_token,
+        }))
     }
 }

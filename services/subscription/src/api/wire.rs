@@ -6,7 +6,7 @@ use recur_proto::convert::{address_in, address_pb, money_of, opt_timestamp, time
 use recur_proto::pricing::v1 as pricepb;
 use recur_proto::subscription::v1 as pb;
 
-use crate::app::accounts::{AccountInput, BillGroupInput, ContactInput};
+use crate::app::accounts::{AccountInput, BillGroupInput, ContactInput, ContactUpdate, NewContact, Update};
 use crate::app::subscribe::SubscribeInput;
 use crate::domain::{
     Account, BillGroup, BillingAnchor, CollectionMethod, Contact, Event, Invoice, InvoiceStatus, LineKind,
@@ -26,20 +26,83 @@ pub fn account_in(a: &pb::Account) -> AccountInput {
         notes: a.notes.clone(),
         metadata: a.metadata.clone(),
         tax_exempt: a.tax_exempt,
-        contacts: a
-            .contacts
-            .iter()
-            .map(|c| ContactInput {
-                name: c.name.clone(),
-                first_name: c.first_name.clone(),
-                last_name: c.last_name.clone(),
-                title: c.title.clone(),
-                email: c.email.clone(),
-                phone: c.phone.clone(),
-                address: address_in(c.address.as_ref()),
-            })
-            .collect(),
+        contacts: a.contacts.iter().map(contact_in).collect(),
     }
+}
+
+pub fn contact_in(c: &pb::Contact) -> ContactInput {
+    ContactInput {
+        name: c.name.clone(),
+        first_name: c.first_name.clone(),
+        last_name: c.last_name.clone(),
+        title: c.title.clone(),
+        email: c.email.clone(),
+        phone: c.phone.clone(),
+        address: address_in(c.address.as_ref()),
+    }
+}
+
+pub fn new_contact_in(c: &pb::Contact) -> NewContact {
+    NewContact { account_id: c.account_id.clone(), primary: c.primary, contact: contact_in(c) }
+}
+
+/// The paths of `mask`, or when it names none, those of `given` that are set.
+fn paths_of(mask: Option<&prost_types::FieldMask>, given: &[(&str, bool)]) -> Vec<String> {
+    match mask {
+        Some(m) if !m.paths.is_empty() => m.paths.clone(),
+        _ => given.iter().filter(|(_, set)| *set).map(|(p, _)| p.to_string()).collect(),
+    }
+}
+
+pub fn account_update_in(r: &pb::UpdateAccountRequest) -> Update<AccountInput> {
+    let a = r.account.clone().unwrap_or_default();
+    let given = [
+        ("account_name", !a.account_name.is_empty()),
+        ("custom_id", !a.custom_id.is_empty()),
+        ("currency_code", !a.currency_code.is_empty()),
+        ("time_zone", !a.time_zone.is_empty()),
+        ("billing_address", a.billing_address.is_some()),
+        ("tags", !a.tags.is_empty()),
+        ("notes", !a.notes.is_empty()),
+        ("metadata", !a.metadata.is_empty()),
+        ("tax_exempt", a.tax_exempt),
+    ];
+    Update { id: a.id.clone(), paths: paths_of(r.update_mask.as_ref(), &given), input: account_in(&a) }
+}
+
+pub fn contact_update_in(r: &pb::UpdateContactRequest) -> Update<ContactUpdate> {
+    let c = r.contact.clone().unwrap_or_default();
+    let given = [
+        ("name", !c.name.is_empty()),
+        ("first_name", !c.first_name.is_empty()),
+        ("last_name", !c.last_name.is_empty()),
+        ("title", !c.title.is_empty()),
+        ("email", !c.email.is_empty()),
+        ("phone", !c.phone.is_empty()),
+        ("address", c.address.is_some()),
+        ("primary", c.primary),
+    ];
+    Update {
+        id: c.id.clone(),
+        paths: paths_of(r.update_mask.as_ref(), &given),
+        input: ContactUpdate { contact: contact_in(&c), primary: c.primary },
+    }
+}
+
+pub fn bill_group_update_in(r: &pb::UpdateBillGroupRequest) -> Update<BillGroupInput> {
+    let b = r.bill_group.clone().unwrap_or_default();
+    let given = [
+        ("payment_method_id", !b.payment_method_id.is_empty()),
+        ("gateway_customer_id", !b.gateway_customer_id.is_empty()),
+        ("collection_method", b.collection_method != 0),
+        ("billing_day", b.billing_day != 0),
+        ("name", !b.name.is_empty()),
+        ("auto_email_invoice", b.auto_email_invoice.is_some()),
+        ("collect_invoice_balance_automatically", b.collect_invoice_balance_automatically.is_some()),
+        ("contact_id", !b.contact_id.is_empty()),
+        ("currency_code", !b.currency_code.is_empty()),
+    ];
+    Update { id: b.id.clone(), paths: paths_of(r.update_mask.as_ref(), &given), input: bill_group_in(&b) }
 }
 
 /// The collection method of the wire (unset: AUTOMATIC; unknown: `None`).
@@ -291,5 +354,90 @@ pub fn event_pb(e: &Event) -> pb::Event {
         data_json: e.event.data_json(),
         sequence: e.sequence,
         create_time: Some(timestamp(e.created_at)),
+    }
+}
+
+// ---------- listings ----------
+
+fn state_in(s: i32) -> Option<SubscriptionState> {
+    Some(match pb::SubscriptionState::try_from(s).ok()? {
+        pb::SubscriptionState::Pending => SubscriptionState::Pending,
+        pb::SubscriptionState::Trialing => SubscriptionState::Trialing,
+        pb::SubscriptionState::Active => SubscriptionState::Active,
+        pb::SubscriptionState::PastDue => SubscriptionState::PastDue,
+        pb::SubscriptionState::Paused => SubscriptionState::Paused,
+        pb::SubscriptionState::Canceled => SubscriptionState::Canceled,
+        pb::SubscriptionState::Expired => SubscriptionState::Expired,
+        pb::SubscriptionState::Unspecified => return None,
+    })
+}
+
+fn date_field_in(f: i32) -> Result<Option<crate::repo::TimeColumn>, ()> {
+    use crate::repo::TimeColumn as C;
+    use pb::SubscriptionDateField as F;
+    Ok(Some(match F::try_from(f).map_err(|_| ())? {
+        F::Unspecified => return Ok(None),
+        F::CreateTime => C::CreatedAt,
+        F::ActivateTime => C::ActivatedAt,
+        F::CancelTime => C::CanceledAt,
+        F::CurrentPeriodStart => C::CurrentPeriodStart,
+        F::CurrentPeriodEnd => C::CurrentPeriodEnd,
+        F::TrialStart => C::TrialStart,
+        F::TrialEnd => C::TrialEnd,
+        F::ExpireTime => C::ExpiresAt,
+        F::UpdateTime => C::UpdatedAt,
+    }))
+}
+
+fn sort_in(s: i32) -> Result<crate::repo::SubscriptionOrder, ()> {
+    use crate::repo::{SubscriptionOrder as O, TimeColumn as C};
+    use pb::SubscriptionSort as S;
+    Ok(match S::try_from(s).map_err(|_| ())? {
+        S::Unspecified | S::CreateTime => O::Time(C::CreatedAt),
+        S::UpdateTime => O::Time(C::UpdatedAt),
+        S::ActivateTime => O::Time(C::ActivatedAt),
+        S::NextBillingTime => O::Time(C::NextBillingAt),
+        S::Id => O::Id,
+    })
+}
+
+pub fn list_in(r: &pb::ListSubscriptionsRequest) -> crate::app::list::ListInput {
+    let ts = |t: &Option<prost_types::Timestamp>| t.as_ref().and_then(recur_proto::convert::from_timestamp);
+    crate::app::list::ListInput {
+        page_size: r.page_size,
+        page_token: r.page_token.clone(),
+        states: r.states.iter().map(|s| state_in(*s)).collect(),
+        account_id: r.account_id.clone(),
+        offering_id: r.offering_id.clone(),
+        product_id: r.product_id.clone(),
+        rate_id: r.rate_id.clone(),
+        coupon: r.coupon.clone(),
+        date_field: date_field_in(r.date_field),
+        start_date: r.start_date.clone(),
+        end_date: r.end_date.clone(),
+        start_time: ts(&r.start_time),
+        end_time: ts(&r.end_time),
+        metadata: r.metadata.clone(),
+        order: sort_in(r.sort),
+        descending: r.direction == common::SortDirection::Desc as i32,
+    }
+}
+
+pub fn invoice_list_in(r: &pb::ListInvoicesRequest) -> crate::app::list::InvoiceListInput {
+    let status = match pb::InvoiceStatus::try_from(r.status) {
+        Ok(pb::InvoiceStatus::Unspecified) => Ok(None),
+        Ok(pb::InvoiceStatus::Draft) => Ok(Some(InvoiceStatus::Draft)),
+        Ok(pb::InvoiceStatus::Open) => Ok(Some(InvoiceStatus::Open)),
+        Ok(pb::InvoiceStatus::Paid) => Ok(Some(InvoiceStatus::Paid)),
+        Ok(pb::InvoiceStatus::Void) => Ok(Some(InvoiceStatus::Void)),
+        Ok(pb::InvoiceStatus::Uncollectible) => Ok(Some(InvoiceStatus::Uncollectible)),
+        Err(_) => Err(()),
+    };
+    crate::app::list::InvoiceListInput {
+        page_size: r.page_size,
+        page_token: r.page_token.clone(),
+        account_id: r.account_id.clone(),
+        subscription_id: r.subscription_id.clone(),
+        status,
     }
 }

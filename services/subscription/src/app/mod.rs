@@ -1,11 +1,13 @@
 //! The use cases of the subscription service, each a function over the
 //! repository and the peers, with `now` from the injected clock: accounts
 //! and bill groups ([`accounts`]), subscribing ([`subscribe`]), collecting
-//! an invoice ([`collect`]) and the event list ([`events`]).
+//! an invoice ([`collect`]), listings of subscriptions and invoices
+//! ([`list`]) and the event list ([`events`]).
 
 pub mod accounts;
 pub mod collect;
 pub mod events;
+pub mod list;
 pub mod subscribe;
 
 use std::sync::Arc;
@@ -14,7 +16,7 @@ use recur_clock::SharedClock;
 use recur_error::{AppError, AppResult};
 
 use crate::domain::{Invoice, Subscription};
-use crate::peers::{Payments, Pricing};
+use crate::peers::{Catalog, Payments, Pricing};
 use crate::repo::SubscriptionRepo;
 
 /// What every use case works with.
@@ -22,6 +24,7 @@ pub struct App {
     pub repo: Arc<dyn SubscriptionRepo>,
     pub pricing: Arc<dyn Pricing>,
     pub payments: Arc<dyn Payments>,
+    pub catalog: Arc<dyn Catalog>,
     pub clock: SharedClock,
 }
 

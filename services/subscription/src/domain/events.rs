@@ -15,6 +15,15 @@ pub enum SubscriptionEvent {
     AccountCreated { account_id: String, account_name: String },
     #[serde(rename = "bill_group.created")]
     BillGroupCreated { bill_group_id: String, account_id: String },
+    /// The fields an update changed (their update-mask paths).
+    #[serde(rename = "account.updated")]
+    AccountUpdated { account_id: String, changed_fields: Vec<String> },
+    #[serde(rename = "contact.created")]
+    ContactCreated { contact_id: String, account_id: String },
+    #[serde(rename = "contact.updated")]
+    ContactUpdated { contact_id: String, account_id: String, changed_fields: Vec<String> },
+    #[serde(rename = "bill_group.updated")]
+    BillGroupUpdated { bill_group_id: String, account_id: String, changed_fields: Vec<String> },
     #[serde(rename = "subscription.created")]
     SubscriptionCreated { subscription_id: String, account_id: String, state: String },
     #[serde(rename = "subscription.past_due")]
@@ -37,6 +46,10 @@ impl SubscriptionEvent {
         match self {
             SubscriptionEvent::AccountCreated { .. } => "account.created",
             SubscriptionEvent::BillGroupCreated { .. } => "bill_group.created",
+            SubscriptionEvent::AccountUpdated { .. } => "account.updated",
+            SubscriptionEvent::ContactCreated { .. } => "contact.created",
+            SubscriptionEvent::ContactUpdated { .. } => "contact.updated",
+            SubscriptionEvent::BillGroupUpdated { .. } => "bill_group.updated",
             SubscriptionEvent::SubscriptionCreated { .. } => "subscription.created",
             SubscriptionEvent::SubscriptionPastDue { .. } => "subscription.past_due",
             SubscriptionEvent::SubscriptionCanceled { .. } => "subscription.canceled",
@@ -51,7 +64,11 @@ impl SubscriptionEvent {
     pub fn resource_id(&self) -> &str {
         match self {
             SubscriptionEvent::AccountCreated { account_id, .. } => account_id,
-            SubscriptionEvent::BillGroupCreated { bill_group_id, .. } => bill_group_id,
+            SubscriptionEvent::AccountUpdated { account_id, .. } => account_id,
+            SubscriptionEvent::ContactCreated { contact_id, .. }
+            | SubscriptionEvent::ContactUpdated { contact_id, .. } => contact_id,
+            SubscriptionEvent::BillGroupCreated { bill_group_id, .. }
+            | SubscriptionEvent::BillGroupUpdated { bill_group_id, .. } => bill_group_id,
             SubscriptionEvent::SubscriptionCreated { subscription_id, .. }
             | SubscriptionEvent::SubscriptionPastDue { subscription_id, .. }
             | SubscriptionEvent::SubscriptionCanceled { subscription_id, .. } => subscription_id,

@@ -6,16 +6,17 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use recur_auth::CallContext;
-use recur_client::{PaymentClient, PricingClient, request, with_idempotency_key};
+use recur_client::{CatalogClient, PaymentClient, PricingClient, request, with_idempotency_key};
 use recur_error::{AppError, AppResult};
 use recur_money::Currency;
+use recur_proto::catalog::v1 as catpb;
 use recur_proto::common::v1 as common;
 use recur_proto::convert::{address_pb, from_timestamp, money};
 use recur_proto::payment::v1 as paypb;
 use recur_proto::pricing::v1 as pricepb;
 use rust_decimal::Decimal;
 
-use super::{ChargeInput, PaymentOutcome, PaymentStatus, Payments, Pricing, QuoteInput};
+use super::{Catalog, ChargeInput, PaymentOutcome, PaymentStatus, Payments, Pricing, QuoteInput};
 use crate::domain::invoice::{PricedItem, PricedOffering, PricedQuote};
 use crate::domain::{BillingAnchor, TierLine};
 
@@ -26,6 +27,11 @@ pub struct GrpcPricing {
 
 pub struct GrpcPayments {
     pub client: PaymentClient,
+    pub timeout: Duration,
+}
+
+pub struct GrpcCatalog {
+    pub client: CatalogClient,
     pub timeout: Duration,
 }
 
@@ -206,6 +212,31 @@ impl Payments for GrpcPayments {
             amount: amount(&payment.amount),
             decline_code: payment.decline_code.clone(),
         })
+    }
+}
+
+#[async_trait]
+impl Catalog for GrpcCatalog {
+    async fn time_zone(&self, ctx: &CallContext) -> AppResult<String> {
+        let settings = self
+            .client
+            .clone()
+            .get_tenant_settings(request(ctx, catpb::GetTenantSettingsRequest {}, self.timeout))
+            .await
+            .map_err(|s| AppError::from_peer("catalog", &s))?
+            .into_inner()
+            .settings
+            .unwrap_or_default();
+        Ok(if settings.time_zone.is_empty() { "UTC".to_string() } else { settings.time_zone })
+    }
+
+    async fn coupon_code(&self, ctx: &CallContext, id: &str) -> AppResult<Option<String>> {
+        let req = catpb::GetCouponRequest { lookup: Some(catpb::get_coupon_request::Lookup::Id(id.to_string())) };
+        match self.client.clone().get_coupon(request(ctx, req, self.timeout)).await {
+            Ok(r) => Ok(r.into_inner().coupon.map(|c| c.code)),
+            Err(s) if s.code() == tonic::Code::NotFound => Ok(None),
+            Err(s) => Err(AppError::from_peer("catalog", &s)),
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! The services the subscription service calls, behind small traits so
-//! the use cases can be tested without a network: pricing (every amount)
-//! and the payment gateway (every charge). [`grpc`] has the real clients.
+//! the use cases can be tested without a network: pricing (every amount),
+//! the payment gateway (every charge) and the catalog (the tenant's time
+//! zone, coupon codes). [`grpc`] has the real clients.
 
 pub mod grpc;
 
@@ -80,4 +81,12 @@ pub trait Payments: Send + Sync + 'static {
 
     /// Charges through the gateway's idempotent Charge.
     async fn charge(&self, ctx: &CallContext, charge: &ChargeInput) -> AppResult<PaymentOutcome>;
+}
+
+#[async_trait]
+pub trait Catalog: Send + Sync + 'static {
+    /// The tenant's IANA time zone (its settings; `UTC` when unset).
+    async fn time_zone(&self, ctx: &CallContext) -> AppResult<String>;
+    /// The code of coupon `id`, or `None` when the tenant has no such coupon.
+    async fn coupon_code(&self, ctx: &CallContext, id: &str) -> AppResult<Option<String>>;
 }

@@ -17,6 +17,34 @@ macro_rules! store {
                 }
             }
 
+            async fn list_invoices(&self, tenant: &str, q: &super::InvoiceQuery) -> Result<Vec<Invoice>, StorageError> {
+                let mut qb = sqlx::QueryBuilder::<$db>::new("SELECT * FROM invoices WHERE tenant_id = ");
+                qb.push_bind(tenant);
+                if let Some(a) = &q.account_id {
+                    qb.push(" AND account_id = ").push_bind(a.clone());
+                }
+                if let Some(sid) = &q.subscription_id {
+                    qb.push(" AND subscription_id = ").push_bind(sid.clone());
+                }
+                if let Some(st) = q.status {
+                    qb.push(" AND status = ").push_bind(st.as_str());
+                }
+                if let Some(after) = &q.after {
+                    qb.push(" AND (created_at, id) > (")
+                        .push_bind(after.as_time())
+                        .push(", ")
+                        .push_bind(after.id.clone())
+                        .push(")");
+                }
+                qb.push(" ORDER BY created_at, id LIMIT ").push_bind(q.limit);
+                let found = qb.build_query_as::<rows::InvoiceRow>().fetch_all(&self.pool).await?;
+                let mut out = Vec::with_capacity(found.len());
+                for r in found {
+                    out.push(with_lines(&self.pool, tenant, Invoice::try_from(r)?).await?);
+                }
+                Ok(out)
+            }
+
             async fn invoices_of_subscription(
                 &self,
                 tenant: &str,

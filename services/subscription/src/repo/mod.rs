@@ -68,6 +68,58 @@ pub trait AccountStore: Send + Sync {
         after: Option<&recur_storage::page::Cursor>,
         limit: i64,
     ) -> Result<Vec<(Account, Vec<Contact>)>, StorageError>;
+    /// Accounts carrying `tag`, after `after`, oldest first.
+    async fn list_accounts_tagged(
+        &self,
+        tenant: &str,
+        tag: &str,
+        after: Option<&recur_storage::page::Cursor>,
+        limit: i64,
+    ) -> Result<Vec<(Account, Vec<Contact>)>, StorageError>;
+    /// Reads account `id` and writes what `apply` makes of it, with its
+    /// event, in one transaction holding the account's lock (so concurrent
+    /// updates never lose each other's fields); `apply` returning `None`
+    /// writes nothing. `None`: no such account.
+    async fn update_account(
+        &self,
+        tenant: &str,
+        id: &str,
+        apply: &(dyn for<'x> Fn(&'x Account) -> Option<(Account, Event)> + Send + Sync),
+    ) -> Result<Option<(Account, Vec<Contact>)>, StorageError>;
+    /// Stores a contact of its account with its event (a primary one
+    /// unsets the others, in the same transaction); with a key already
+    /// used, returns what is stored under it. `None`: no such account.
+    async fn insert_contact(
+        &self,
+        tenant: &str,
+        contact: &Contact,
+        idem: Idem<'_>,
+        event: &Event,
+    ) -> Result<Option<Stored<Contact>>, StorageError>;
+    async fn get_contact(&self, tenant: &str, id: &str) -> Result<Option<Contact>, StorageError>;
+    /// Like [`AccountStore::update_account`], for contact `id` (one made
+    /// primary unsets the account's others).
+    async fn update_contact(
+        &self,
+        tenant: &str,
+        id: &str,
+        apply: &(dyn for<'x> Fn(&'x Contact) -> Option<(Contact, Event)> + Send + Sync),
+    ) -> Result<Option<Contact>, StorageError>;
+    /// Like [`AccountStore::update_account`], for bill group `id`.
+    async fn update_bill_group(
+        &self,
+        tenant: &str,
+        id: &str,
+        apply: &(dyn for<'x> Fn(&'x BillGroup) -> Option<(BillGroup, Event)> + Send + Sync),
+    ) -> Result<Option<BillGroup>, StorageError>;
+    /// The bill groups of `account_id` after `after`, oldest first.
+    async fn list_bill_groups(
+        &self,
+        tenant: &str,
+        account_id: &str,
+        after: Option<&recur_storage::page::Cursor>,
+        limit: i64,
+    ) -> Result<Vec<BillGroup>, StorageError>;
     async fn insert_bill_group(
         &self,
         tenant: &str,
@@ -78,8 +130,99 @@ pub trait AccountStore: Send + Sync {
     async fn get_bill_group(&self, tenant: &str, id: &str) -> Result<Option<BillGroup>, StorageError>;
 }
 
+/// A time column of a subscription that a listing filters on or sorts by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimeColumn {
+    CreatedAt,
+    UpdatedAt,
+    ActivatedAt,
+    CanceledAt,
+    CurrentPeriodStart,
+    CurrentPeriodEnd,
+    TrialStart,
+    TrialEnd,
+    ExpiresAt,
+    NextBillingAt,
+}
+
+impl TimeColumn {
+    /// Whether a subscription may have no value in the column.
+    pub fn nullable(self) -> bool {
+        !matches!(
+            self,
+            TimeColumn::CreatedAt
+                | TimeColumn::UpdatedAt
+                | TimeColumn::CurrentPeriodStart
+                | TimeColumn::CurrentPeriodEnd
+        )
+    }
+
+    pub fn column(self) -> &'static str {
+        match self {
+            TimeColumn::CreatedAt => "created_at",
+            TimeColumn::UpdatedAt => "updated_at",
+            TimeColumn::ActivatedAt => "activated_at",
+            TimeColumn::CanceledAt => "canceled_at",
+            TimeColumn::CurrentPeriodStart => "current_period_start",
+            TimeColumn::CurrentPeriodEnd => "current_period_end",
+            TimeColumn::TrialStart => "trial_start",
+            TimeColumn::TrialEnd => "trial_end",
+            TimeColumn::ExpiresAt => "expires_at",
+            TimeColumn::NextBillingAt => "next_billing_at",
+        }
+    }
+}
+
+/// What a listing is sorted by (then by id, which makes the order total).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SubscriptionOrder {
+    /// A time column; a subscription without one sorts as the latest.
+    Time(TimeColumn),
+    Id,
+}
+
+/// A time column and the inclusive range its value must be in.
+pub type TimeRange = (TimeColumn, Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+
+/// Which subscriptions to list, in which order, after which row.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SubscriptionQuery {
+    pub states: Vec<SubscriptionState>,
+    pub account_id: Option<String>,
+    pub offering_id: Option<String>,
+    pub rate_id: Option<String>,
+    pub product_id: Option<String>,
+    pub coupon_code: Option<String>,
+    /// Every entry must be in the subscription's metadata.
+    pub metadata: Vec<(String, String)>,
+    /// `column` within `[from, to]` (either end open when `None`).
+    pub time_range: Option<TimeRange>,
+    pub order: SubscriptionOrder,
+    pub descending: bool,
+    pub after: Option<recur_storage::page::Cursor>,
+    pub limit: i64,
+}
+
+/// Which invoices to list (newest last), after which row.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct InvoiceQuery {
+    pub account_id: Option<String>,
+    pub subscription_id: Option<String>,
+    pub status: Option<crate::domain::InvoiceStatus>,
+    pub after: Option<recur_storage::page::Cursor>,
+    pub limit: i64,
+}
+
+/// The value a subscription without the sort column sorts by: later than
+/// any real time, so ascending lists end with them.
+pub fn missing_time() -> DateTime<Utc> {
+    DateTime::from_timestamp(253_402_214_400, 0).unwrap_or_default()
+}
+
 #[async_trait]
 pub trait SubscriptionStore: Send + Sync {
+    /// A page of subscriptions matching `q`.
+    async fn list_subscriptions(&self, tenant: &str, q: &SubscriptionQuery) -> Result<Vec<Subscription>, StorageError>;
     /// Stores a new subscription with its first invoice (numbered here,
     /// gap-free per tenant) and events, in one transaction.
     async fn insert_subscription(
@@ -116,6 +259,8 @@ pub trait SubscriptionStore: Send + Sync {
 
 #[async_trait]
 pub trait InvoiceStore: Send + Sync {
+    /// A page of invoices matching `q`, oldest first, with their lines.
+    async fn list_invoices(&self, tenant: &str, q: &InvoiceQuery) -> Result<Vec<Invoice>, StorageError>;
     async fn get_invoice(&self, tenant: &str, id: &str) -> Result<Option<Invoice>, StorageError>;
     /// A subscription's invoices, oldest first, with their lines.
     async fn invoices_of_subscription(&self, tenant: &str, subscription_id: &str)
@@ -146,6 +291,16 @@ pub const MIGRATIONS: Migrations = Migrations {
             name: "anchors and tenant sequences",
             sql: include_str!("../../migrations/postgres/0002_anchors_sequences.sql"),
         },
+        Migration {
+            version: 3,
+            name: "contact keys and account tags",
+            sql: include_str!("../../migrations/postgres/0003_contacts_keys_account_tags.sql"),
+        },
+        Migration {
+            version: 4,
+            name: "list filters",
+            sql: include_str!("../../migrations/postgres/0004_list_filters.sql"),
+        },
     ],
     sqlite: &[
         Migration { version: 1, name: "init", sql: include_str!("../../migrations/sqlite/0001_init.sql") },
@@ -153,6 +308,16 @@ pub const MIGRATIONS: Migrations = Migrations {
             version: 2,
             name: "anchors and tenant sequences",
             sql: include_str!("../../migrations/sqlite/0002_anchors_sequences.sql"),
+        },
+        Migration {
+            version: 3,
+            name: "contact keys and account tags",
+            sql: include_str!("../../migrations/sqlite/0003_contacts_keys_account_tags.sql"),
+        },
+        Migration {
+            version: 4,
+            name: "list filters",
+            sql: include_str!("../../migrations/sqlite/0004_list_filters.sql"),
         },
     ],
 };

@@ -107,6 +107,14 @@ impl TryFrom<ContactRow> for Contact {
     }
 }
 
+/// A contact with the fingerprint of the request that made it.
+#[derive(sqlx::FromRow)]
+pub(crate) struct ContactKeyRow {
+    #[sqlx(flatten)]
+    pub contact: ContactRow,
+    pub request_hash: String,
+}
+
 #[derive(sqlx::FromRow)]
 pub(crate) struct BillGroupRow {
     id: String,

@@ -60,12 +60,144 @@ macro_rules! store {
                 .bind(s.updated_at)
                 .execute(&mut *tx)
                 .await?;
+                // What listings filter on, beside the row.
+                let mut products: Vec<&str> = s.items.iter().map(|i| i.product_id.as_str()).collect();
+                products.sort_unstable();
+                products.dedup();
+                for p in products {
+                    sqlx::query("INSERT INTO subscription_products (tenant_id, subscription_id, product_id) VALUES ($1, $2, $3)")
+                        .bind(tenant)
+                        .bind(&s.id)
+                        .bind(p)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                let mut codes: Vec<&str> = s.coupon_codes.iter().map(String::as_str).collect();
+                codes.sort_unstable();
+                codes.dedup();
+                for c in codes {
+                    sqlx::query("INSERT INTO subscription_coupons (tenant_id, subscription_id, code) VALUES ($1, $2, $3)")
+                        .bind(tenant)
+                        .bind(&s.id)
+                        .bind(c)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                for (k, v) in &s.metadata {
+                    sqlx::query(
+                        "INSERT INTO subscription_metadata (tenant_id, subscription_id, key, value) VALUES ($1, $2, $3, $4)",
+                    )
+                    .bind(tenant)
+                    .bind(&s.id)
+                    .bind(k)
+                    .bind(v)
+                    .execute(&mut *tx)
+                    .await?;
+                }
                 if let Some(inv) = invoice {
                     insert_invoice(&mut tx, tenant, inv).await?;
                 }
                 insert_events(&mut tx, tenant, events).await?;
                 tx.commit().await?;
                 Ok(Stored::created(s.clone(), idem.hash))
+            }
+
+            async fn list_subscriptions(
+                &self,
+                tenant: &str,
+                q: &super::SubscriptionQuery,
+            ) -> Result<Vec<crate::domain::Subscription>, StorageError> {
+                use super::{SubscriptionOrder, missing_time};
+                let mut qb = sqlx::QueryBuilder::<$db>::new("SELECT * FROM subscriptions WHERE tenant_id = ");
+                qb.push_bind(tenant);
+                if !q.states.is_empty() {
+                    qb.push(" AND state IN (");
+                    let mut sep = qb.separated(", ");
+                    for st in &q.states {
+                        sep.push_bind(st.as_str());
+                    }
+                    qb.push(")");
+                }
+                for (column, value) in [("account_id", &q.account_id), ("offering_id", &q.offering_id), ("rate_id", &q.rate_id)] {
+                    if let Some(v) = value {
+                        qb.push(format!(" AND {column} = ")).push_bind(v.clone());
+                    }
+                }
+                if let Some(p) = &q.product_id {
+                    qb.push(" AND id IN (SELECT subscription_id FROM subscription_products WHERE tenant_id = ")
+                        .push_bind(tenant)
+                        .push(" AND product_id = ")
+                        .push_bind(p.clone())
+                        .push(")");
+                }
+                if let Some(c) = &q.coupon_code {
+                    qb.push(" AND id IN (SELECT subscription_id FROM subscription_coupons WHERE tenant_id = ")
+                        .push_bind(tenant)
+                        .push(" AND code = ")
+                        .push_bind(c.clone())
+                        .push(")");
+                }
+                for (k, v) in &q.metadata {
+                    qb.push(" AND id IN (SELECT subscription_id FROM subscription_metadata WHERE tenant_id = ")
+                        .push_bind(tenant)
+                        .push(" AND key = ")
+                        .push_bind(k.clone())
+                        .push(" AND value = ")
+                        .push_bind(v.clone())
+                        .push(")");
+                }
+                if let Some((column, from, to)) = &q.time_range {
+                    let c = column.column();
+                    if let Some(from) = from {
+                        qb.push(format!(" AND {c} >= ")).push_bind(*from);
+                    }
+                    if let Some(to) = to {
+                        qb.push(format!(" AND {c} <= ")).push_bind(*to);
+                    }
+                    if from.is_none() && to.is_none() {
+                        qb.push(format!(" AND {c} IS NOT NULL"));
+                    }
+                }
+                let (cmp, dir) = if q.descending { ("<", "DESC") } else { (">", "ASC") };
+                match q.order {
+                    SubscriptionOrder::Time(column) if !column.nullable() => {
+                        // A plain column: the (tenant_id, column, id) index
+                        // gives the order.
+                        let c = column.column();
+                        if let Some(after) = &q.after {
+                            qb.push(format!(" AND ({c}, id) {cmp} ("))
+                                .push_bind(after.as_time().unwrap_or_default())
+                                .push(", ")
+                                .push_bind(after.id.clone())
+                                .push(")");
+                        }
+                        qb.push(format!(" ORDER BY {c} {dir}, id {dir}"));
+                    }
+                    SubscriptionOrder::Time(column) => {
+                        let key = format!("COALESCE({}, ", column.column());
+                        if let Some(after) = &q.after {
+                            qb.push(" AND (")
+                                .push(&key)
+                                .push_bind(missing_time())
+                                .push("), id) ")
+                                .push(cmp)
+                                .push(" (")
+                                .push_bind(after.as_time().unwrap_or_default())
+                                .push(", ")
+                                .push_bind(after.id.clone())
+                                .push(")");
+                        }
+                        qb.push(" ORDER BY ").push(&key).push_bind(missing_time()).push(format!(") {dir}, id {dir}"));
+                    }
+                    SubscriptionOrder::Id => {
+                        if let Some(after) = &q.after {
+                            qb.push(format!(" AND id {cmp} ")).push_bind(after.id.clone());
+                        }
+                        qb.push(format!(" ORDER BY id {dir}"));
+                    }
+                }
+                qb.push(" LIMIT ").push_bind(q.limit);
+                rows::all(qb.build_query_as::<rows::SubscriptionRow>().fetch_all(&self.pool).await?)
             }
 
             async fn subscription_by_key(
