@@ -8,7 +8,6 @@
 
 use recur_e2e::{Clients, TestApp, details, mask, on_both_backends};
 use recur_proto::common::v1::Address;
-use recur_proto::payment::v1 as pay;
 use recur_proto::subscription::v1 as sub;
 use tonic::{Code, Status};
 
@@ -34,31 +33,6 @@ async fn bill_group(c: &mut Clients, account_id: &str) -> sub::BillGroup {
         })
         .await;
     r.expect("bill group").into_inner().bill_group.expect("bill group")
-}
-
-async fn customer_with_card(c: &mut Clients) -> (String, String) {
-    let customer = c
-        .payments
-        .create_customer(pay::CreateCustomerRequest { email: "pat@example.com".into(), ..Default::default() })
-        .await
-        .expect("customer")
-        .into_inner()
-        .customer
-        .expect("customer");
-    let pm = c
-        .payments
-        .attach_payment_method(pay::AttachPaymentMethodRequest {
-            customer_id: customer.id.clone(),
-            payment_token: "tok_visa".into(),
-            set_default: true,
-            ..Default::default()
-        })
-        .await
-        .expect("attach")
-        .into_inner()
-        .payment_method
-        .expect("method");
-    (customer.id, pm.id)
 }
 
 /// The events of the caller's tenant as (type, data).
@@ -446,7 +420,7 @@ async fn bill_groups(app: &TestApp) {
     .await;
     let other = named(&mut c, "Other", &[]).await;
     let bg = bill_group(&mut c, &a.id).await;
-    let (customer, card) = customer_with_card(&mut c).await;
+    let (customer, card) = recur_e2e::customer_with_card(&mut c).await;
     // The gateway customer and its card, checked with the gateway.
     let r = c
         .accounts

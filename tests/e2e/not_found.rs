@@ -83,59 +83,6 @@ struct Theirs {
     payment_id: String,
 }
 
-async fn account_and_bill_group(c: &mut recur_e2e::Clients, name: &str) -> (String, String) {
-    let account = c
-        .accounts
-        .create_account(sub::CreateAccountRequest {
-            account: Some(sub::Account { account_name: name.into(), ..Default::default() }),
-        })
-        .await
-        .expect("account")
-        .into_inner()
-        .account
-        .expect("account");
-    let bill_group = c
-        .accounts
-        .create_bill_group(sub::CreateBillGroupRequest {
-            bill_group: Some(sub::BillGroup {
-                account_id: account.id.clone(),
-                collection_method: sub::CollectionMethod::Remittance as i32,
-                ..Default::default()
-            }),
-        })
-        .await
-        .expect("bill group")
-        .into_inner()
-        .bill_group
-        .expect("bill group");
-    (account.id, bill_group.id)
-}
-
-async fn customer_with_card(c: &mut recur_e2e::Clients) -> (String, String) {
-    let customer = c
-        .payments
-        .create_customer(pay::CreateCustomerRequest { email: "pat@example.com".into(), ..Default::default() })
-        .await
-        .expect("customer")
-        .into_inner()
-        .customer
-        .expect("customer");
-    let pm = c
-        .payments
-        .attach_payment_method(pay::AttachPaymentMethodRequest {
-            customer_id: customer.id.clone(),
-            payment_token: "tok_visa".into(),
-            set_default: true,
-            ..Default::default()
-        })
-        .await
-        .expect("attach")
-        .into_inner()
-        .payment_method
-        .expect("method");
-    (customer.id, pm.id)
-}
-
 async fn theirs(app: &TestApp) -> Theirs {
     let mut b = app.clients("globex");
     let plan = create_monthly_plan(&mut b, "20", None).await;
@@ -155,7 +102,7 @@ async fn theirs(app: &TestApp) -> Theirs {
         .into_inner()
         .coupon
         .expect("coupon");
-    let (account_id, bill_group_id) = account_and_bill_group(&mut b, "Globex").await;
+    let (account_id, bill_group_id) = recur_e2e::remittance_account(&mut b, "Globex").await;
     let created = b
         .subscriptions
         .create_subscription(sub::CreateSubscriptionRequest {
@@ -168,7 +115,7 @@ async fn theirs(app: &TestApp) -> Theirs {
         .await
         .expect("subscription")
         .into_inner();
-    let (customer_id, payment_method_id) = customer_with_card(&mut b).await;
+    let (customer_id, payment_method_id) = recur_e2e::customer_with_card(&mut b).await;
     let payment = b
         .payments
         .charge(pay::ChargeRequest { customer_id: customer_id.clone(), amount: usd("5.00"), ..Default::default() })
@@ -197,8 +144,8 @@ async fn missing_references(app: &TestApp) {
     let t = theirs(app).await;
     let mut c = app.clients("acme");
     let plan = create_monthly_plan(&mut c, "30", None).await;
-    let (account_id, bill_group_id) = account_and_bill_group(&mut c, "Acme").await;
-    let (customer_id, _) = customer_with_card(&mut c).await;
+    let (account_id, bill_group_id) = recur_e2e::remittance_account(&mut c, "Acme").await;
+    let (customer_id, _) = recur_e2e::customer_with_card(&mut c).await;
     let bad = Code::InvalidArgument;
 
     // Subscriptions and bill groups.

@@ -12,34 +12,6 @@ use recur_proto::common::v1 as common;
 use recur_proto::subscription::v1 as sub;
 use tonic::Code;
 
-async fn account_with_bill_group(c: &mut Clients, name: &str) -> (String, String) {
-    let account = c
-        .accounts
-        .create_account(sub::CreateAccountRequest {
-            account: Some(sub::Account { account_name: name.into(), ..Default::default() }),
-        })
-        .await
-        .expect("account")
-        .into_inner()
-        .account
-        .expect("account");
-    let bg = c
-        .accounts
-        .create_bill_group(sub::CreateBillGroupRequest {
-            bill_group: Some(sub::BillGroup {
-                account_id: account.id.clone(),
-                collection_method: sub::CollectionMethod::Remittance as i32,
-                ..Default::default()
-            }),
-        })
-        .await
-        .expect("bill group")
-        .into_inner()
-        .bill_group
-        .expect("bill group");
-    (account.id, bg.id)
-}
-
 async fn list(c: &mut Clients, r: sub::ListSubscriptionsRequest) -> Vec<String> {
     let page = c.subscriptions.list_subscriptions(r).await.expect("list").into_inner();
     page.subscriptions.into_iter().map(|s| s.id).collect()
@@ -76,8 +48,8 @@ async fn lists(app: &TestApp) {
         .into_inner()
         .coupon
         .expect("coupon");
-    let (a1, bg1) = account_with_bill_group(&mut c, "Acme One").await;
-    let (a2, bg2) = account_with_bill_group(&mut c, "Acme Two").await;
+    let (a1, bg1) = recur_e2e::remittance_account(&mut c, "Acme One").await;
+    let (a2, bg2) = recur_e2e::remittance_account(&mut c, "Acme Two").await;
     let before = chrono::Utc::now();
     let mut made = Vec::new();
     // Five subscriptions: two pending, one with the coupon, two tagged.

@@ -388,3 +388,62 @@ pub async fn create_monthly_plan(c: &mut Clients, amount: &str, ca_tax_percent: 
 pub fn mask(paths: &[&str]) -> prost_types::FieldMask {
     prost_types::FieldMask { paths: paths.iter().map(|p| p.to_string()).collect() }
 }
+
+/// A new account named `name` with a bill group that pays by remittance
+/// (nothing is charged): their ids.
+pub async fn remittance_account(c: &mut Clients, name: &str) -> (String, String) {
+    use recur_proto::subscription::v1 as sub;
+    let account = c
+        .accounts
+        .create_account(sub::CreateAccountRequest {
+            account: Some(sub::Account { account_name: name.into(), ..Default::default() }),
+        })
+        .await
+        .expect("account")
+        .into_inner()
+        .account
+        .expect("account");
+    let bill_group = c
+        .accounts
+        .create_bill_group(sub::CreateBillGroupRequest {
+            bill_group: Some(sub::BillGroup {
+                account_id: account.id.clone(),
+                collection_method: sub::CollectionMethod::Remittance as i32,
+                ..Default::default()
+            }),
+        })
+        .await
+        .expect("bill group")
+        .into_inner()
+        .bill_group
+        .expect("bill group");
+    (account.id, bill_group.id)
+}
+
+/// A new gateway customer with the sandbox's Visa as its default method:
+/// their ids.
+pub async fn customer_with_card(c: &mut Clients) -> (String, String) {
+    use recur_proto::payment::v1 as pay;
+    let customer = c
+        .payments
+        .create_customer(pay::CreateCustomerRequest { email: "pat@example.com".into(), ..Default::default() })
+        .await
+        .expect("customer")
+        .into_inner()
+        .customer
+        .expect("customer");
+    let pm = c
+        .payments
+        .attach_payment_method(pay::AttachPaymentMethodRequest {
+            customer_id: customer.id.clone(),
+            payment_token: "tok_visa".into(),
+            set_default: true,
+            ..Default::default()
+        })
+        .await
+        .expect("attach")
+        .into_inner()
+        .payment_method
+        .expect("method");
+    (customer.id, pm.id)
+}

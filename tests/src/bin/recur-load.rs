@@ -500,30 +500,7 @@ async fn main() {
 async fn seed_subscriptions(app: &TestApp, c: &mut recur_e2e::Clients, rate: &cat::Rate, n: u64) -> bytes::Bytes {
     use prost::Message;
     use recur_proto::subscription::v1 as sub;
-    let account = c
-        .accounts
-        .create_account(sub::CreateAccountRequest {
-            account: Some(sub::Account { account_name: "Load Inc".into(), ..Default::default() }),
-        })
-        .await
-        .expect("account")
-        .into_inner()
-        .account
-        .expect("account");
-    let bg = c
-        .accounts
-        .create_bill_group(sub::CreateBillGroupRequest {
-            bill_group: Some(sub::BillGroup {
-                account_id: account.id.clone(),
-                collection_method: sub::CollectionMethod::Remittance as i32,
-                ..Default::default()
-            }),
-        })
-        .await
-        .expect("bill group")
-        .into_inner()
-        .bill_group
-        .expect("bill group");
+    let (account_id, bill_group_id) = recur_e2e::remittance_account(c, "Load Inc").await;
     let started = Instant::now();
     let written = app
         .scalar(
@@ -542,8 +519,8 @@ async fn seed_subscriptions(app: &TestApp, c: &mut recur_e2e::Clients, rate: &ca
                  p AS (INSERT INTO subscription_products (tenant_id, subscription_id, product_id) \
                  SELECT 'load', id, items::json->0->>'product_id' FROM ins RETURNING 1) \
                  SELECT COUNT(*) FROM p",
-                a = account.id,
-                bg = bg.id,
+                a = account_id,
+                bg = bill_group_id,
                 o = rate.offering_id,
                 r = rate.id,
             ),
