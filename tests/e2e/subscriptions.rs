@@ -247,3 +247,73 @@ async fn event_sequences_are_a_tenants_own(app: &TestApp) {
 }
 
 on_both_backends!(sequences_sqlite, sequences_postgres, event_sequences_are_a_tenants_own);
+
+/// A contract agreed before it starts (`pending`), activated later: its
+/// first period starts at activation, its first invoice is collected then,
+/// once, however often (and however concurrently) activation is retried.
+async fn a_pending_subscription_is_activated_once(app: &TestApp) {
+    let mut c = app.clients("acme");
+    let plan = create_monthly_plan(&mut c, "100", None).await;
+    let account_id = account(&mut c, "Acme Inc").await;
+    let (customer, pm) = recur_e2e::customer_with_card(&mut c).await;
+    let bg = bill_group(&mut c, &account_id, &customer, &pm).await;
+    let pending = c
+        .subscriptions
+        .create_subscription(sub::CreateSubscriptionRequest { pending: true, ..subscribe(&account_id, &bg, &plan) })
+        .await
+        .expect("create")
+        .into_inner();
+    let s = pending.subscription.expect("subscription");
+    assert_eq!(s.state, sub::SubscriptionState::Pending as i32);
+    assert!(pending.invoice.is_none(), "nothing is invoiced before it starts");
+    assert_eq!(app.count_rows("payment", "payments").await, 0);
+
+    // Ten concurrent activations under one key, each answered with the one
+    // activation; then ten without a key, each refused.
+    let keyed = |c: &mut Clients| {
+        let mut r = tonic::Request::new(sub::ActivateSubscriptionRequest { id: s.id.clone() });
+        r.metadata_mut().insert("idempotency-key", "activate-1".parse().expect("ascii"));
+        let mut c = c.subscriptions.clone();
+        async move { c.activate_subscription(r).await }
+    };
+    let bare = |c: &mut Clients| {
+        let mut c = c.subscriptions.clone();
+        let id = s.id.clone();
+        async move { c.activate_subscription(sub::ActivateSubscriptionRequest { id }).await }
+    };
+    let calls: Vec<_> = (0..10).map(|_| tokio::spawn(keyed(&mut c))).collect();
+    let mut ok = Vec::new();
+    for call in calls {
+        ok.push(call.await.expect("join").expect("a keyed activation").into_inner());
+    }
+    let calls: Vec<_> = (0..10).map(|_| tokio::spawn(bare(&mut c))).collect();
+    for call in calls {
+        let err = call.await.expect("join").expect_err("already active");
+        assert_eq!((err.code(), details(&err).reason.as_str()), (Code::FailedPrecondition, "SUBSCRIPTION_ACTIVE"));
+    }
+    let first = &ok[0];
+    let active = first.subscription.clone().expect("subscription");
+    assert_eq!(active.state, sub::SubscriptionState::Active as i32);
+    let invoice = first.invoice.clone().expect("first invoice");
+    assert_eq!(invoice.status, sub::InvoiceStatus::Paid as i32);
+    assert!(ok.iter().all(|r| r.payment_id == first.payment_id), "every success names the one payment");
+    assert_eq!(app.count_rows("payment", "payments").await, 1, "one charge");
+    assert_eq!(app.count_rows("subscription", "invoices").await, 1, "one invoice");
+
+    // A later retry under the key answers the same.
+    let again = keyed(&mut c).await.expect("retry").into_inner();
+    assert_eq!(again.payment_id, first.payment_id);
+    let types = event_types(&mut c).await;
+    assert_eq!(types.iter().filter(|t| *t == "subscription.activated").count(), 1, "{types:?}");
+
+    // Unknown and foreign ids are alike NOT_FOUND.
+    for (mut c, id) in
+        [(app.clients("acme"), "sub_0000000000000000".to_string()), (app.clients("globex"), s.id.clone())]
+    {
+        let err =
+            c.subscriptions.activate_subscription(sub::ActivateSubscriptionRequest { id }).await.expect_err("none");
+        assert_eq!((err.code(), details(&err).reason.as_str()), (Code::NotFound, "SUBSCRIPTION_NOT_FOUND"));
+    }
+}
+
+on_both_backends!(activation_sqlite, activation_postgres, a_pending_subscription_is_activated_once);

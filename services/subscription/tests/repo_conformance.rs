@@ -722,6 +722,44 @@ async fn invoices_list_by_account_subscription_and_status(repo: &dyn Subscriptio
     assert!(repo.list_invoices("globex", &other).await.expect("other").is_empty());
 }
 
+async fn a_pending_subscription_is_activated_once_under_its_key(repo: &dyn SubscriptionRepo) {
+    seed(repo, "acme", "acct_1", "bg_1").await;
+    let mut sub = subscription("sub_1", "acct_1", "bg_1");
+    sub.state = SubscriptionState::Pending;
+    sub.activated_at = None;
+    repo.insert_subscription("acme", &sub, None, NO_KEY, &[]).await.expect("insert");
+    let mut active = sub.clone();
+    active.state = SubscriptionState::Active;
+    active.activated_at = Some(t(7));
+    active.current_period_start = t(7);
+    active.billing_anchor = BillingAnchor { day: 12, month: 0 };
+    let inv = invoice("inv_1", &active, &["10.00"]);
+    let key = Idem { key: Some("act-1"), hash: "h" };
+    let event = Event::new(
+        SubscriptionEvent::SubscriptionActivated { subscription_id: "sub_1".into(), account_id: "acct_1".into() },
+        t(7),
+    );
+    assert!(
+        repo.activate_subscription("acme", &active, Some(&inv), key, std::slice::from_ref(&event))
+            .await
+            .expect("activate")
+    );
+    assert_eq!(repo.get_subscription("acme", "sub_1").await.expect("get"), Some(active.clone()));
+    assert_eq!(repo.mutation_by_key("acme", "act-1").await.expect("key"), Some(("sub_1".to_string(), "h".to_string())));
+    assert_eq!(repo.invoices_of_subscription("acme", "sub_1").await.expect("invoices").len(), 1);
+    // No longer pending: a second activation writes nothing.
+    let other = Idem { key: Some("act-2"), hash: "h" };
+    assert!(
+        !repo
+            .activate_subscription("acme", &active, Some(&invoice("inv_2", &active, &["10.00"])), other, &[])
+            .await
+            .expect("second")
+    );
+    assert_eq!(repo.get_invoice("acme", "inv_2").await.expect("get"), None);
+    assert_eq!(repo.mutation_by_key("acme", "act-2").await.expect("key"), None);
+    assert_eq!(repo.mutation_by_key("globex", "act-1").await.expect("other tenant"), None);
+}
+
 async fn sqlite() -> (TestDatabase, Arc<dyn SubscriptionRepo>) {
     let db = TestDatabase::sqlite();
     let repo = repo::open(&recur_storage::sqlite_file_url(&db.data_dir(), "subscription"), 4).await.expect("open");
@@ -776,6 +814,7 @@ on_both!(
     event_sequences_are_per_tenant_and_gap_free,
     subscriptions_list_by_every_filter_in_keyset_pages,
     invoices_list_by_account_subscription_and_status,
+    a_pending_subscription_is_activated_once_under_its_key,
     an_account_update_writes_its_fields_and_its_event,
     an_update_that_changes_nothing_writes_nothing,
     updates_of_another_tenants_records_find_none,

@@ -40,4 +40,18 @@ impl pb::subscription_service_server::SubscriptionService for SubscriptionApi {
             next_page_token,
         }))
     }
+
+    async fn activate_subscription(
+        &self,
+        req: Request<pb::ActivateSubscriptionRequest>,
+    ) -> Res<pb::ActivateSubscriptionResponse> {
+        let ctx = caller(&req)?;
+        let idem = idem(&req)?;
+        let done = self.app.activate(&ctx, &req.get_ref().id, &idem).await?;
+        Ok(Response::new(pb::ActivateSubscriptionResponse {
+            subscription: Some(subscription_pb(&done.subscription)),
+            invoice: done.invoice.as_ref().map(invoice_pb),
+            payment_id: done.payment_id,
+        }))
+    }
 }

@@ -5,6 +5,7 @@
 //! ([`list`]) and the event list ([`events`]).
 
 pub mod accounts;
+pub mod activate;
 pub mod collect;
 pub mod events;
 pub mod list;

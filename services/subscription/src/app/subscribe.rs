@@ -218,7 +218,7 @@ impl App {
 
     /// Collects the first invoice of a stored subscription (again, on a
     /// retry: the gateway answers the invoice's key with the same payment).
-    async fn collect_first(&self, ctx: &CallContext, mut sub: Subscription) -> AppResult<Subscribed> {
+    pub(crate) async fn collect_first(&self, ctx: &CallContext, mut sub: Subscription) -> AppResult<Subscribed> {
         let tenant = ctx.tenant_id.as_str();
         let first = self.repo.invoices_of_subscription(tenant, &sub.id).await?.into_iter().next();
         let Some(inv) = first else {

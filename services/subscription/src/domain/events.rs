@@ -26,6 +26,8 @@ pub enum SubscriptionEvent {
     BillGroupUpdated { bill_group_id: String, account_id: String, changed_fields: Vec<String> },
     #[serde(rename = "subscription.created")]
     SubscriptionCreated { subscription_id: String, account_id: String, state: String },
+    #[serde(rename = "subscription.activated")]
+    SubscriptionActivated { subscription_id: String, account_id: String },
     #[serde(rename = "subscription.past_due")]
     SubscriptionPastDue { subscription_id: String, invoice_id: String },
     #[serde(rename = "subscription.canceled")]
@@ -51,6 +53,7 @@ impl SubscriptionEvent {
             SubscriptionEvent::ContactUpdated { .. } => "contact.updated",
             SubscriptionEvent::BillGroupUpdated { .. } => "bill_group.updated",
             SubscriptionEvent::SubscriptionCreated { .. } => "subscription.created",
+            SubscriptionEvent::SubscriptionActivated { .. } => "subscription.activated",
             SubscriptionEvent::SubscriptionPastDue { .. } => "subscription.past_due",
             SubscriptionEvent::SubscriptionCanceled { .. } => "subscription.canceled",
             SubscriptionEvent::InvoiceCreated { .. } => "invoice.created",
@@ -70,6 +73,7 @@ impl SubscriptionEvent {
             SubscriptionEvent::BillGroupCreated { bill_group_id, .. }
             | SubscriptionEvent::BillGroupUpdated { bill_group_id, .. } => bill_group_id,
             SubscriptionEvent::SubscriptionCreated { subscription_id, .. }
+            | SubscriptionEvent::SubscriptionActivated { subscription_id, .. }
             | SubscriptionEvent::SubscriptionPastDue { subscription_id, .. }
             | SubscriptionEvent::SubscriptionCanceled { subscription_id, .. } => subscription_id,
             SubscriptionEvent::InvoiceCreated { invoice_id, .. }

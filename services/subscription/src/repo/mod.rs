@@ -233,6 +233,22 @@ pub trait SubscriptionStore: Send + Sync {
         idem: Idem<'_>,
         events: &[Event],
     ) -> Result<Stored<Subscription>, StorageError>;
+    /// Activates a PENDING subscription: stores `sub` as it now is (its new
+    /// period and anchor) with its first invoice and `events`, in one
+    /// transaction, under idempotency key `idem.key` when given. `Ok(false)`
+    /// when it is no longer PENDING (a concurrent change won), and nothing
+    /// was written.
+    async fn activate_subscription(
+        &self,
+        tenant: &str,
+        sub: &Subscription,
+        invoice: Option<&Invoice>,
+        idem: Idem<'_>,
+        events: &[Event],
+    ) -> Result<bool, StorageError>;
+    /// The subscription a change under idempotency key `key` was made to,
+    /// and that request's fingerprint.
+    async fn mutation_by_key(&self, tenant: &str, key: &str) -> Result<Option<(String, String)>, StorageError>;
     /// The subscription made under idempotency key `key`, if any.
     async fn subscription_by_key(&self, tenant: &str, key: &str) -> Result<Option<Stored<Subscription>>, StorageError>;
     async fn get_subscription(&self, tenant: &str, id: &str) -> Result<Option<Subscription>, StorageError>;
@@ -301,6 +317,11 @@ pub const MIGRATIONS: Migrations = Migrations {
             name: "list filters",
             sql: include_str!("../../migrations/postgres/0004_list_filters.sql"),
         },
+        Migration {
+            version: 5,
+            name: "mutation keys",
+            sql: include_str!("../../migrations/postgres/0005_mutation_keys.sql"),
+        },
     ],
     sqlite: &[
         Migration { version: 1, name: "init", sql: include_str!("../../migrations/sqlite/0001_init.sql") },
@@ -318,6 +339,11 @@ pub const MIGRATIONS: Migrations = Migrations {
             version: 4,
             name: "list filters",
             sql: include_str!("../../migrations/sqlite/0004_list_filters.sql"),
+        },
+        Migration {
+            version: 5,
+            name: "mutation keys",
+            sql: include_str!("../../migrations/sqlite/0005_mutation_keys.sql"),
         },
     ],
 };

@@ -200,6 +200,74 @@ macro_rules! store {
                 rows::all(qb.build_query_as::<rows::SubscriptionRow>().fetch_all(&self.pool).await?)
             }
 
+            async fn activate_subscription(
+                &self,
+                tenant: &str,
+                s: &crate::domain::Subscription,
+                invoice: Option<&Invoice>,
+                idem: super::Idem<'_>,
+                events: &[Event],
+            ) -> Result<bool, StorageError> {
+                let mut tx = self.pool.begin().await?;
+                let changed = sqlx::query(
+                    "UPDATE subscriptions SET state = $3, start_date = $4, anchor_day = $5, anchor_month = $6, \
+                     current_period_start = $7, current_period_end = $8, trial_start = $9, trial_end = $10, \
+                     next_billing_at = $11, activated_at = $12, recurring_amount = $13, updated_at = $14 \
+                     WHERE tenant_id = $1 AND id = $2 AND state = 'pending'",
+                )
+                .bind(tenant)
+                .bind(&s.id)
+                .bind(s.state.as_str())
+                .bind(s.start_date.format("%Y-%m-%d").to_string())
+                .bind(i32::try_from(s.billing_anchor.day).unwrap_or(0))
+                .bind(i32::try_from(s.billing_anchor.month).unwrap_or(0))
+                .bind(s.current_period_start)
+                .bind(s.current_period_end)
+                .bind(s.trial_start)
+                .bind(s.trial_end)
+                .bind(s.next_billing_at)
+                .bind(s.activated_at)
+                .bind(Dec(s.recurring_amount))
+                .bind(s.updated_at)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if changed == 0 {
+                    return Ok(false);
+                }
+                if let Some(key) = idem.key {
+                    sqlx::query(
+                        "INSERT INTO subscription_mutations (tenant_id, idempotency_key, request_hash, \
+                         subscription_id, action, created_at) VALUES ($1, $2, $3, $4, 'activate', $5)",
+                    )
+                    .bind(tenant)
+                    .bind(key)
+                    .bind(idem.hash)
+                    .bind(&s.id)
+                    .bind(s.updated_at.to_rfc3339())
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                if let Some(inv) = invoice {
+                    insert_invoice(&mut tx, tenant, inv).await?;
+                }
+                insert_events(&mut tx, tenant, events).await?;
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            async fn mutation_by_key(&self, tenant: &str, key: &str) -> Result<Option<(String, String)>, StorageError> {
+                let row: Option<(String, String)> = sqlx::query_as(
+                    "SELECT subscription_id, request_hash FROM subscription_mutations \
+                     WHERE tenant_id = $1 AND idempotency_key = $2",
+                )
+                .bind(tenant)
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(row)
+            }
+
             async fn subscription_by_key(
                 &self,
                 tenant: &str,
