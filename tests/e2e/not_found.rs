@@ -86,22 +86,7 @@ struct Theirs {
 async fn theirs(app: &TestApp) -> Theirs {
     let mut b = app.clients("globex");
     let plan = create_monthly_plan(&mut b, "20", None).await;
-    let coupon = b
-        .catalog
-        .create_coupon(cat::CreateCouponRequest {
-            coupon: Some(cat::Coupon {
-                code: "GLOBEX10".into(),
-                discount_type: cat::DiscountType::Percent as i32,
-                percent_off: "10".into(),
-                duration: cat::CouponDuration::Forever as i32,
-                ..Default::default()
-            }),
-        })
-        .await
-        .expect("coupon")
-        .into_inner()
-        .coupon
-        .expect("coupon");
+    let coupon = recur_e2e::percent_coupon(&mut b, "GLOBEX10", "10").await;
     let (account_id, bill_group_id) = recur_e2e::remittance_account(&mut b, "Globex").await;
     let created = b
         .subscriptions

@@ -7,7 +7,6 @@
 use std::collections::BTreeSet;
 
 use recur_e2e::{Clients, TestApp, create_monthly_plan, details, on_both_backends};
-use recur_proto::catalog::v1 as cat;
 use recur_proto::common::v1 as common;
 use recur_proto::subscription::v1 as sub;
 use tonic::Code;
@@ -32,22 +31,7 @@ async fn every_page(c: &mut Clients, mut r: sub::ListSubscriptionsRequest) -> Ve
 async fn lists(app: &TestApp) {
     let mut c = app.clients("acme");
     let plan = create_monthly_plan(&mut c, "100", None).await;
-    let coupon = c
-        .catalog
-        .create_coupon(cat::CreateCouponRequest {
-            coupon: Some(cat::Coupon {
-                code: "SAVE10".into(),
-                discount_type: cat::DiscountType::Percent as i32,
-                percent_off: "10".into(),
-                duration: cat::CouponDuration::Forever as i32,
-                ..Default::default()
-            }),
-        })
-        .await
-        .expect("coupon")
-        .into_inner()
-        .coupon
-        .expect("coupon");
+    let coupon = recur_e2e::percent_coupon(&mut c, "SAVE10", "10").await;
     let (a1, bg1) = recur_e2e::remittance_account(&mut c, "Acme One").await;
     let (a2, bg2) = recur_e2e::remittance_account(&mut c, "Acme Two").await;
     let before = chrono::Utc::now();

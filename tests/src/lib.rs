@@ -447,3 +447,23 @@ pub async fn customer_with_card(c: &mut Clients) -> (String, String) {
         .expect("method");
     (customer.id, pm.id)
 }
+
+/// A new coupon `code` taking `percent` off, forever.
+pub async fn percent_coupon(c: &mut Clients, code: &str, percent: &str) -> recur_proto::catalog::v1::Coupon {
+    use recur_proto::catalog::v1 as cat;
+    c.catalog
+        .create_coupon(cat::CreateCouponRequest {
+            coupon: Some(cat::Coupon {
+                code: code.into(),
+                discount_type: cat::DiscountType::Percent as i32,
+                percent_off: percent.into(),
+                duration: cat::CouponDuration::Forever as i32,
+                ..Default::default()
+            }),
+        })
+        .await
+        .expect("coupon")
+        .into_inner()
+        .coupon
+        .expect("coupon")
+}

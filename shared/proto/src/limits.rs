@@ -75,13 +75,6 @@ impl Kind {
     const fn id_alphabet(self) -> bool {
         matches!(self, Kind::Id | Kind::IdOrHandle)
     }
-
-    /// Whether the value is free text a person could type anything into,
-    /// where a card number might be pasted (the card-number guard checks
-    /// every kind but decimals; phone numbers only past E.164's 15 digits).
-    pub const fn is_decimal(self) -> bool {
-        matches!(self, Kind::Decimal)
-    }
 }
 
 /// The most entries of a string map (`metadata`), and the most characters

@@ -31,10 +31,9 @@ use sqlx::{Decode, Encode, Postgres, Sqlite, Type};
 
 pub use sqlx;
 
-/// At most 100 characters of `input`, for an error that quotes it.
-pub fn excerpt(input: &str) -> std::borrow::Cow<'_, str> {
-    recur_error::excerpt(input)
-}
+/// At most 100 characters of `input`, for an error that quotes it (used by
+/// [`stored_enum!`]).
+pub use recur_error::excerpt;
 
 /// A connection pool on one of the two backends.
 #[derive(Clone, Debug)]
@@ -57,6 +56,23 @@ impl Pool {
             Pool::Sqlite(p) => p.close().await,
         }
     }
+}
+
+/// A transaction for a read that is about to be written, alike on both
+/// backends: SQLite takes its write lock at once (`BEGIN IMMEDIATE`, so two
+/// such transactions queue instead of failing on the upgrade); Postgres
+/// locks the rows it reads with [`for_update`].
+pub async fn begin_locking<DB: sqlx::Database>(
+    pool: &sqlx::Pool<DB>,
+) -> Result<sqlx::Transaction<'static, DB>, sqlx::Error> {
+    if DB::NAME == "SQLite" { pool.begin_with("BEGIN IMMEDIATE").await } else { pool.begin().await }
+}
+
+/// What a read inside [`begin_locking`] that is about to be written ends
+/// with: ` FOR UPDATE` on Postgres, nothing on SQLite (the transaction
+/// already holds the write lock).
+pub fn for_update<DB: sqlx::Database>() -> &'static str {
+    if DB::NAME == "SQLite" { "" } else { " FOR UPDATE" }
 }
 
 impl From<PgPool> for Pool {

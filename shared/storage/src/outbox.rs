@@ -33,35 +33,30 @@ impl Outbox {
             e = self.events
         );
         let store = format!("UPDATE {} SET last_sequence = $2 WHERE tenant_id = $1", self.counters);
+        // The same statements on either backend's pool; the counter row is
+        // read locked, so numbering runs one at a time per tenant.
+        macro_rules! number_on {
+            ($pool:expr, $db:ty) => {{
+                let pool = $pool;
+                let waiting: bool = sqlx::query_scalar(&pending).bind(tenant).fetch_one(pool).await?;
+                if waiting {
+                    let mut tx = crate::begin_locking(pool).await?;
+                    sqlx::query(&seed).bind(tenant).execute(&mut *tx).await?;
+                    let read = format!(
+                        "SELECT last_sequence FROM {} WHERE tenant_id = $1{}",
+                        self.counters,
+                        crate::for_update::<$db>()
+                    );
+                    let last: i64 = sqlx::query_scalar(&read).bind(tenant).fetch_one(&mut *tx).await?;
+                    let n = sqlx::query(&number).bind(tenant).bind(last).execute(&mut *tx).await?.rows_affected();
+                    sqlx::query(&store).bind(tenant).bind(last + n as i64).execute(&mut *tx).await?;
+                    tx.commit().await?;
+                }
+            }};
+        }
         match pool {
-            Pool::Postgres(pool) => {
-                let waiting: bool = sqlx::query_scalar(&pending).bind(tenant).fetch_one(pool).await?;
-                if !waiting {
-                    return Ok(());
-                }
-                let mut tx = pool.begin().await?;
-                sqlx::query(&seed).bind(tenant).execute(&mut *tx).await?;
-                // The counter's row lock makes numbering one at a time.
-                let lock = format!("SELECT last_sequence FROM {} WHERE tenant_id = $1 FOR UPDATE", self.counters);
-                let last: i64 = sqlx::query_scalar(&lock).bind(tenant).fetch_one(&mut *tx).await?;
-                let n = sqlx::query(&number).bind(tenant).bind(last).execute(&mut *tx).await?.rows_affected();
-                sqlx::query(&store).bind(tenant).bind(last + n as i64).execute(&mut *tx).await?;
-                tx.commit().await?;
-            }
-            Pool::Sqlite(pool) => {
-                let waiting: bool = sqlx::query_scalar(&pending).bind(tenant).fetch_one(pool).await?;
-                if !waiting {
-                    return Ok(());
-                }
-                // BEGIN IMMEDIATE takes the write lock before reading.
-                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-                sqlx::query(&seed).bind(tenant).execute(&mut *tx).await?;
-                let read = format!("SELECT last_sequence FROM {} WHERE tenant_id = $1", self.counters);
-                let last: i64 = sqlx::query_scalar(&read).bind(tenant).fetch_one(&mut *tx).await?;
-                let n = sqlx::query(&number).bind(tenant).bind(last).execute(&mut *tx).await?.rows_affected();
-                sqlx::query(&store).bind(tenant).bind(last + n as i64).execute(&mut *tx).await?;
-                tx.commit().await?;
-            }
+            Pool::Postgres(pool) => number_on!(pool, sqlx::Postgres),
+            Pool::Sqlite(pool) => number_on!(pool, sqlx::Sqlite),
         }
         Ok(())
     }

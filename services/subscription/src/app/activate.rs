@@ -10,7 +10,7 @@ use super::subscribe::Subscribed;
 use super::{App, Idem};
 use crate::domain::invoice::first_invoice;
 use crate::domain::state::Action;
-use crate::domain::{BillingAnchor, Event, SubscriptionEvent, SubscriptionState};
+use crate::domain::{Event, SubscriptionEvent, SubscriptionState};
 use crate::peers::QuoteInput;
 
 impl App {
@@ -69,11 +69,7 @@ impl App {
         sub.state = if offering.trial_end.is_some() { SubscriptionState::Trialing } else { next };
         sub.start_date =
             chrono::NaiveDate::parse_from_str(&quote.start_date, "%Y-%m-%d").map_err(AppError::internal)?;
-        sub.billing_anchor = if offering.billing_anchor.is_set() {
-            offering.billing_anchor
-        } else {
-            BillingAnchor::of(sub.start_date, false)
-        };
+        sub.billing_anchor = offering.anchor_or(sub.start_date);
         sub.current_period_start = start;
         sub.current_period_end = offering.period_end.ok_or_else(|| AppError::internal("quote without period"))?;
         sub.trial_start = offering.trial_end.map(|_| quote.start.unwrap_or(start));
@@ -82,7 +78,7 @@ impl App {
         sub.recurring_amount = offering.recurring_amount;
         sub.activated_at = Some(now);
         sub.updated_at = now;
-        let invoice = first_invoice(&sub, &bill_group, offering, quote.currency, now);
+        let invoice = first_invoice(&sub, &bill_group, offering, now);
         if let Some(inv) = &invoice
             && bill_group.can_charge_automatically()
             && !inv.amount_due().is_zero()

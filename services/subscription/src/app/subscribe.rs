@@ -19,7 +19,7 @@ use super::{App, Idem};
 use crate::domain::invoice::first_invoice;
 use crate::domain::state::Action;
 use crate::domain::{
-    BillingAnchor, Event, Invoice, InvoiceStatus, Item, Metadata, Subscription, SubscriptionEvent, SubscriptionState,
+    Event, Invoice, InvoiceStatus, Item, Metadata, Subscription, SubscriptionEvent, SubscriptionState,
 };
 use crate::peers::QuoteInput;
 
@@ -124,11 +124,7 @@ impl App {
         } else {
             SubscriptionState::Active
         };
-        let billing_anchor = if offering.billing_anchor.is_set() {
-            offering.billing_anchor
-        } else {
-            BillingAnchor::of(start_date, false)
-        };
+        let billing_anchor = offering.anchor_or(start_date);
         let sub = Subscription {
             id: recur_id::new_id(recur_id::Kind::Subscription),
             custom_id: (!r.custom_id.is_empty()).then(|| r.custom_id.clone()),
@@ -164,11 +160,8 @@ impl App {
         };
 
         // The first invoice: what is due now, one line per charged item.
-        let invoice = if state == SubscriptionState::Pending {
-            None
-        } else {
-            first_invoice(&sub, &bill_group, offering, quote.currency, now)
-        };
+        let invoice =
+            if state == SubscriptionState::Pending { None } else { first_invoice(&sub, &bill_group, offering, now) };
         if let Some(inv) = &invoice {
             // The invoice is the sum of its lines; so is the quote. They agree.
             if inv.amount != quote.amount {

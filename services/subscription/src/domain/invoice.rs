@@ -24,6 +24,14 @@ pub struct PricedOffering {
     pub billing_anchor: super::BillingAnchor,
 }
 
+impl PricedOffering {
+    /// The anchor a contract made from this offering keeps: pricing's, or
+    /// (from a pricing that gives none) the day of `start_date`.
+    pub fn anchor_or(&self, start_date: chrono::NaiveDate) -> super::BillingAnchor {
+        if self.billing_anchor.is_set() { self.billing_anchor } else { super::BillingAnchor::of(start_date, false) }
+    }
+}
+
 /// A quote's item.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct PricedItem {
@@ -62,7 +70,6 @@ pub fn first_invoice(
     sub: &Subscription,
     bill_group: &BillGroup,
     priced: &PricedOffering,
-    currency: Currency,
     now: DateTime<Utc>,
 ) -> Option<Invoice> {
     if priced.amount.is_zero() {
@@ -110,7 +117,7 @@ pub fn first_invoice(
         bill_group_id: bill_group.id.clone(),
         subscription_id: sub.id.clone(),
         status: InvoiceStatus::Open,
-        currency,
+        currency: sub.currency,
         lines,
         amount_without_tax: Decimal::ZERO,
         discount: Decimal::ZERO,
@@ -223,13 +230,13 @@ mod tests {
             amount: d("97.17"),
             ..Default::default()
         };
-        let inv = first_invoice(&sub, &bg, &priced, sub.currency, now).expect("something due");
+        let inv = first_invoice(&sub, &bg, &priced, now).expect("something due");
         assert_eq!(inv.lines.len(), 3, "the free item makes no line");
         assert_eq!(inv.amount, d("97.17"));
         assert_eq!(inv.tax, d("5.50"));
         assert_eq!(inv.lines[2].kind, LineKind::SetupFee);
         assert_eq!(inv.lines[2].period_start, None);
         assert_eq!(inv.due_at, Some(now + Duration::days(30)), "remittance: 30 days to pay");
-        assert!(first_invoice(&sub, &bg, &PricedOffering::default(), sub.currency, now).is_none());
+        assert!(first_invoice(&sub, &bg, &PricedOffering::default(), now).is_none());
     }
 }

@@ -93,7 +93,6 @@ fn priced_offering(o: &pricepb::QuoteOffering) -> PricedOffering {
                     recurring_amount: amount(&i.recurring_amount),
                 }
             })
-            .filter(|i| !i.product_id.is_empty() || i.setup_fee)
             .collect(),
         amount: amount(&o.amount),
         recurring_amount: amount(&o.recurring_amount),

@@ -428,19 +428,12 @@ macro_rules! store {
             }
         }
 
-        fn acct_is_sqlite() -> bool {
-            <$db as sqlx::Database>::NAME == "SQLite"
-        }
-
-        /// A transaction for a read-then-write: SQLite takes its write lock
-        /// up front (BEGIN IMMEDIATE); Postgres locks rows as it reads them.
         async fn acct_begin(pool: &sqlx::Pool<$db>) -> Result<Tx<'static>, StorageError> {
-            Ok(if acct_is_sqlite() { pool.begin_with("BEGIN IMMEDIATE").await? } else { pool.begin().await? })
+            Ok(recur_storage::begin_locking(pool).await?)
         }
 
-        /// What a read that is about to be written ends with.
         fn acct_lock() -> &'static str {
-            if acct_is_sqlite() { "" } else { " FOR UPDATE" }
+            recur_storage::for_update::<$db>()
         }
 
         /// Locks account `id`; false when there is none.
