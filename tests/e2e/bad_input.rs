@@ -21,7 +21,11 @@ fn request(plan: &recur_e2e::Plan, email: &str, offering_id: &str, quantity: &st
             offerings: vec![pricing::CartOffering {
                 offering_id: offering_id.into(),
                 rate_id: plan.rate_id.clone(),
-                items: vec![pricing::CartItem { product_id: plan.product_id.clone(), quantity: quantity.into() }],
+                items: vec![pricing::CartItem {
+                    product_id: plan.product_id.clone(),
+                    quantity: quantity.into(),
+                    custom_price: None,
+                }],
             }],
             ..Default::default()
         }),

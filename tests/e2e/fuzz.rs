@@ -1120,7 +1120,11 @@ async fn setup(app: &TestApp, pool: &mut Pool) {
         offerings: vec![pricing::CartOffering {
             offering_id: plan.offering_id.clone(),
             rate_id: plan.rate_id.clone(),
-            items: vec![pricing::CartItem { product_id: plan.product_id.clone(), quantity: "1".into() }],
+            items: vec![pricing::CartItem {
+                product_id: plan.product_id.clone(),
+                quantity: "1".into(),
+                custom_price: None,
+            }],
         }],
         ..Default::default()
     };

@@ -106,7 +106,11 @@ async fn long_inputs_give_short_errors(app: &TestApp) {
                 offerings: vec![pricing::CartOffering {
                     offering_id: plan.offering_id.clone(),
                     rate_id: plan.rate_id.clone(),
-                    items: vec![pricing::CartItem { product_id: plan.product_id.clone(), quantity: "1".into() }],
+                    items: vec![pricing::CartItem {
+                        product_id: plan.product_id.clone(),
+                        quantity: "1".into(),
+                        custom_price: None,
+                    }],
                 }],
                 coupon_codes: codes,
                 ..Default::default()
@@ -177,8 +181,9 @@ async fn limits_hold_at_the_door(app: &TestApp) {
         .expect("a product at every limit");
 
     // Repeated fields: at most 100 items, 50 offerings.
-    let items: Vec<pricing::CartItem> =
-        (0..101).map(|i| pricing::CartItem { product_id: format!("prod_{i}"), quantity: "1".into() }).collect();
+    let items: Vec<pricing::CartItem> = (0..101)
+        .map(|i| pricing::CartItem { product_id: format!("prod_{i}"), quantity: "1".into(), custom_price: None })
+        .collect();
     let err = c
         .pricing
         .quote(pricing::QuoteRequest {
@@ -289,7 +294,11 @@ async fn amounts_and_phones_are_no_card_numbers(app: &TestApp) {
                     offerings: vec![pricing::CartOffering {
                         offering_id: plan.offering_id.clone(),
                         rate_id: plan.rate_id.clone(),
-                        items: vec![pricing::CartItem { product_id: plan.product_id.clone(), quantity: "1".into() }],
+                        items: vec![pricing::CartItem {
+                            product_id: plan.product_id.clone(),
+                            quantity: "1".into(),
+                            custom_price: None,
+                        }],
                     }],
                     ..Default::default()
                 }),

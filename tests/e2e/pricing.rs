@@ -19,7 +19,10 @@ fn cart(offering: &str, rate: &str, items: &[(&str, &str)]) -> pb::CartOffering 
     pb::CartOffering {
         offering_id: offering.into(),
         rate_id: rate.into(),
-        items: items.iter().map(|(p, q)| pb::CartItem { product_id: p.to_string(), quantity: q.to_string() }).collect(),
+        items: items
+            .iter()
+            .map(|(p, q)| pb::CartItem { product_id: p.to_string(), quantity: q.to_string(), custom_price: None })
+            .collect(),
     }
 }
 
@@ -601,13 +604,17 @@ async fn amount_ceilings(app: &TestApp) {
             current: Some(pb::ContractState {
                 offering_id: "plan".into(),
                 rate_id: "plan-monthly".into(),
-                items: vec![pb::CartItem { product_id: "seats".into(), quantity: "1".into() }],
+                items: vec![pb::CartItem { product_id: "seats".into(), quantity: "1".into(), custom_price: None }],
                 period_start: Some(ts(1_772_323_200)),
                 period_end: Some(ts(1_775_001_600)),
                 billing_anchor: None,
             }),
             change: Some(pb::ContractChange {
-                items: vec![pb::CartItem { product_id: "seats".into(), quantity: "100000000000000000000".into() }],
+                items: vec![pb::CartItem {
+                    product_id: "seats".into(),
+                    quantity: "100000000000000000000".into(),
+                    custom_price: None,
+                }],
                 timing: pb::ChangeTiming::EndOfTerm as i32,
                 ..Default::default()
             }),

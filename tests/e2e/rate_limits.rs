@@ -149,7 +149,11 @@ fn quote(plan: &recur_e2e::Plan) -> su::QuoteInput {
         offerings: vec![pricing::CartOffering {
             offering_id: plan.offering_id.clone(),
             rate_id: plan.rate_id.clone(),
-            items: vec![pricing::CartItem { product_id: plan.product_id.clone(), quantity: "1".into() }],
+            items: vec![pricing::CartItem {
+                product_id: plan.product_id.clone(),
+                quantity: "1".into(),
+                custom_price: None,
+            }],
         }],
         ..Default::default()
     }

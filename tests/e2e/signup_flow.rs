@@ -34,7 +34,11 @@ fn quote(plan: &recur_e2e::Plan) -> su::QuoteInput {
         offerings: vec![pricing::CartOffering {
             offering_id: plan.offering_id.clone(),
             rate_id: plan.rate_id.clone(),
-            items: vec![pricing::CartItem { product_id: plan.product_id.clone(), quantity: "1".into() }],
+            items: vec![pricing::CartItem {
+                product_id: plan.product_id.clone(),
+                quantity: "1".into(),
+                custom_price: None,
+            }],
         }],
         ..Default::default()
     }
@@ -410,7 +414,11 @@ async fn readme_quick_start_on_the_demo_catalog(app: &TestApp) {
                 offerings: vec![pricing::CartOffering {
                     offering_id: "starter".into(),
                     rate_id: "starter-monthly".into(),
-                    items: vec![pricing::CartItem { product_id: "platform-fee".into(), quantity: "1".into() }],
+                    items: vec![pricing::CartItem {
+                        product_id: "platform-fee".into(),
+                        quantity: "1".into(),
+                        custom_price: None,
+                    }],
                 }],
                 ..Default::default()
             }),

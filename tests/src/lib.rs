@@ -107,6 +107,8 @@ pub struct TestApp {
     app: Option<recur::App>,
     db: TestDatabase,
     channel: Channel,
+    /// The clock every service reads, when the test set one.
+    clock: Option<std::sync::Arc<recur_clock::ManualClock>>,
 }
 
 /// The shared HS256 key of test apps (any 32+ bytes will do).
@@ -121,6 +123,25 @@ impl TestApp {
 
     /// Like [`TestApp::spawn`], with extra configuration variables.
     pub async fn spawn_with(backend: Backend, extra: &[(&str, &str)]) -> Option<TestApp> {
+        TestApp::spawn_inner(backend, extra, None).await
+    }
+
+    /// Like [`TestApp::spawn`], with every service reading a clock that
+    /// stands at `start` until [`TestApp::set_time`] moves it.
+    pub async fn spawn_at(backend: Backend, start: chrono::DateTime<chrono::Utc>) -> Option<TestApp> {
+        TestApp::spawn_inner(backend, &[], Some(recur_clock::ManualClock::new(start))).await
+    }
+
+    /// Sets the time of an app started with [`TestApp::spawn_at`].
+    pub fn set_time(&self, to: chrono::DateTime<chrono::Utc>) {
+        self.clock.as_ref().expect("an app started with spawn_at").set(to);
+    }
+
+    async fn spawn_inner(
+        backend: Backend,
+        extra: &[(&str, &str)],
+        clock: Option<std::sync::Arc<recur_clock::ManualClock>>,
+    ) -> Option<TestApp> {
         scan::capture_logs();
         let db = match backend {
             Backend::SqliteMemory => TestDatabase::sqlite(),
@@ -144,13 +165,17 @@ impl TestApp {
         let config = Config::from_map(&vars).expect("test configuration");
         let key = TokenKey::new(TEST_SECRET.as_bytes().to_vec());
         let listener = recur_server::bind("127.0.0.1:0").await.expect("bind port 0");
-        let app = recur::start(config, recur_clock::system(), key.clone(), listener, std::future::pending())
+        let shared: recur_clock::SharedClock = match &clock {
+            Some(c) => c.clone(),
+            None => recur_clock::system(),
+        };
+        let app = recur::start(config, shared, key.clone(), listener, std::future::pending())
             .await
             .expect("start recur all-in-one");
         let addr = app.local_addr();
         let channel =
             tonic::transport::Endpoint::from_shared(format!("http://{addr}")).expect("endpoint").connect_lazy();
-        Some(TestApp { addr, key, backend, app: Some(app), db, channel })
+        Some(TestApp { addr, key, backend, app: Some(app), db, channel, clock })
     }
 
     /// A valid token for `tenant`.
@@ -268,6 +293,30 @@ macro_rules! on_both_backends {
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn $postgres() {
             let Some(app) = $crate::TestApp::spawn($crate::Backend::PostgresRedis).await else {
+                eprintln!("RECUR_TEST_DATABASE_URL / RECUR_TEST_REDIS_URL unset: Postgres + Redis run skipped");
+                return;
+            };
+            $body(&app).await;
+            app.stop().await;
+        }
+    };
+}
+
+/// Like [`on_both_backends!`], on apps whose clock starts at `$start`.
+#[macro_export]
+macro_rules! on_both_backends_at {
+    ($sqlite:ident, $postgres:ident, $body:path, $start:expr) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $sqlite() {
+            let app =
+                $crate::TestApp::spawn_at($crate::Backend::SqliteMemory, $start).await.expect("sqlite always works");
+            $body(&app).await;
+            app.stop().await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $postgres() {
+            let Some(app) = $crate::TestApp::spawn_at($crate::Backend::PostgresRedis, $start).await else {
                 eprintln!("RECUR_TEST_DATABASE_URL / RECUR_TEST_REDIS_URL unset: Postgres + Redis run skipped");
                 return;
             };
@@ -446,6 +495,43 @@ pub async fn customer_with_card(c: &mut Clients) -> (String, String) {
         .payment_method
         .expect("method");
     (customer.id, pm.id)
+}
+
+/// A new account named `name` paying by the sandbox's Visa: a gateway
+/// customer with the card, and a bill group charging it automatically.
+/// Their ids (account, bill group).
+pub async fn card_account(c: &mut Clients, name: &str) -> (String, String) {
+    use recur_proto::subscription::v1 as sub;
+    let (customer, pm) = customer_with_card(c).await;
+    let account = c
+        .accounts
+        .create_account(sub::CreateAccountRequest {
+            account: Some(sub::Account { account_name: name.into(), ..Default::default() }),
+        })
+        .await
+        .expect("account")
+        .into_inner()
+        .account
+        .expect("account")
+        .id;
+    let bill_group = c
+        .accounts
+        .create_bill_group(sub::CreateBillGroupRequest {
+            bill_group: Some(sub::BillGroup {
+                account_id: account.clone(),
+                gateway_customer_id: customer,
+                payment_method_id: pm,
+                collection_method: sub::CollectionMethod::Automatic as i32,
+                ..Default::default()
+            }),
+        })
+        .await
+        .expect("bill group")
+        .into_inner()
+        .bill_group
+        .expect("bill group")
+        .id;
+    (account, bill_group)
 }
 
 /// A new coupon `code` taking `percent` off, forever.

@@ -81,6 +81,8 @@ fn cart(offerings: usize, items: usize) -> QuoteInput {
             offering_ids: vec![],
             product_ids: vec![],
         }],
+        billing_day: None,
+        by_second: false,
     }
 }
 

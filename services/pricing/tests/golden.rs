@@ -124,6 +124,8 @@ fn cart(
         tz: chrono_tz::UTC,
         tax,
         coupons,
+        billing_day: None,
+        by_second: false,
     })
     .expect("quote")
 }

@@ -109,6 +109,8 @@ fn cart() -> impl Strategy<Value = QuoteInput> {
             tz: chrono_tz::UTC,
             tax,
             coupons,
+            billing_day: None,
+            by_second: false,
         })
 }
 

@@ -300,12 +300,18 @@ impl Inner {
                     items: o
                         .items
                         .iter()
-                        .map(|i| pricepb::CartItem { product_id: i.product_id.clone(), quantity: i.quantity.clone() })
+                        .map(|i| pricepb::CartItem {
+                            product_id: i.product_id.clone(),
+                            quantity: i.quantity.clone(),
+                            custom_price: None,
+                        })
                         .collect(),
                 })
                 .collect(),
             coupon_codes: q.coupon_codes.clone(),
             coupon_usages: Vec::new(),
+            continuation: false,
+            billing_day: 0,
             tax_address: Some(address_pb(&s.customer.billing_address)),
             tax_exempt: false,
             start_date: q.start_date.clone(),

@@ -9,7 +9,9 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 use recur_money::Currency;
 use recur_storage::testing::{TestDatabase, postgres_url};
 use recur_subscription::domain::*;
-use recur_subscription::repo::{self, Idem, SubscriptionRepo};
+use recur_subscription::repo::{
+    self, Change, Idem, MutationKey, SubscriptionOrder, SubscriptionQuery, SubscriptionRepo, TimeColumn,
+};
 use rust_decimal::Decimal;
 
 fn d(s: &str) -> Decimal {
@@ -83,7 +85,7 @@ fn subscription(id: &str, account_id: &str, bg: &str) -> Subscription {
         offering_id: "offr_1".into(),
         rate_id: "rate_1".into(),
         state: SubscriptionState::Active,
-        items: vec![Item { product_id: "prod_1".into(), quantity: d("2.5") }],
+        items: vec![Item { product_id: "prod_1".into(), quantity: d("2.5"), custom_price: None }],
         coupon_codes: vec!["SAVE10".into()],
         currency: Currency::from_code("USD").expect("usd"),
         recurring_amount: d("100.00"),
@@ -100,6 +102,13 @@ fn subscription(id: &str, account_id: &str, bg: &str) -> Subscription {
         canceled_at: None,
         expires_at: None,
         quote_id: String::new(),
+        scheduled_change: None,
+        paused_at: None,
+        resume_at: None,
+        cancel_reason: String::new(),
+        cancel_comment: String::new(),
+        previous_billing_at: None,
+        version: 0,
         created_at: t(2),
         updated_at: t(2),
     }
@@ -150,6 +159,7 @@ fn invoice(id: &str, sub: &Subscription, amounts: &[&str]) -> Invoice {
         tax: Decimal::ZERO,
         amount: Decimal::ZERO,
         amount_paid: Decimal::ZERO,
+        credit_applied: Decimal::ZERO,
         period_start: Some(sub.current_period_start),
         period_end: Some(sub.current_period_end),
         issued_at: Some(t(2)),
@@ -251,7 +261,7 @@ async fn a_subscription_with_its_first_invoice_round_trips(repo: &dyn Subscripti
     seed(repo, "acme", "acct_1", "bg_1").await;
     let sub = subscription("sub_1", "acct_1", "bg_1");
     let inv = invoice("inv_1", &sub, &["33.33", "33.34"]);
-    repo.insert_subscription("acme", &sub, Some(&inv), NO_KEY, &[]).await.expect("insert");
+    repo.insert_subscription("acme", &sub, Some(&inv), NO_KEY, &[], &[]).await.expect("insert");
     let got = repo.get_subscription("acme", "sub_1").await.expect("get").expect("stored");
     assert_eq!(got, sub);
     assert_eq!(got.billing_anchor, BillingAnchor { day: 31, month: 0 }, "the anchor is kept");
@@ -272,7 +282,7 @@ async fn invoice_numbers_count_per_tenant_without_gaps(repo: &dyn SubscriptionRe
     for (tenant, n) in [("acme", 1), ("globex", 2), ("acme", 3)] {
         let sub = subscription(&format!("sub_{n}"), "acct_1", "bg_1");
         let inv = invoice(&format!("inv_{n}"), &sub, &["10.00"]);
-        repo.insert_subscription(tenant, &sub, Some(&inv), NO_KEY, &[]).await.expect("insert");
+        repo.insert_subscription(tenant, &sub, Some(&inv), NO_KEY, &[], &[]).await.expect("insert");
     }
     let number = |tenant: &'static str, id: &'static str| async move {
         repo.get_invoice(tenant, id).await.expect("get").expect("invoice").number
@@ -286,10 +296,10 @@ async fn a_subscription_is_found_by_its_idempotency_key(repo: &dyn SubscriptionR
     seed(repo, "acme", "acct_1", "bg_1").await;
     let key = Idem { key: Some("order-1"), hash: "h1" };
     let sub = subscription("sub_1", "acct_1", "bg_1");
-    repo.insert_subscription("acme", &sub, None, key, &[]).await.expect("insert");
+    repo.insert_subscription("acme", &sub, None, key, &[], &[]).await.expect("insert");
     let found = repo.subscription_by_key("acme", "order-1").await.expect("by key").expect("found");
     assert_eq!((found.value.id.as_str(), found.request_hash.as_str(), found.created), ("sub_1", "h1", false));
-    let again = repo.insert_subscription("acme", &subscription("sub_2", "acct_1", "bg_1"), None, key, &[]).await;
+    let again = repo.insert_subscription("acme", &subscription("sub_2", "acct_1", "bg_1"), None, key, &[], &[]).await;
     assert_eq!(again.expect("replay").value.id, "sub_1", "a repeated key writes nothing");
     assert_eq!(repo.get_subscription("acme", "sub_2").await.expect("get"), None);
     assert!(repo.subscription_by_key("globex", "order-1").await.expect("other").is_none());
@@ -297,7 +307,7 @@ async fn a_subscription_is_found_by_its_idempotency_key(repo: &dyn SubscriptionR
 
 async fn a_state_change_writes_its_event(repo: &dyn SubscriptionRepo) {
     seed(repo, "acme", "acct_1", "bg_1").await;
-    repo.insert_subscription("acme", &subscription("sub_1", "acct_1", "bg_1"), None, NO_KEY, &[])
+    repo.insert_subscription("acme", &subscription("sub_1", "acct_1", "bg_1"), None, NO_KEY, &[], &[])
         .await
         .expect("insert");
     let e = Event::new(
@@ -314,7 +324,7 @@ async fn a_state_change_writes_its_event(repo: &dyn SubscriptionRepo) {
 async fn void_and_cancel_undoes_a_first_invoice(repo: &dyn SubscriptionRepo) {
     seed(repo, "acme", "acct_1", "bg_1").await;
     let sub = subscription("sub_1", "acct_1", "bg_1");
-    repo.insert_subscription("acme", &sub, Some(&invoice("inv_1", &sub, &["10.00"])), NO_KEY, &[])
+    repo.insert_subscription("acme", &sub, Some(&invoice("inv_1", &sub, &["10.00"])), NO_KEY, &[], &[])
         .await
         .expect("insert");
     let events = [
@@ -337,7 +347,7 @@ async fn a_payment_is_recorded_on_its_invoice(repo: &dyn SubscriptionRepo) {
     seed(repo, "acme", "acct_1", "bg_1").await;
     let sub = subscription("sub_1", "acct_1", "bg_1");
     let mut inv = invoice("inv_1", &sub, &["10.00"]);
-    repo.insert_subscription("acme", &sub, Some(&inv), NO_KEY, &[]).await.expect("insert");
+    repo.insert_subscription("acme", &sub, Some(&inv), NO_KEY, &[], &[]).await.expect("insert");
     inv.status = InvoiceStatus::Paid;
     inv.amount_paid = d("10.00");
     inv.paid_at = Some(t(3));
@@ -622,17 +632,20 @@ async fn bill_groups_of_an_account_page_in_creation_order(repo: &dyn Subscriptio
 }
 
 async fn subscriptions_list_by_every_filter_in_keyset_pages(repo: &dyn SubscriptionRepo) {
-    use repo::{SubscriptionOrder, SubscriptionQuery, TimeColumn};
     seed(repo, "acme", "acct_1", "bg_1").await;
     for i in 0..5 {
         let mut s = subscription(&format!("sub_{i}"), "acct_1", "bg_1");
         s.created_at = t(10 + i);
         s.state = if i % 2 == 0 { SubscriptionState::Active } else { SubscriptionState::Pending };
-        s.items = vec![Item { product_id: if i < 3 { "prod_a".into() } else { "prod_b".into() }, quantity: d("1") }];
+        s.items = vec![Item {
+            product_id: if i < 3 { "prod_a".into() } else { "prod_b".into() },
+            quantity: d("1"),
+            custom_price: None,
+        }];
         s.coupon_codes = if i == 4 { vec!["SAVE10".into()] } else { vec![] };
         s.metadata = if i == 1 { [("channel".to_string(), "partner".to_string())].into() } else { Default::default() };
         s.activated_at = (i != 3).then(|| t(20 + i));
-        repo.insert_subscription("acme", &s, None, NO_KEY, &[]).await.expect("insert");
+        repo.insert_subscription("acme", &s, None, NO_KEY, &[], &[]).await.expect("insert");
     }
     let q = |f: &dyn Fn(&mut SubscriptionQuery)| {
         let mut q = SubscriptionQuery {
@@ -705,7 +718,7 @@ async fn invoices_list_by_account_subscription_and_status(repo: &dyn Subscriptio
         if i == 2 {
             inv.status = InvoiceStatus::Paid;
         }
-        repo.insert_subscription("acme", &sub, Some(&inv), NO_KEY, &[]).await.expect("insert");
+        repo.insert_subscription("acme", &sub, Some(&inv), NO_KEY, &[], &[]).await.expect("insert");
     }
     let ids = |rows: Vec<Invoice>| rows.into_iter().map(|i| i.id).collect::<Vec<_>>();
     let all = repo.list_invoices("acme", &InvoiceQuery { limit: 10, ..Default::default() }).await.expect("all");
@@ -722,42 +735,117 @@ async fn invoices_list_by_account_subscription_and_status(repo: &dyn Subscriptio
     assert!(repo.list_invoices("globex", &other).await.expect("other").is_empty());
 }
 
-async fn a_pending_subscription_is_activated_once_under_its_key(repo: &dyn SubscriptionRepo) {
+async fn a_change_is_written_once_over_the_version_it_read(repo: &dyn SubscriptionRepo) {
     seed(repo, "acme", "acct_1", "bg_1").await;
     let mut sub = subscription("sub_1", "acct_1", "bg_1");
     sub.state = SubscriptionState::Pending;
     sub.activated_at = None;
-    repo.insert_subscription("acme", &sub, None, NO_KEY, &[]).await.expect("insert");
+    repo.insert_subscription("acme", &sub, None, NO_KEY, &[], &[]).await.expect("insert");
     let mut active = sub.clone();
     active.state = SubscriptionState::Active;
     active.activated_at = Some(t(7));
     active.current_period_start = t(7);
     active.billing_anchor = BillingAnchor { day: 12, month: 0 };
+    active.items = vec![Item { product_id: "prod_9".into(), quantity: Decimal::TWO, custom_price: None }];
     let inv = invoice("inv_1", &active, &["10.00"]);
     let key = Idem { key: Some("act-1"), hash: "h" };
     let event = Event::new(
         SubscriptionEvent::SubscriptionActivated { subscription_id: "sub_1".into(), account_id: "acct_1".into() },
         t(7),
     );
-    assert!(
-        repo.activate_subscription("acme", &active, Some(&inv), key, std::slice::from_ref(&event))
-            .await
-            .expect("activate")
+    let change = Change {
+        sub: &active,
+        action: "activate",
+        idem: key,
+        invoice: Some(&inv),
+        credits: &[],
+        redeem: &[],
+        release: &[],
+        events: std::slice::from_ref(&event),
+    };
+    assert!(repo.save_subscription("acme", &change).await.expect("activate"));
+    let mut stored = active.clone();
+    stored.version = 1;
+    assert_eq!(repo.get_subscription("acme", "sub_1").await.expect("get"), Some(stored));
+    assert_eq!(
+        repo.mutation_by_key("acme", "act-1").await.expect("key"),
+        Some(MutationKey { subscription_id: "sub_1".into(), request_hash: "h".into(), invoice_id: "inv_1".into() })
     );
-    assert_eq!(repo.get_subscription("acme", "sub_1").await.expect("get"), Some(active.clone()));
-    assert_eq!(repo.mutation_by_key("acme", "act-1").await.expect("key"), Some(("sub_1".to_string(), "h".to_string())));
     assert_eq!(repo.invoices_of_subscription("acme", "sub_1").await.expect("invoices").len(), 1);
-    // No longer pending: a second activation writes nothing.
+    // The listing's product filter follows the new items.
+    let q = SubscriptionQuery {
+        states: vec![],
+        account_id: None,
+        offering_id: None,
+        rate_id: None,
+        product_id: Some("prod_9".into()),
+        coupon_code: None,
+        metadata: vec![],
+        time_range: None,
+        order: SubscriptionOrder::Id,
+        descending: false,
+        after: None,
+        limit: 10,
+    };
+    assert_eq!(repo.list_subscriptions("acme", &q).await.expect("list").len(), 1);
+    // Written over version 0 again (a change that read it before the
+    // first was written): nothing is written.
     let other = Idem { key: Some("act-2"), hash: "h" };
-    assert!(
-        !repo
-            .activate_subscription("acme", &active, Some(&invoice("inv_2", &active, &["10.00"])), other, &[])
-            .await
-            .expect("second")
-    );
+    let inv2 = invoice("inv_2", &active, &["10.00"]);
+    let stale = Change {
+        sub: &active,
+        action: "activate",
+        idem: other,
+        invoice: Some(&inv2),
+        credits: &[],
+        redeem: &[],
+        release: &[],
+        events: &[],
+    };
+    assert!(!repo.save_subscription("acme", &stale).await.expect("second"));
     assert_eq!(repo.get_invoice("acme", "inv_2").await.expect("get"), None);
     assert_eq!(repo.mutation_by_key("acme", "act-2").await.expect("key"), None);
     assert_eq!(repo.mutation_by_key("globex", "act-1").await.expect("other tenant"), None);
+}
+
+async fn credit_moves_once_per_source_and_never_below_zero(repo: &dyn SubscriptionRepo) {
+    seed(repo, "acme", "acct_1", "bg_1").await;
+    let sub = subscription("sub_1", "acct_1", "bg_1");
+    repo.insert_subscription("acme", &sub, None, NO_KEY, &[], &[]).await.expect("insert");
+    let usd = sub.currency;
+    let grant = CreditEntry::new("acct_1", usd, Decimal::new(1250, 2), "invoice:inv_a".into(), t(1));
+    let save = |s: Subscription, credits: Vec<CreditEntry>| async move {
+        let change = Change {
+            sub: &s,
+            action: "change",
+            idem: NO_KEY,
+            invoice: None,
+            credits: &credits,
+            redeem: &[],
+            release: &[],
+            events: &[],
+        };
+        repo.save_subscription("acme", &change).await
+    };
+    assert!(save(sub.clone(), vec![grant.clone()]).await.expect("grant"));
+    assert_eq!(
+        repo.credit_balances("acme", "acct_1").await.expect("balance"),
+        vec![("USD".into(), Decimal::new(1250, 2))]
+    );
+    // The same source again is refused by the database.
+    let mut v1 = sub.clone();
+    v1.version = 1;
+    let mut again = grant.clone();
+    again.id = "cred_other".into();
+    assert!(save(v1.clone(), vec![again]).await.expect_err("same source").is_unique());
+    // Consuming more than there is writes nothing.
+    let overdraw = CreditEntry::new("acct_1", usd, Decimal::new(-2000, 2), "invoice:inv_b".into(), t(2));
+    assert!(!save(v1.clone(), vec![overdraw]).await.expect("overdraw"));
+    assert_eq!(repo.get_subscription("acme", "sub_1").await.expect("get").map(|s| s.version), Some(1));
+    let take = CreditEntry::new("acct_1", usd, Decimal::new(-1250, 2), "invoice:inv_c".into(), t(2));
+    assert!(save(v1, vec![take]).await.expect("take"));
+    assert_eq!(repo.credit_balances("acme", "acct_1").await.expect("balance"), vec![("USD".into(), Decimal::ZERO)]);
+    assert!(repo.credit_balances("globex", "acct_1").await.expect("other tenant").is_empty());
 }
 
 async fn sqlite() -> (TestDatabase, Arc<dyn SubscriptionRepo>) {
@@ -814,7 +902,8 @@ on_both!(
     event_sequences_are_per_tenant_and_gap_free,
     subscriptions_list_by_every_filter_in_keyset_pages,
     invoices_list_by_account_subscription_and_status,
-    a_pending_subscription_is_activated_once_under_its_key,
+    a_change_is_written_once_over_the_version_it_read,
+    credit_moves_once_per_source_and_never_below_zero,
     an_account_update_writes_its_fields_and_its_event,
     an_update_that_changes_nothing_writes_nothing,
     updates_of_another_tenants_records_find_none,

@@ -20,7 +20,10 @@ use recur_subscription::app::subscribe::SubscribeInput;
 use recur_subscription::app::{App, Idem};
 use recur_subscription::domain::invoice::{PricedItem, PricedOffering, PricedQuote};
 use recur_subscription::domain::{CollectionMethod, InvoiceStatus, SubscriptionState};
-use recur_subscription::peers::{Catalog, ChargeInput, PaymentOutcome, PaymentStatus, Payments, Pricing, QuoteInput};
+use recur_subscription::peers::{
+    Catalog, ChangePriced, ChangeQuestion, ChargeInput, PaymentOutcome, PaymentStatus, Payments, Policy, Pricing,
+    QuoteInput, RateTerms,
+};
 use recur_subscription::repo;
 use rust_decimal::Decimal;
 
@@ -31,7 +34,19 @@ struct NoCatalog;
 
 #[async_trait]
 impl Catalog for NoCatalog {
-    async fn time_zone(&self, _: &CallContext) -> AppResult<String> {
+    async fn policy(&self, _: &CallContext) -> AppResult<Policy> {
+        Err(AppError::internal("not asked"))
+    }
+
+    async fn rate_terms(&self, _: &CallContext, _: &str) -> AppResult<RateTerms> {
+        Err(AppError::internal("not asked"))
+    }
+
+    async fn coupon_terms(&self, _: &CallContext, _: &str) -> AppResult<Option<(String, i64)>> {
+        Err(AppError::internal("not asked"))
+    }
+
+    async fn product(&self, _: &CallContext, _: &str) -> AppResult<Option<(String, String)>> {
         Err(AppError::internal("not asked"))
     }
 
@@ -42,6 +57,10 @@ impl Catalog for NoCatalog {
 
 #[async_trait]
 impl Pricing for FixedPrice {
+    async fn preview_change(&self, _: &CallContext, _: &ChangeQuestion) -> AppResult<ChangePriced> {
+        Err(AppError::internal("not asked"))
+    }
+
     async fn quote(&self, _: &CallContext, _: &QuoteInput) -> AppResult<PricedQuote> {
         let start = DateTime::from_timestamp(1_800_000_000, 0).expect("valid");
         let amount = Decimal::from_str("100.00").expect("literal");

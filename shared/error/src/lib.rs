@@ -314,6 +314,11 @@ impl Violations {
         }
     }
 
+    /// How many violations there are so far.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }

@@ -26,6 +26,7 @@ pub enum Kind {
     Refund,
     SetupIntent,
     WebhookEndpoint,
+    CreditEntry,
 }
 
 impl Kind {
@@ -50,6 +51,7 @@ impl Kind {
             Kind::Refund => "rfnd",
             Kind::SetupIntent => "seti",
             Kind::WebhookEndpoint => "we",
+            Kind::CreditEntry => "cred",
         }
     }
 }
@@ -104,6 +106,7 @@ const ALL_KINDS: &[Kind] = &[
     Kind::Refund,
     Kind::SetupIntent,
     Kind::WebhookEndpoint,
+    Kind::CreditEntry,
 ];
 
 #[cfg(test)]

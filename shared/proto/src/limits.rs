@@ -532,7 +532,7 @@ mod tests {
         quote.offerings.push(pr::CartOffering { offering_id: "offr_1".into(), ..Default::default() });
         quote.offerings.push(pr::CartOffering {
             offering_id: "offr_2".into(),
-            items: vec![pr::CartItem { product_id: "p".into(), quantity: "1".repeat(41) }],
+            items: vec![pr::CartItem { product_id: "p".into(), quantity: "1".repeat(41), custom_price: None }],
             ..Default::default()
         });
         let req = su::CreateSignupRequest { quote: Some(quote), ..Default::default() };

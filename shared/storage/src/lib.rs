@@ -97,6 +97,10 @@ pub enum StorageError {
     BadUrl(String),
     #[error("storage: {0}")]
     Other(String),
+    /// A limit the database keeps (a coupon's redemptions) refused the
+    /// write: FAILED_PRECONDITION with `reason`.
+    #[error("{message}")]
+    Refused { reason: String, message: String },
 }
 
 impl From<sqlx::Error> for StorageError {
@@ -127,6 +131,7 @@ impl From<StorageError> for AppError {
                 AppError::unavailable("STORAGE_UNAVAILABLE", "storage is unavailable, retry later")
             }
             StorageError::Unique(c) => AppError::already_exists("ALREADY_EXISTS", format!("already exists ({c})")),
+            StorageError::Refused { reason, message } => AppError::failed_precondition(reason, message),
             other => AppError::internal(other),
         }
     }

@@ -15,6 +15,12 @@
 //! through the sandbox provider, each call with its own idempotency key,
 //! spread over 32 customers; every payment is checked to have succeeded).
 //!
+//! `create-subscription` makes a subscription to starter-monthly per call
+//! (its first invoice charged through the sandbox) for one of 16 accounts
+//! paying by card, each call under its own idempotency key;
+//! `change-subscription` asks PreviewChange of starter-monthly → yearly
+//! (IMMEDIATE) of one of 16 subscriptions.
+//!
 //! `list-subscriptions` (Postgres) first writes `--subscriptions` (100,000)
 //! subscriptions of one tenant straight into the subscription schema (a
 //! sixth each pending, canceled and past due, half on each of two
@@ -157,6 +163,14 @@ enum Target {
         Arc<Vec<String>>,
         Arc<AtomicU64>,
     ),
+    /// A CreateSubscription (starter-monthly, charged through the sandbox)
+    /// for the next of the accounts (account, bill group), each call with
+    /// its own idempotency key.
+    Subscribe(
+        tonic::client::Grpc<tonic::service::interceptor::InterceptedService<Channel, Bearer>>,
+        Arc<Vec<(String, String)>>,
+        Arc<AtomicU64>,
+    ),
     /// A pre-encoded request to `path`; the response is checked, not decoded.
     Raw(
         tonic::client::Grpc<tonic::service::interceptor::InterceptedService<Channel, Bearer>>,
@@ -185,6 +199,28 @@ impl Target {
             Target::Raw(grpc, path, body) => {
                 grpc.ready().await.map_err(|e| tonic::Status::unavailable(e.to_string()))?;
                 grpc.unary(tonic::Request::new(body.clone()), path.clone(), RawCodec).await.map(|_| ())
+            }
+            Target::Subscribe(grpc, accounts, counter) => {
+                use prost::Message;
+                let n = counter.fetch_add(1, Ordering::Relaxed);
+                let (account, bill_group) = &accounts[(n as usize) % accounts.len()];
+                let req = recur_proto::subscription::v1::CreateSubscriptionRequest {
+                    account_id: account.clone(),
+                    bill_group_id: bill_group.clone(),
+                    offering: "starter".into(),
+                    rate: "starter-monthly".into(),
+                    ..Default::default()
+                };
+                grpc.ready().await.map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+                let path = tonic::codegen::http::uri::PathAndQuery::from_static(
+                    "/recur.subscription.v1.SubscriptionService/CreateSubscription",
+                );
+                let mut call = tonic::Request::new(bytes::Bytes::from(req.encode_to_vec()));
+                call.metadata_mut().insert(
+                    "idempotency-key",
+                    format!("load-sub-{n}").parse().map_err(|_| tonic::Status::internal("key"))?,
+                );
+                grpc.unary(call, path, RawCodec).await.map(|_| ())
             }
             Target::Charge(grpc, customers, counter) => {
                 use prost::Message;
@@ -293,7 +329,7 @@ fn raw(typed: Target, channels: &[Channel], bearer: &Bearer) -> Target {
             bearer.clone(),
         ),
         Target::Quote(_, req) => ("/recur.pricing.v1.PricingService/Quote", req.encode_to_vec(), bearer.clone()),
-        Target::Raw(..) | Target::Charge(..) => return typed,
+        Target::Raw(..) | Target::Charge(..) | Target::Subscribe(..) => return typed,
     };
     Target::Raw(
         tonic::client::Grpc::new(InterceptedService::new(ch, auth)),
@@ -392,6 +428,45 @@ async fn main() {
         }
     }
     let customers = Arc::new(customers);
+    // Accounts paying by card, for the create- and change-subscription
+    // targets; change-subscription previews starter-monthly → yearly of
+    // one subscription per account.
+    let subscribing = o.targets.iter().any(|t| t == "create-subscription" || t == "change-subscription");
+    let accounts = Arc::new(if subscribing { card_accounts(&mut c, 16).await } else { Vec::new() });
+    let mut previews = Vec::new();
+    if o.targets.iter().any(|t| t == "change-subscription") {
+        use prost::Message;
+        use recur_proto::subscription::v1 as sub;
+        for (account, bill_group) in accounts.iter() {
+            let s = c
+                .subscriptions
+                .create_subscription(sub::CreateSubscriptionRequest {
+                    account_id: account.clone(),
+                    bill_group_id: bill_group.clone(),
+                    offering: "starter".into(),
+                    rate: "starter-monthly".into(),
+                    ..Default::default()
+                })
+                .await
+                .expect("subscription")
+                .into_inner()
+                .subscription
+                .expect("subscription");
+            previews.push(bytes::Bytes::from(
+                sub::PreviewChangeRequest {
+                    id: s.id,
+                    change: Some(sub::SubscriptionChange {
+                        rate: "starter-yearly".into(),
+                        items: vec![],
+                        timing: pricing::ChangeTiming::Immediate as i32,
+                    }),
+                }
+                .encode_to_vec(),
+            ));
+        }
+    }
+    let subscribe_counter = Arc::new(AtomicU64::new(0));
+    let preview_counter = std::sync::atomic::AtomicUsize::new(0);
     let listing = if o.targets.iter().any(|t| t == "list-subscriptions") {
         Some(seed_subscriptions(&app, &mut c, &rate, o.subscriptions).await)
     } else {
@@ -417,7 +492,7 @@ async fn main() {
                         offerings: vec![pricing::CartOffering {
                             offering_id: rate.offering_id.clone(),
                             rate_id: rate.id.clone(),
-                            items: vec![pricing::CartItem { product_id: "seats".into(), quantity: "12".into() }],
+                            items: vec![pricing::CartItem { product_id: "seats".into(), quantity: "12".into(), custom_price: None }],
                         }],
                         ..Default::default()
                     },
@@ -429,6 +504,24 @@ async fn main() {
                     )),
                     customers.clone(),
                     charge_counter.clone(),
+                ),
+                "create-subscription" => Target::Subscribe(
+                    tonic::client::Grpc::new(tonic::service::interceptor::InterceptedService::new(
+                        ch.clone(),
+                        bearer.clone(),
+                    )),
+                    accounts.clone(),
+                    subscribe_counter.clone(),
+                ),
+                "change-subscription" => Target::Raw(
+                    tonic::client::Grpc::new(tonic::service::interceptor::InterceptedService::new(
+                        ch.clone(),
+                        bearer.clone(),
+                    )),
+                    tonic::codegen::http::uri::PathAndQuery::from_static(
+                        "/recur.subscription.v1.SubscriptionService/PreviewChange",
+                    ),
+                    previews[preview_counter.fetch_add(1, Ordering::Relaxed) % previews.len()].clone(),
                 ),
                 "list-subscriptions" => Target::Raw(
                     tonic::client::Grpc::new(tonic::service::interceptor::InterceptedService::new(
@@ -442,7 +535,7 @@ async fn main() {
                 ),
                 other => {
                     eprintln!(
-                        "recur-load: unknown target {other:?} (health, get-rate, get-offering, quote, charge, list-subscriptions)"
+                        "recur-load: unknown target {other:?} (health, get-rate, get-offering, quote, charge, create-subscription, change-subscription, list-subscriptions)"
                     );
                     std::process::exit(2);
                 }
@@ -731,4 +824,13 @@ async fn rate_limit(o: &Options) -> i32 {
         ok = false;
     }
     if ok { 0 } else { 1 }
+}
+
+/// `n` accounts paying by the sandbox's Visa: (account, bill group).
+async fn card_accounts(c: &mut recur_e2e::Clients, n: usize) -> Vec<(String, String)> {
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        out.push(recur_e2e::card_account(c, &format!("Load {i}")).await);
+    }
+    out
 }

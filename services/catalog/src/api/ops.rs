@@ -515,6 +515,7 @@ impl CatalogApi {
                     | "prices_include_tax"
                     | "dunning"
                     | "max_amounts"
+                    | "subscription_defaults"
             ) {
                 v.add("update_mask.paths", format!("{p:?} cannot be updated"));
             }
@@ -614,6 +615,17 @@ impl CatalogApi {
                 }
             }
             s.max_amounts = amounts;
+        }
+        if wants("subscription_defaults") {
+            let d = input.subscription_defaults.unwrap_or_default();
+            if !(0..=365).contains(&d.invoice_due_days) {
+                v.add("settings.subscription_defaults.invoice_due_days", "must be between 0 and 365 days");
+            }
+            s.subscription_defaults = crate::domain::SubscriptionDefaults {
+                change_at_period_end: d.change_at_period_end,
+                credit_unused_on_cancel: d.credit_unused_on_cancel,
+                invoice_due_days: d.invoice_due_days.clamp(0, 365) as u32,
+            };
         }
         v.finish()?;
         s.updated_at = Some(self.clock.now_micros());

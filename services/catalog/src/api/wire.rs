@@ -234,6 +234,11 @@ pub(super) fn settings_pb(tenant: &str, s: &TenantSettings) -> pb::TenantSetting
             .iter()
             .map(|m| (m.currency().code().to_string(), recur_money::plain(m.amount())))
             .collect(),
+        subscription_defaults: Some(pb::SubscriptionDefaults {
+            change_at_period_end: s.subscription_defaults.change_at_period_end,
+            credit_unused_on_cancel: s.subscription_defaults.credit_unused_on_cancel,
+            invoice_due_days: s.subscription_defaults.invoice_due_days as i32,
+        }),
         update_time: s.updated_at.map(timestamp),
     }
 }

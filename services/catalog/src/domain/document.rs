@@ -667,9 +667,9 @@ mod tests {
     }
 
     fn refusal(text: &str, format: Option<Format>) -> AppError {
-        let started = std::time::Instant::now();
+        // Refused, not expanded: a guard that let the document through would
+        // exhaust memory here (speed is not asserted in unit tests).
         let err = parse(text, format).expect_err("refused");
-        assert!(started.elapsed() < std::time::Duration::from_secs(2), "took {:?}", started.elapsed());
         assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
         assert_eq!(err.violations()[0].field, "document", "{err:?}");
         err

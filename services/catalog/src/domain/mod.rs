@@ -167,6 +167,19 @@ pub struct Dunning {
     pub final_action: DunningFinalAction,
 }
 
+/// A tenant's subscription policy: changes immediately, no credit for a
+/// canceled period's unused part, remittance invoices due in 30 days.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubscriptionDefaults {
+    #[serde(default)]
+    pub change_at_period_end: bool,
+    #[serde(default)]
+    pub credit_unused_on_cancel: bool,
+    /// 0: 30 days.
+    #[serde(default)]
+    pub invoice_due_days: u32,
+}
+
 /// A tenant's defaults. Stored as one JSON document per tenant.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TenantSettings {
@@ -183,6 +196,10 @@ pub struct TenantSettings {
     /// ceiling of 99,999,999 minor units. Older documents have none.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub max_amounts: BTreeMap<String, Decimal>,
+    /// How contracts are changed, canceled and invoiced unless a call says
+    /// otherwise. Older documents have the defaults.
+    #[serde(default)]
+    pub subscription_defaults: SubscriptionDefaults,
     #[serde(skip)]
     pub updated_at: Option<DateTime<Utc>>,
 }
@@ -202,6 +219,7 @@ impl TenantSettings {
             prices_include_tax: false,
             dunning: Dunning { retry_offset_days: vec![1, 3, 7], final_action: DunningFinalAction::CancelSubscription },
             max_amounts: BTreeMap::new(),
+            subscription_defaults: SubscriptionDefaults::default(),
             updated_at: None,
         }
     }

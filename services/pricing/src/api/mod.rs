@@ -26,7 +26,8 @@ use tonic::{Request, Response, Status};
 use crate::catalog::{CatalogSource, RateView};
 use crate::domain::coupon::{CouponSpec, Discount, Duration as CouponDuration};
 use crate::domain::proration::{self, ChangeError, ChangeInput, LineKind, Mode, Side, Timing};
-use crate::domain::quote::{self, CartLine, CartOffering, QuoteError, QuoteInput, RateTerms};
+use crate::domain::quote::{self, Billing, CartLine, CartOffering, QuoteError, QuoteInput, RateTerms};
+use crate::domain::rating::PriceSpec;
 use crate::domain::rating::{bound, rate};
 use crate::domain::tax::{JurisdictionRate, TaxEngine, TaxQuery};
 use wire::*;
@@ -60,7 +61,8 @@ struct Wanted<'a> {
     prefix: &'a str,
     offering: &'a str,
     rate: &'a str,
-    items: &'a [(String, Option<Decimal>)],
+    /// Product, quantity (`None`: its default) and a custom price.
+    items: &'a [(String, Option<Decimal>, Option<PriceSpec>)],
     /// A contract's own rate prices what was paid even once archived.
     allow_archived: bool,
     /// Quantities for products the items leave out.
@@ -92,7 +94,11 @@ fn line_within(
 }
 
 /// Parses the items of a cart offering; `prefix` names it in the request.
-fn cart_items(v: &mut Violations, prefix: &str, items: &[pb::CartItem]) -> Vec<(String, Option<Decimal>)> {
+fn cart_items(
+    v: &mut Violations,
+    prefix: &str,
+    items: &[pb::CartItem],
+) -> Vec<(String, Option<Decimal>, Option<PriceSpec>)> {
     items
         .iter()
         .enumerate()
@@ -101,7 +107,9 @@ fn cart_items(v: &mut Violations, prefix: &str, items: &[pb::CartItem]) -> Vec<(
             if item.product_id.is_empty() {
                 v.add(format!("{field}.product_id"), "is required");
             }
-            (item.product_id.clone(), quantity(v, &format!("{field}.quantity"), &item.quantity))
+            let custom =
+                item.custom_price.as_ref().and_then(|p| wire::custom_spec(v, &format!("{field}.custom_price"), p));
+            (item.product_id.clone(), quantity(v, &format!("{field}.quantity"), &item.quantity), custom)
         })
         .collect()
 }
@@ -150,7 +158,7 @@ impl PricingApi {
         // Cart items name products by id or by handle.
         let mut v = Violations::new();
         let mut given: Vec<Option<usize>> = vec![None; products.len()];
-        for (j, (reference, _)) in items.iter().enumerate() {
+        for (j, (reference, _, _)) in items.iter().enumerate() {
             match products.iter().position(|p| &p.id == reference || (!p.handle.is_empty() && &p.handle == reference)) {
                 None => v.add(
                     format!("{prefix}.items[{j}].product_id"),
@@ -178,9 +186,12 @@ impl PricingApi {
         let mut v = Violations::new();
         let mut lines = Vec::with_capacity(products.len());
         for (product, given) in products.iter().zip(given) {
-            let price = rate
-                .spec(&product.id)
-                .ok_or_else(|| AppError::internal(format!("rate {} has no price for {}", rate.id, product.id)))?;
+            let price = match given.and_then(|j| items[j].2.as_ref()) {
+                Some(custom) => custom,
+                None => rate
+                    .spec(&product.id)
+                    .ok_or_else(|| AppError::internal(format!("rate {} has no price for {}", rate.id, product.id)))?,
+            };
             let qty = given
                 .and_then(|j| items[j].1)
                 .or_else(|| carry(&product.id))
@@ -402,21 +413,32 @@ impl PricingApi {
                     rate_id: r.rate.id.clone(),
                     currency: r.currency,
                     period: r.rate.period,
-                    trial_days: r.rate.trial_days.max(0) as u32,
-                    setup_fee: opt_decimal(&r.rate.setup_fee),
+                    trial_days: if req.continuation { 0 } else { r.rate.trial_days.max(0) as u32 },
+                    setup_fee: if req.continuation { None } else { opt_decimal(&r.rate.setup_fee) },
                 },
-                lines: r.lines,
+                lines: if req.continuation {
+                    r.lines.into_iter().filter(|l| l.billing != Billing::OneTime).collect()
+                } else {
+                    r.lines
+                },
             })
             .collect();
-        let q = quote::quote(&QuoteInput { offerings, start_date, tz, tax, coupons }).map_err(|e| match e {
-            QuoteError::MixedCurrencies { offering_index } => AppError::invalid(
-                format!("offerings[{offering_index}].rate_id"),
-                "all offerings of a quote must share one currency",
-            ),
-            QuoteError::OutOfRange { offering_index } => {
-                AppError::invalid(format!("offerings[{offering_index}]"), "billing dates fall outside the calendar")
-            }
-        })?;
+        if !(0..=31).contains(&req.billing_day) {
+            return Err(AppError::invalid("billing_day", "must be between 1 and 31 (0: anniversary billing)"));
+        }
+        let billing_day = u32::try_from(req.billing_day).ok().filter(|d| *d > 0);
+        let by_second = settings.proration_mode == cpb::ProrationMode::Second as i32;
+        let q = quote::quote(&QuoteInput { offerings, start_date, tz, tax, coupons, billing_day, by_second }).map_err(
+            |e| match e {
+                QuoteError::MixedCurrencies { offering_index } => AppError::invalid(
+                    format!("offerings[{offering_index}].rate_id"),
+                    "all offerings of a quote must share one currency",
+                ),
+                QuoteError::OutOfRange { offering_index } => {
+                    AppError::invalid(format!("offerings[{offering_index}]"), "billing dates fall outside the calendar")
+                }
+            },
+        )?;
         // Each offering's total is one invoice's worth too.
         let ceiling = ceilings.of(q.currency);
         let too_large: Vec<AmountTooLarge> = q
@@ -552,7 +574,7 @@ impl PricingApi {
             anchor,
             at,
             old: Side { rate_id: old.rate.id.clone(), period: old.rate.period, lines: old.lines },
-            new: Side { rate_id: new.rate.id.clone(), period: new.rate.period, lines: new.lines },
+            new: Side { rate_id: new.rate.id.clone(), period: new.rate.period, lines: new.lines.clone() },
         })
         .map_err(|e| match e {
             ChangeError::BadPeriod => AppError::invalid("current.period_end", "must come after period_start"),
@@ -586,6 +608,20 @@ impl PricingApi {
             effective_time: Some(timestamp(outcome.effective)),
             new_period_start: Some(timestamp(outcome.new_period_start)),
             new_period_end: Some(timestamp(outcome.new_period_end)),
+            billing_anchor: Some(pb::BillingAnchor {
+                day: outcome.anchor.day as i32,
+                month: outcome.anchor.month as i32,
+            }),
+            items: new
+                .lines
+                .iter()
+                .map(|l| pb::CartItem {
+                    product_id: l.product_id.clone(),
+                    quantity: l.quantity.normalize().to_string(),
+                    custom_price: None,
+                })
+                .collect(),
+            offering_id: new_rate.offering_id.clone(),
         })
     }
 }

@@ -230,6 +230,7 @@ pub fn quote_pb(q: &quote::Quote, start_date: NaiveDate, tz: &str) -> pb::Quote 
                 trial_end: o.trial_end.map(timestamp),
                 next_billing_time: Some(timestamp(o.next_billing)),
                 billing_anchor: Some(anchor_pb(o.anchor)),
+                first_period_fraction: o.first_fraction.round_dp(10).normalize().to_string(),
             }
         })
         .collect();
@@ -252,4 +253,37 @@ pub fn quote_pb(q: &quote::Quote, start_date: NaiveDate, tz: &str) -> pb::Quote 
         tax_computed: q.tax.is_some(),
         start_time: Some(timestamp(q.start)),
     }
+}
+
+/// A custom price of a cart item, checked for the shape its model needs
+/// (`field` names it in the request); `None` when refused.
+pub fn custom_spec(v: &mut Violations, field: &str, p: &cpb::Price) -> Option<PriceSpec> {
+    let before = v.len();
+    let amount = |v: &mut Violations, name: &str, raw: &str, required: bool| {
+        if raw.is_empty() {
+            if required {
+                v.add(format!("{field}.{name}"), "is required by the pricing model");
+            }
+            return;
+        }
+        if recur_money::parse_non_negative(raw).is_err() {
+            v.add(format!("{field}.{name}"), "must be a non-negative decimal");
+        }
+    };
+    match cpb::PricingModel::try_from(p.model) {
+        Ok(cpb::PricingModel::Flat) => amount(v, "flat_amount", &p.flat_amount, true),
+        Ok(cpb::PricingModel::PerUnit | cpb::PricingModel::Package) => amount(v, "unit_amount", &p.unit_amount, true),
+        Ok(cpb::PricingModel::Tiered | cpb::PricingModel::Volume | cpb::PricingModel::Stairstep) => {
+            if p.tiers.is_empty() {
+                v.add(format!("{field}.tiers"), "the pricing model needs at least one tier");
+            }
+            for (i, t) in p.tiers.iter().enumerate() {
+                amount(v, &format!("tiers[{i}].unit_amount"), &t.unit_amount, false);
+                amount(v, &format!("tiers[{i}].flat_amount"), &t.flat_amount, false);
+                amount(v, &format!("tiers[{i}].up_to"), &t.up_to, false);
+            }
+        }
+        _ => v.add(format!("{field}.model"), "is required"),
+    }
+    (v.len() == before).then(|| price_spec(p))
 }

@@ -1,13 +1,13 @@
 //! Assembling a quote: each line rated, rounded once to the currency, taxed;
 //! every total is the sum of its rounded lines.
 
-use chrono::{DateTime, Days, NaiveDate, Utc};
+use chrono::{DateTime, Datelike, Days, NaiveDate, Utc};
 use chrono_tz::Tz;
 use recur_money::Currency;
 use rust_decimal::Decimal;
 
 use super::coupon::{CouponSpec, Discountable, LineDiscount, allocate};
-use super::period::{Anchor, Period, local_midnight, next_start};
+use super::period::{Anchor, Period, Unit, local_midnight, next_start};
 use super::rating::{PriceSpec, Rated, rate};
 use super::tax::{TaxRule, taxed};
 
@@ -55,6 +55,10 @@ pub struct QuoteInput {
     pub tax: Option<TaxRule>,
     /// Applied in this order.
     pub coupons: Vec<CouponSpec>,
+    /// Calendar billing: monthly periods start on this day (1-31).
+    pub billing_day: Option<u32>,
+    /// How a first period shortened by the billing day is prorated.
+    pub by_second: bool,
 }
 
 /// A line's amounts, each already rounded to the currency.
@@ -113,8 +117,12 @@ pub struct QuotedOffering {
     pub trial_end: Option<DateTime<Utc>>,
     pub next_billing: DateTime<Utc>,
     /// The anchor a contract made from this quote keeps: the first billed
-    /// period's start (the trial's end when there is one).
+    /// period's start (the trial's end when there is one), or the billing
+    /// day.
     pub anchor: Anchor,
+    /// The part of a whole period the first one is (1 unless a billing day
+    /// shortened it).
+    pub first_fraction: Decimal,
 }
 
 #[derive(Clone, Debug)]
@@ -146,10 +154,45 @@ struct Draft {
     quantity: Decimal,
     billing: Billing,
     full: Decimal,
+    /// What the first period charges: `full`, or prorated when a billing
+    /// day shortened it.
+    first: Decimal,
     now: bool,
     recurring: bool,
     rated: Rated,
     price: Option<PriceSpec>,
+}
+
+/// The first period of calendar billing on `day`: from `start` to the next
+/// such day (none when `start` is on it), anchored there, and the part of
+/// the whole period ending then that it is: whole days in `tz`, or seconds.
+fn calendar_period(
+    start: NaiveDate,
+    day: u32,
+    period: Period,
+    tz: Tz,
+    by_second: bool,
+) -> Option<(Anchor, NaiveDate, Decimal)> {
+    use super::period::nth_after;
+    let anchor = Anchor::new(day, 0)?;
+    let month = Period { unit: super::period::Unit::Month, count: 1 };
+    let this_month = nth_after(start.with_day(1)?, anchor, month, 0)?;
+    if this_month == start {
+        return Some((anchor, next_start(start, anchor, period)?, Decimal::ONE));
+    }
+    let end = if this_month > start { this_month } else { nth_after(start.with_day(1)?, anchor, month, 1)? };
+    let whole_start =
+        nth_after(end.checked_sub_months(chrono::Months::new(period.count))?.with_day(1)?, anchor, month, 0)?;
+    let (part, whole) = if by_second {
+        let at = |d: NaiveDate| local_midnight(d, tz);
+        ((at(end) - at(start)).num_seconds(), (at(end) - at(whole_start)).num_seconds())
+    } else {
+        ((end - start).num_days(), (end - whole_start).num_days())
+    };
+    if whole <= 0 {
+        return None;
+    }
+    Some((anchor, end, Decimal::from(part) / Decimal::from(whole)))
 }
 
 /// Prices a cart.
@@ -176,10 +219,23 @@ pub fn quote(input: &QuoteInput) -> Result<Quote, QuoteError> {
         // period a stub of two weeks.
         let first_billed =
             input.start_date.checked_add_days(Days::new(u64::from(o.rate.trial_days))).ok_or_else(out_of_range)?;
-        let anchor = Anchor::of(first_billed, o.rate.period);
-        let first_end = next_start(first_billed, anchor, o.rate.period).ok_or_else(out_of_range)?;
+        let (anchor, first_end, fraction) = match input.billing_day.filter(|_| o.rate.period.unit == Unit::Month) {
+            Some(day) => {
+                calendar_period(first_billed, day, o.rate.period, input.tz, input.by_second).ok_or_else(out_of_range)?
+            }
+            None => {
+                let anchor = Anchor::of(first_billed, o.rate.period);
+                (anchor, next_start(first_billed, anchor, o.rate.period).ok_or_else(out_of_range)?, Decimal::ONE)
+            }
+        };
         let in_trial = o.rate.trial_days > 0;
-        periods.push((local_midnight(first_billed, input.tz), local_midnight(first_end, input.tz), in_trial, anchor));
+        periods.push((
+            local_midnight(first_billed, input.tz),
+            local_midnight(first_end, input.tz),
+            in_trial,
+            anchor,
+            fraction,
+        ));
         for line in &o.lines {
             let rated = rate(&line.price, line.quantity);
             drafts.push(Draft {
@@ -190,6 +246,11 @@ pub fn quote(input: &QuoteInput) -> Result<Quote, QuoteError> {
                 quantity: line.quantity,
                 billing: line.billing,
                 full: currency.round(rated.amount),
+                first: if line.billing == Billing::InAdvance && fraction != Decimal::ONE {
+                    currency.round(rated.amount * fraction)
+                } else {
+                    currency.round(rated.amount)
+                },
                 now: match line.billing {
                     Billing::OneTime => true,
                     Billing::InAdvance => !in_trial,
@@ -209,6 +270,7 @@ pub fn quote(input: &QuoteInput) -> Result<Quote, QuoteError> {
                 quantity: Decimal::ONE,
                 billing: Billing::OneTime,
                 full: currency.round(fee),
+                first: currency.round(fee),
                 now: true,
                 recurring: false,
                 rated: Rated { amount: fee, tiers: Vec::new() },
@@ -229,8 +291,19 @@ pub fn quote(input: &QuoteInput) -> Result<Quote, QuoteError> {
             })
             .collect()
     };
+    // This invoice's lines are the first period's (prorated) amounts.
+    let discountable_now = || -> Vec<Discountable<'_>> {
+        drafts
+            .iter()
+            .map(|d| Discountable {
+                offering_id: &input.offerings[d.offering].offering_id,
+                product_id: (d.kind == ItemKind::Product).then_some(d.product_id.as_str()),
+                base: if d.now { d.first } else { Decimal::ZERO },
+            })
+            .collect()
+    };
     let now_coupons: Vec<&CouponSpec> = input.coupons.iter().filter(|c| c.active_in(0)).collect();
-    let now_discounts = allocate(&discountable(&|d| d.now), &now_coupons, currency);
+    let now_discounts = allocate(&discountable_now(), &now_coupons, currency);
     let used_now = |code: &str| now_discounts.iter().any(|l| l.codes.iter().any(|c| c == code));
     let next_coupons: Vec<&CouponSpec> =
         input.coupons.iter().filter(|c| c.active_in(if used_now(&c.code) { 1 } else { 0 })).collect();
@@ -241,7 +314,7 @@ pub fn quote(input: &QuoteInput) -> Result<Quote, QuoteError> {
         .offerings
         .iter()
         .zip(&periods)
-        .map(|(o, &(period_start, period_end, in_trial, anchor))| QuotedOffering {
+        .map(|(o, &(period_start, period_end, in_trial, anchor, first_fraction))| QuotedOffering {
             offering_id: o.offering_id.clone(),
             rate_id: o.rate.rate_id.clone(),
             items: Vec::new(),
@@ -255,14 +328,15 @@ pub fn quote(input: &QuoteInput) -> Result<Quote, QuoteError> {
             // first invoice comes when the trial ends.
             next_billing: if in_trial { period_start } else { period_end },
             anchor,
+            first_fraction,
         })
         .collect();
     for ((d, now_d), next_d) in drafts.into_iter().zip(now_discounts).zip(next_discounts) {
-        let amounts = |include: bool, discount: &LineDiscount| {
-            if include { taxed(d.full, discount.amount, currency, tax) } else { Amounts::default() }
+        let amounts = |include: bool, base: Decimal, discount: &LineDiscount| {
+            if include { taxed(base, discount.amount, currency, tax) } else { Amounts::default() }
         };
-        let now = amounts(d.now, &now_d);
-        let recurring = amounts(d.recurring, &next_d);
+        let now = amounts(d.now, d.first, &now_d);
+        let recurring = amounts(d.recurring, d.full, &next_d);
         let o = &mut offerings[d.offering];
         o.now = o.now.add(now);
         o.recurring = o.recurring.add(recurring);
@@ -339,7 +413,52 @@ mod tests {
             tz: chrono_tz::UTC,
             tax,
             coupons: vec![],
+            billing_day: None,
+            by_second: false,
         }
+    }
+
+    #[test]
+    fn a_billing_day_shortens_and_prorates_the_first_period() {
+        // Started Jan 10 2024, billed on the 1st: Jan 10 -> Feb 1 is 22 of
+        // January's 31 days: 31.00 x 22/31 = 22.00 now, 31.00 a month after;
+        // the one-time line is not prorated.
+        let mut i = input(
+            vec![offering(
+                0,
+                None,
+                vec![
+                    line("seat", Billing::InAdvance, "1", flat("31.00")),
+                    line("kit", Billing::OneTime, "1", flat("5.00")),
+                ],
+            )],
+            None,
+        );
+        i.start_date = NaiveDate::from_ymd_opt(2024, 1, 10).expect("date");
+        i.billing_day = Some(1);
+        let q = quote(&i).expect("quote");
+        let o = &q.offerings[0];
+        assert_eq!(o.period_end, local_midnight(NaiveDate::from_ymd_opt(2024, 2, 1).expect("date"), chrono_tz::UTC));
+        assert_eq!(o.anchor, Anchor { day: 1, month: 0 });
+        assert_eq!(o.first_fraction, d("22") / d("31"));
+        assert_eq!(o.items[0].now.amount, d("22.00"));
+        assert_eq!(o.items[1].now.amount, d("5.00"));
+        assert_eq!(o.recurring.amount, d("31.00"));
+        assert_eq!(q.now.amount, d("27.00"));
+        // On the billing day itself: a whole first period.
+        i.start_date = NaiveDate::from_ymd_opt(2024, 1, 1).expect("date");
+        let q = quote(&i).expect("quote");
+        assert_eq!((q.offerings[0].first_fraction, q.offerings[0].items[0].now.amount), (Decimal::ONE, d("31.00")));
+        // Billed on the 31st from Feb 10: Feb 10 -> Feb 29 (the 31st clamps)
+        // of Jan 31 -> Feb 29, 19 of 29 days: 31.00 x 19/29 = 20.31.
+        i.start_date = NaiveDate::from_ymd_opt(2024, 2, 10).expect("date");
+        i.billing_day = Some(31);
+        let q = quote(&i).expect("quote");
+        assert_eq!(q.offerings[0].items[0].now.amount, d("20.31"));
+        assert_eq!(
+            q.offerings[0].period_end,
+            local_midnight(NaiveDate::from_ymd_opt(2024, 2, 29).expect("date"), chrono_tz::UTC)
+        );
     }
 
     #[test]

@@ -7,7 +7,7 @@ use tonic::{Request, Response};
 
 use super::wire::{
     account_in, account_pb, account_update_in, bill_group_in, bill_group_pb, bill_group_update_in, contact_pb,
-    contact_update_in, new_contact_in,
+    contact_update_in, credit_balances_pb, new_contact_in,
 };
 use super::{Res, SubscriptionApi, idem};
 
@@ -24,7 +24,9 @@ impl pb::account_service_server::AccountService for SubscriptionApi {
     async fn get_account(&self, req: Request<pb::GetAccountRequest>) -> Res<pb::GetAccountResponse> {
         let ctx = caller(&req)?;
         let (a, contacts) = self.app.account(&ctx.tenant_id, &req.get_ref().id, "id").await?;
-        Ok(Response::new(pb::GetAccountResponse { account: Some(account_pb(&a, &contacts)) }))
+        let mut account = account_pb(&a, &contacts);
+        account.credit_balances = credit_balances_pb(&self.app.credit_balances(&ctx.tenant_id, &a.id).await?);
+        Ok(Response::new(pb::GetAccountResponse { account: Some(account) }))
     }
 
     async fn list_accounts(&self, req: Request<pb::ListAccountsRequest>) -> Res<pb::ListAccountsResponse> {

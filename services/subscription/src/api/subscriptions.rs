@@ -4,8 +4,10 @@ use recur_proto::subscription::v1 as pb;
 use recur_server::caller;
 use tonic::{Request, Response};
 
-use super::wire::{invoice_pb, list_in, subscribe_in, subscription_pb};
+use super::wire::{cancel_timing_in, change_in, invoice_pb, list_in, preview_pb, subscribe_in, subscription_pb};
 use super::{Res, SubscriptionApi, idem};
+use crate::app::mutate::Changed;
+use recur_proto::convert::{from_timestamp, money_of};
 
 #[tonic::async_trait]
 impl pb::subscription_service_server::SubscriptionService for SubscriptionApi {
@@ -54,4 +56,144 @@ impl pb::subscription_service_server::SubscriptionService for SubscriptionApi {
             payment_id: done.payment_id,
         }))
     }
+
+    async fn preview_change(&self, req: Request<pb::PreviewChangeRequest>) -> Res<pb::PreviewChangeResponse> {
+        let ctx = caller(&req)?;
+        let r = req.get_ref();
+        let preview = self.app.preview_change(&ctx, &r.id, &change_in(r.change.as_ref(), false)).await?;
+        Ok(Response::new(preview_pb(&preview)))
+    }
+
+    async fn change_subscription(
+        &self,
+        req: Request<pb::ChangeSubscriptionRequest>,
+    ) -> Res<pb::ChangeSubscriptionResponse> {
+        let ctx = caller(&req)?;
+        let idem = idem(&req)?;
+        let r = req.get_ref();
+        let done =
+            self.app.change(&ctx, &r.id, &change_in(r.change.as_ref(), r.cancel_scheduled_change), &idem).await?;
+        let credited = Some(money_of(done.credited, done.subscription.currency));
+        let (subscription, invoice, payment_id) = parts(done);
+        Ok(Response::new(pb::ChangeSubscriptionResponse { subscription, invoice, payment_id, credited }))
+    }
+
+    async fn cancel_subscription(
+        &self,
+        req: Request<pb::CancelSubscriptionRequest>,
+    ) -> Res<pb::CancelSubscriptionResponse> {
+        let ctx = caller(&req)?;
+        let idem = idem(&req)?;
+        let r = req.get_ref();
+        let timing = cancel_timing_in(r.timing)?;
+        let done = self.app.cancel(&ctx, &r.id, timing, &r.reason, &r.comment, &idem).await?;
+        let credited = Some(money_of(done.credited, done.subscription.currency));
+        Ok(Response::new(pb::CancelSubscriptionResponse {
+            subscription: Some(subscription_pb(&done.subscription)),
+            credited,
+        }))
+    }
+
+    async fn reactivate_subscription(
+        &self,
+        req: Request<pb::ReactivateSubscriptionRequest>,
+    ) -> Res<pb::ReactivateSubscriptionResponse> {
+        let ctx = caller(&req)?;
+        let idem = idem(&req)?;
+        let done = self.app.reactivate(&ctx, &req.get_ref().id, &idem).await?;
+        Ok(Response::new(pb::ReactivateSubscriptionResponse {
+            subscription: Some(subscription_pb(&done.subscription)),
+        }))
+    }
+
+    async fn pause_subscription(
+        &self,
+        req: Request<pb::PauseSubscriptionRequest>,
+    ) -> Res<pb::PauseSubscriptionResponse> {
+        let ctx = caller(&req)?;
+        let idem = idem(&req)?;
+        let r = req.get_ref();
+        let resume_at = match &r.resume_time {
+            Some(t) => Some(
+                from_timestamp(t)
+                    .ok_or_else(|| recur_error::AppError::invalid("resume_time", "is not a valid instant"))?,
+            ),
+            None => None,
+        };
+        let at_period_end = match pb::PauseTiming::try_from(r.timing) {
+            Ok(pb::PauseTiming::EndOfTerm) => true,
+            Ok(_) => false,
+            Err(_) => return Err(recur_error::AppError::invalid("timing", "unknown pause timing").into()),
+        };
+        let done = self.app.pause(&ctx, &r.id, at_period_end, resume_at, &idem).await?;
+        Ok(Response::new(pb::PauseSubscriptionResponse { subscription: Some(subscription_pb(&done.subscription)) }))
+    }
+
+    async fn resume_subscription(
+        &self,
+        req: Request<pb::ResumeSubscriptionRequest>,
+    ) -> Res<pb::ResumeSubscriptionResponse> {
+        let ctx = caller(&req)?;
+        let idem = idem(&req)?;
+        let done = self.app.resume(&ctx, &req.get_ref().id, &idem).await?;
+        Ok(Response::new(pb::ResumeSubscriptionResponse { subscription: Some(subscription_pb(&done.subscription)) }))
+    }
+
+    async fn import_subscription(
+        &self,
+        req: Request<pb::ImportSubscriptionRequest>,
+    ) -> Res<pb::ImportSubscriptionResponse> {
+        let ctx = caller(&req)?;
+        let idem = idem(&req)?;
+        let r = req.get_ref();
+        let time = |t: &Option<prost_types::Timestamp>, field: &str| match t {
+            Some(t) => from_timestamp(t)
+                .map(Some)
+                .ok_or_else(|| recur_error::AppError::invalid(field, "is not a valid instant")),
+            None => Ok(None),
+        };
+        let input = crate::app::import::ImportInput {
+            account_id: r.account_id.clone(),
+            bill_group_id: r.bill_group_id.clone(),
+            offering: r.offering.clone(),
+            rate: r.rate.clone(),
+            items: r.items.iter().map(|i| (i.product_id.clone(), i.quantity.clone())).collect(),
+            custom_prices: r
+                .items
+                .iter()
+                .filter_map(|i| {
+                    i.custom_price.as_ref().map(|p| (i.product_id.clone(), super::wire::custom_price_in(p)))
+                })
+                .collect(),
+            previous_billing_at: time(&r.previous_billing_time, "previous_billing_time")?,
+            next_billing_at: time(&r.next_billing_time, "next_billing_time")?,
+            coupon_codes: r.coupon_codes.clone(),
+            metadata: r.metadata.clone(),
+            custom_id: r.custom_id.clone(),
+        };
+        let s = self.app.import(&ctx, &input, &idem).await?;
+        Ok(Response::new(pb::ImportSubscriptionResponse { subscription: Some(subscription_pb(&s)) }))
+    }
+
+    async fn apply_coupon(&self, req: Request<pb::ApplyCouponRequest>) -> Res<pb::ApplyCouponResponse> {
+        let ctx = caller(&req)?;
+        let idem = idem(&req)?;
+        let r = req.get_ref();
+        let done = self.app.apply_coupon(&ctx, &r.id, &r.coupon_code, &idem).await?;
+        Ok(Response::new(pb::ApplyCouponResponse { subscription: Some(subscription_pb(&done.subscription)) }))
+    }
+
+    async fn remove_coupon(&self, req: Request<pb::RemoveCouponRequest>) -> Res<pb::RemoveCouponResponse> {
+        let ctx = caller(&req)?;
+        let idem = idem(&req)?;
+        let r = req.get_ref();
+        let done = self.app.remove_coupon(&ctx, &r.id, &r.coupon_code, &idem).await?;
+        Ok(Response::new(pb::RemoveCouponResponse { subscription: Some(subscription_pb(&done.subscription)) }))
+    }
+}
+
+/// A change's answer in wire terms: the subscription, its invoice, the
+/// payment.
+fn parts(done: Changed) -> (Option<pb::Subscription>, Option<pb::Invoice>, String) {
+    (Some(subscription_pb(&done.subscription)), done.invoice.as_ref().map(invoice_pb), done.payment_id)
 }

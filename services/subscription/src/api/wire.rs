@@ -1,6 +1,7 @@
 //! Conversions between the wire (`recur.subscription.v1`) and the domain:
 //! requests into the application layer's inputs, records into messages.
 
+use recur_proto::catalog::v1 as catpb;
 use recur_proto::common::v1 as common;
 use recur_proto::convert::{address_in, address_pb, money_of, opt_timestamp, timestamp};
 use recur_proto::pricing::v1 as pricepb;
@@ -9,8 +10,8 @@ use recur_proto::subscription::v1 as pb;
 use crate::app::accounts::{AccountInput, BillGroupInput, ContactInput, ContactUpdate, NewContact, Update};
 use crate::app::subscribe::SubscribeInput;
 use crate::domain::{
-    Account, BillGroup, BillingAnchor, CollectionMethod, Contact, Event, Invoice, InvoiceStatus, LineKind,
-    Subscription, SubscriptionState,
+    Account, BillGroup, BillingAnchor, CollectionMethod, Contact, CustomPrice, CustomTier, Event, Invoice,
+    InvoiceStatus, LineKind, Subscription, SubscriptionState,
 };
 
 // ---------- requests ----------
@@ -137,13 +138,74 @@ pub fn subscribe_in(r: &pb::CreateSubscriptionRequest) -> SubscribeInput {
         offering: r.offering.clone(),
         rate: r.rate.clone(),
         items: r.items.iter().map(|i| (i.product_id.clone(), i.quantity.clone())).collect(),
-        custom_prices: r.items.iter().enumerate().filter(|(_, i)| i.custom_price.is_some()).map(|(n, _)| n).collect(),
+        custom_prices: r
+            .items
+            .iter()
+            .filter_map(|i| i.custom_price.as_ref().map(|p| (i.product_id.clone(), custom_price_in(p))))
+            .collect(),
         start_date: r.start_date.clone(),
         coupon_codes: r.coupon_codes.clone(),
         metadata: r.metadata.clone(),
         custom_id: r.custom_id.clone(),
         pending: r.pending,
         quote_id: r.quote_id.clone(),
+    }
+}
+
+/// A custom price in domain terms (pricing checks its shape).
+pub fn custom_price_in(p: &catpb::Price) -> CustomPrice {
+    let model = match catpb::PricingModel::try_from(p.model) {
+        Ok(catpb::PricingModel::Flat) => "flat",
+        Ok(catpb::PricingModel::PerUnit) => "per_unit",
+        Ok(catpb::PricingModel::Tiered) => "tiered",
+        Ok(catpb::PricingModel::Volume) => "volume",
+        Ok(catpb::PricingModel::Stairstep) => "stairstep",
+        Ok(catpb::PricingModel::Package) => "package",
+        _ => "",
+    };
+    CustomPrice {
+        model: model.into(),
+        unit_amount: p.unit_amount.clone(),
+        flat_amount: p.flat_amount.clone(),
+        tiers: p
+            .tiers
+            .iter()
+            .map(|t| CustomTier {
+                up_to: t.up_to.clone(),
+                unit_amount: t.unit_amount.clone(),
+                flat_amount: t.flat_amount.clone(),
+            })
+            .collect(),
+        package_size: p.package_size,
+    }
+}
+
+/// A custom price on the wire (for pricing, and in a subscription's items).
+pub fn custom_price_pb(product_id: &str, c: &CustomPrice) -> catpb::Price {
+    let model = match c.model.as_str() {
+        "flat" => catpb::PricingModel::Flat,
+        "per_unit" => catpb::PricingModel::PerUnit,
+        "tiered" => catpb::PricingModel::Tiered,
+        "volume" => catpb::PricingModel::Volume,
+        "stairstep" => catpb::PricingModel::Stairstep,
+        "package" => catpb::PricingModel::Package,
+        _ => catpb::PricingModel::Unspecified,
+    };
+    catpb::Price {
+        product_id: product_id.to_string(),
+        model: model as i32,
+        unit_amount: c.unit_amount.clone(),
+        flat_amount: c.flat_amount.clone(),
+        tiers: c
+            .tiers
+            .iter()
+            .map(|t| catpb::Tier {
+                up_to: t.up_to.clone(),
+                unit_amount: t.unit_amount.clone(),
+                flat_amount: t.flat_amount.clone(),
+            })
+            .collect(),
+        package_size: c.package_size,
     }
 }
 
@@ -181,7 +243,18 @@ pub fn account_pb(a: &Account, contacts: &[Contact]) -> pb::Account {
         tax_exempt: a.tax_exempt,
         create_time: Some(timestamp(a.created_at)),
         update_time: Some(timestamp(a.updated_at)),
+        // Filled in by GetAccount (`credit_balances_pb`).
+        credit_balances: Vec::new(),
     }
+}
+
+/// An account's credit balances as money (a currency code the table does
+/// not know is left out).
+pub fn credit_balances_pb(balances: &[(String, rust_decimal::Decimal)]) -> Vec<common::Money> {
+    balances
+        .iter()
+        .filter_map(|(code, amount)| recur_money::Currency::from_code(code).map(|c| money_of(*amount, c)))
+        .collect()
 }
 
 fn collection_pb(c: CollectionMethod) -> i32 {
@@ -241,7 +314,7 @@ pub fn subscription_pb(s: &Subscription) -> pb::Subscription {
             .map(|i| pb::SubscriptionItem {
                 product_id: i.product_id.clone(),
                 quantity: i.quantity.normalize().to_string(),
-                custom_price: None,
+                custom_price: i.custom_price.as_ref().map(|c| custom_price_pb(&i.product_id, c)),
             })
             .collect(),
         coupon_codes: s.coupon_codes.clone(),
@@ -262,6 +335,26 @@ pub fn subscription_pb(s: &Subscription) -> pb::Subscription {
         update_time: Some(timestamp(s.updated_at)),
         quote_id: s.quote_id.clone(),
         billing_anchor: anchor_pb(s.billing_anchor),
+        scheduled_change: s.scheduled_change.as_ref().map(|c| pb::ScheduledChange {
+            rate_id: c.rate_id.clone(),
+            items: c
+                .items
+                .iter()
+                .map(|i| pb::SubscriptionItem {
+                    product_id: i.product_id.clone(),
+                    quantity: i.quantity.normalize().to_string(),
+                    custom_price: None,
+                })
+                .collect(),
+            effective_time: Some(timestamp(c.effective_at)),
+            next_recurring_amount: Some(money_of(c.next_recurring_amount, s.currency)),
+        }),
+        pause_time: opt_timestamp(s.paused_at),
+        resume_time: opt_timestamp(s.resume_at),
+        cancel_reason: s.cancel_reason.clone(),
+        cancel_comment: s.cancel_comment.clone(),
+        version: s.version,
+        previous_billing_time: opt_timestamp(s.previous_billing_at),
     }
 }
 
@@ -343,6 +436,7 @@ pub fn invoice_pb(i: &Invoice) -> pb::Invoice {
         payment_ids: i.payment_ids.clone(),
         create_time: Some(timestamp(i.created_at)),
         update_time: Some(timestamp(i.updated_at)),
+        credit_applied: Some(money_of(i.credit_applied, c)),
     }
 }
 
@@ -439,5 +533,61 @@ pub fn invoice_list_in(r: &pb::ListInvoicesRequest) -> crate::app::list::Invoice
         account_id: r.account_id.clone(),
         subscription_id: r.subscription_id.clone(),
         status,
+    }
+}
+
+/// A change as the caller asked for it (`change` of PreviewChange and
+/// ChangeSubscription).
+pub fn change_in(c: Option<&pb::SubscriptionChange>, cancel_scheduled: bool) -> crate::app::change::ChangeInput {
+    let c = c.cloned().unwrap_or_default();
+    crate::app::change::ChangeInput {
+        rate: c.rate.clone(),
+        items: c.items.iter().map(|i| (i.product_id.clone(), i.quantity.clone())).collect(),
+        at_period_end: match pricepb::ChangeTiming::try_from(c.timing) {
+            Ok(pricepb::ChangeTiming::Immediate) => Some(false),
+            Ok(pricepb::ChangeTiming::EndOfTerm) => Some(true),
+            _ => None,
+        },
+        cancel_scheduled,
+    }
+}
+
+pub fn preview_pb(p: &crate::app::change::ChangePreview) -> pb::PreviewChangeResponse {
+    let c = p.currency;
+    pb::PreviewChangeResponse {
+        lines: p
+            .priced
+            .lines
+            .iter()
+            .map(|l| pricepb::ProrationLine {
+                kind: if l.credit { pricepb::ProrationLineKind::Credit } else { pricepb::ProrationLineKind::Charge }
+                    as i32,
+                product_id: l.product_id.clone(),
+                rate_id: l.rate_id.clone(),
+                quantity: l.quantity.normalize().to_string(),
+                period_start: opt_timestamp(l.period_start),
+                period_end: opt_timestamp(l.period_end),
+                fraction: l.fraction.clone(),
+                amount: Some(money_of(l.amount, c)),
+                description: l.description.clone(),
+            })
+            .collect(),
+        amount_due_now: Some(money_of(p.amount_due_now, c)),
+        next_recurring_amount: Some(money_of(p.next_recurring, c)),
+        effective_time: Some(timestamp(p.priced.effective_at)),
+        next_billing_time: Some(timestamp(p.next_billing_at)),
+        credit: Some(money_of(p.credit, c)),
+        credit_applied: Some(money_of(p.credit_applied, c)),
+    }
+}
+
+pub fn cancel_timing_in(t: i32) -> Result<crate::domain::lifecycle::CancelTiming, recur_error::AppError> {
+    use crate::domain::lifecycle::CancelTiming;
+    match pb::CancelTiming::try_from(t) {
+        Ok(pb::CancelTiming::Immediate) => Ok(CancelTiming::Immediate),
+        // A billing platform's safe default: the customer keeps what was paid for.
+        Ok(pb::CancelTiming::EndOfTerm | pb::CancelTiming::Unspecified) => Ok(CancelTiming::EndOfTerm),
+        Ok(pb::CancelTiming::WithNotice) => Ok(CancelTiming::WithNotice),
+        Err(_) => Err(recur_error::AppError::invalid("timing", "unknown cancel timing")),
     }
 }

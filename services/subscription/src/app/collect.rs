@@ -26,14 +26,27 @@ pub fn charge_key(invoice_id: &str) -> String {
 impl App {
     /// Charges what is due on `inv` to the bill group's payment method, and
     /// records the outcome (with its events) on the invoice.
-    pub async fn collect(&self, ctx: &CallContext, bg: &BillGroup, mut inv: Invoice) -> AppResult<Collected> {
+    pub async fn collect(&self, ctx: &CallContext, bg: &BillGroup, inv: Invoice) -> AppResult<Collected> {
+        let key = charge_key(&inv.id);
+        self.collect_with(ctx, bg, inv, key).await
+    }
+
+    /// Like [`App::collect`], under the gateway idempotency key `key` (a
+    /// second attempt at an invoice has its own).
+    pub async fn collect_with(
+        &self,
+        ctx: &CallContext,
+        bg: &BillGroup,
+        mut inv: Invoice,
+        key: String,
+    ) -> AppResult<Collected> {
         let charge = ChargeInput {
             customer_id: bg.gateway_customer_id.clone(),
             payment_method_id: bg.payment_method_id.clone(),
             amount: Money::new(inv.amount_due(), inv.currency),
             invoice_id: inv.id.clone(),
             description: format!("Invoice {}", inv.number),
-            idempotency_key: charge_key(&inv.id),
+            idempotency_key: key,
         };
         let payment = self.payments.charge(ctx, &charge).await.map_err(|e| {
             // The gateway customer and method are the bill group's.

@@ -1,14 +1,25 @@
 //! The use cases of the subscription service, each a function over the
 //! repository and the peers, with `now` from the injected clock: accounts
-//! and bill groups ([`accounts`]), subscribing ([`subscribe`]), collecting
-//! an invoice ([`collect`]), listings of subscriptions and invoices
-//! ([`list`]) and the event list ([`events`]).
+//! and bill groups ([`accounts`]), subscribing ([`subscribe`]), importing
+//! ([`import`]), activating ([`activate`]), changing ([`change`]),
+//! canceling, pausing, resuming and reactivating ([`lifecycle`]), coupons
+//! ([`coupons`]), invoices after they are made and one-off charges
+//! ([`invoices`]), collecting an invoice ([`collect`]), listings
+//! ([`list`]) and the event list ([`events`]). Every change of a stored
+//! subscription goes through [`mutate`]: idempotent, written over the
+//! version it read, with its invoice, credit and events in one transaction.
 
 pub mod accounts;
 pub mod activate;
+pub mod change;
 pub mod collect;
+pub mod coupons;
 pub mod events;
+pub mod import;
+pub mod invoices;
+pub mod lifecycle;
 pub mod list;
+pub mod mutate;
 pub mod subscribe;
 
 use std::sync::Arc;

@@ -19,7 +19,7 @@ use super::{App, Idem};
 use crate::domain::invoice::first_invoice;
 use crate::domain::state::Action;
 use crate::domain::{
-    Event, Invoice, InvoiceStatus, Item, Metadata, Subscription, SubscriptionEvent, SubscriptionState,
+    CustomPrice, Event, Invoice, InvoiceStatus, Item, Metadata, Subscription, SubscriptionEvent, SubscriptionState,
 };
 use crate::peers::QuoteInput;
 
@@ -32,8 +32,8 @@ pub struct SubscribeInput {
     pub rate: String,
     /// Product and quantity as given (an empty quantity takes the default).
     pub items: Vec<(String, String)>,
-    /// Items that asked for a custom price (not supported yet).
-    pub custom_prices: Vec<usize>,
+    /// Product (as in `items`) → the price agreed for it.
+    pub custom_prices: Vec<(String, CustomPrice)>,
     pub start_date: String,
     pub coupon_codes: Vec<String>,
     pub metadata: Metadata,
@@ -67,9 +67,6 @@ impl App {
         for (i, (product, _)) in r.items.iter().enumerate() {
             v.check(!product.is_empty(), format!("items[{i}].product_id"), "is required");
         }
-        for i in &r.custom_prices {
-            v.add(format!("items[{i}].custom_price"), "custom prices are not supported yet");
-        }
         v.finish()?;
 
         // A retry of a request that made its subscription collects it again
@@ -94,6 +91,9 @@ impl App {
                     .with_field("bill_group_id", "no such bill group on this account")
             })?;
 
+        // Coupons are counted here; pricing refuses one used up.
+        let (coupon_usages, redeem) =
+            self.coupon_usages(ctx, &r.coupon_codes, &|i| format!("coupon_codes[{i}]")).await?;
         let quote = self
             .pricing
             .quote(
@@ -108,6 +108,10 @@ impl App {
                     compute_tax: !account.billing_address.country.is_empty(),
                     start_date: r.start_date.clone(),
                     time_zone: account.time_zone.clone(),
+                    continuation: false,
+                    coupon_usages,
+                    custom_prices: r.custom_prices.clone(),
+                    billing_day: bill_group.billing_day,
                 },
             )
             .await?;
@@ -125,6 +129,13 @@ impl App {
             SubscriptionState::Active
         };
         let billing_anchor = offering.anchor_or(start_date);
+        let mut items: Vec<Item> = offering
+            .items
+            .iter()
+            .filter(|i| !i.setup_fee)
+            .map(|i| Item { product_id: i.product_id.clone(), quantity: i.quantity, custom_price: None })
+            .collect();
+        self.attach_custom_prices(ctx, &mut items, &r.custom_prices).await?;
         let sub = Subscription {
             id: recur_id::new_id(recur_id::Kind::Subscription),
             custom_id: (!r.custom_id.is_empty()).then(|| r.custom_id.clone()),
@@ -133,12 +144,7 @@ impl App {
             offering_id: offering.offering_id.clone(),
             rate_id: offering.rate_id.clone(),
             state,
-            items: offering
-                .items
-                .iter()
-                .filter(|i| !i.setup_fee)
-                .map(|i| Item { product_id: i.product_id.clone(), quantity: i.quantity })
-                .collect(),
+            items,
             coupon_codes: r.coupon_codes.clone(),
             currency: quote.currency,
             recurring_amount: offering.recurring_amount,
@@ -155,6 +161,13 @@ impl App {
             canceled_at: None,
             expires_at: None,
             quote_id: r.quote_id.clone(),
+            scheduled_change: None,
+            paused_at: None,
+            resume_at: None,
+            cancel_reason: String::new(),
+            cancel_comment: String::new(),
+            previous_billing_at: None,
+            version: 0,
             created_at: now,
             updated_at: now,
         };
@@ -194,7 +207,7 @@ impl App {
             ));
         }
         let stored = insert_once(idem.key.is_some(), || {
-            self.repo.insert_subscription(tenant, &sub, invoice.as_ref(), idem.as_repo(), &events)
+            self.repo.insert_subscription(tenant, &sub, invoice.as_ref(), idem.as_repo(), &redeem, &events)
         })
         .await
         .map_err(|e| {
@@ -207,6 +220,27 @@ impl App {
         })?;
         let (sub, _) = check_replay(stored, &idem.hash)?;
         self.collect_first(ctx, sub).await
+    }
+
+    /// Sets the custom prices given by product id or handle on `items`
+    /// (which pricing answered with ids).
+    pub(crate) async fn attach_custom_prices(
+        &self,
+        ctx: &CallContext,
+        items: &mut [Item],
+        given: &[(String, CustomPrice)],
+    ) -> AppResult<()> {
+        for (key, price) in given {
+            let id = if items.iter().any(|i| &i.product_id == key) {
+                key.clone()
+            } else {
+                self.catalog.product(ctx, key).await?.map(|(id, _)| id).unwrap_or_default()
+            };
+            if let Some(item) = items.iter_mut().find(|i| i.product_id == id) {
+                item.custom_price = Some(price.clone());
+            }
+        }
+        Ok(())
     }
 
     /// Collects the first invoice of a stored subscription (again, on a

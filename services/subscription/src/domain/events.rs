@@ -32,6 +32,26 @@ pub enum SubscriptionEvent {
     SubscriptionPastDue { subscription_id: String, invoice_id: String },
     #[serde(rename = "subscription.canceled")]
     SubscriptionCanceled { subscription_id: String, reason: String },
+    /// A cancellation that takes effect at `expires_at` (RFC 3339).
+    #[serde(rename = "subscription.cancellation_scheduled")]
+    SubscriptionCancellationScheduled { subscription_id: String, expires_at: String, reason: String },
+    #[serde(rename = "subscription.reactivated")]
+    SubscriptionReactivated { subscription_id: String },
+    /// Paused now, or (`pause_at` later than the event) at the period end.
+    #[serde(rename = "subscription.paused")]
+    SubscriptionPaused { subscription_id: String, pause_at: String, resume_at: String },
+    #[serde(rename = "subscription.resumed")]
+    SubscriptionResumed { subscription_id: String },
+    /// A change in force from `effective_at`: now, or at the period end.
+    #[serde(rename = "subscription.changed")]
+    SubscriptionChanged { subscription_id: String, rate_id: String, effective_at: String, scheduled: bool },
+    /// A movement of an account's credit balance (positive: granted).
+    #[serde(rename = "subscription.coupon_applied")]
+    CouponApplied { subscription_id: String, code: String },
+    #[serde(rename = "subscription.coupon_removed")]
+    CouponRemoved { subscription_id: String, code: String },
+    #[serde(rename = "account.credit_changed")]
+    AccountCreditChanged { account_id: String, amount: String, currency: String, source: String },
     #[serde(rename = "invoice.created")]
     InvoiceCreated { invoice_id: String, amount: String },
     #[serde(rename = "invoice.paid")]
@@ -40,6 +60,8 @@ pub enum SubscriptionEvent {
     InvoicePaymentFailed { invoice_id: String, payment_id: String, decline_code: String },
     #[serde(rename = "invoice.voided")]
     InvoiceVoided { invoice_id: String, reason: String },
+    #[serde(rename = "invoice.marked_uncollectible")]
+    InvoiceMarkedUncollectible { invoice_id: String },
 }
 
 impl SubscriptionEvent {
@@ -56,10 +78,19 @@ impl SubscriptionEvent {
             SubscriptionEvent::SubscriptionActivated { .. } => "subscription.activated",
             SubscriptionEvent::SubscriptionPastDue { .. } => "subscription.past_due",
             SubscriptionEvent::SubscriptionCanceled { .. } => "subscription.canceled",
+            SubscriptionEvent::SubscriptionCancellationScheduled { .. } => "subscription.cancellation_scheduled",
+            SubscriptionEvent::SubscriptionReactivated { .. } => "subscription.reactivated",
+            SubscriptionEvent::SubscriptionPaused { .. } => "subscription.paused",
+            SubscriptionEvent::SubscriptionResumed { .. } => "subscription.resumed",
+            SubscriptionEvent::SubscriptionChanged { .. } => "subscription.changed",
+            SubscriptionEvent::AccountCreditChanged { .. } => "account.credit_changed",
+            SubscriptionEvent::CouponApplied { .. } => "subscription.coupon_applied",
+            SubscriptionEvent::CouponRemoved { .. } => "subscription.coupon_removed",
             SubscriptionEvent::InvoiceCreated { .. } => "invoice.created",
             SubscriptionEvent::InvoicePaid { .. } => "invoice.paid",
             SubscriptionEvent::InvoicePaymentFailed { .. } => "invoice.payment_failed",
             SubscriptionEvent::InvoiceVoided { .. } => "invoice.voided",
+            SubscriptionEvent::InvoiceMarkedUncollectible { .. } => "invoice.marked_uncollectible",
         }
     }
 
@@ -67,7 +98,8 @@ impl SubscriptionEvent {
     pub fn resource_id(&self) -> &str {
         match self {
             SubscriptionEvent::AccountCreated { account_id, .. } => account_id,
-            SubscriptionEvent::AccountUpdated { account_id, .. } => account_id,
+            SubscriptionEvent::AccountUpdated { account_id, .. }
+            | SubscriptionEvent::AccountCreditChanged { account_id, .. } => account_id,
             SubscriptionEvent::ContactCreated { contact_id, .. }
             | SubscriptionEvent::ContactUpdated { contact_id, .. } => contact_id,
             SubscriptionEvent::BillGroupCreated { bill_group_id, .. }
@@ -75,11 +107,19 @@ impl SubscriptionEvent {
             SubscriptionEvent::SubscriptionCreated { subscription_id, .. }
             | SubscriptionEvent::SubscriptionActivated { subscription_id, .. }
             | SubscriptionEvent::SubscriptionPastDue { subscription_id, .. }
-            | SubscriptionEvent::SubscriptionCanceled { subscription_id, .. } => subscription_id,
+            | SubscriptionEvent::SubscriptionCanceled { subscription_id, .. }
+            | SubscriptionEvent::SubscriptionCancellationScheduled { subscription_id, .. }
+            | SubscriptionEvent::SubscriptionReactivated { subscription_id }
+            | SubscriptionEvent::SubscriptionPaused { subscription_id, .. }
+            | SubscriptionEvent::SubscriptionResumed { subscription_id }
+            | SubscriptionEvent::SubscriptionChanged { subscription_id, .. }
+            | SubscriptionEvent::CouponApplied { subscription_id, .. }
+            | SubscriptionEvent::CouponRemoved { subscription_id, .. } => subscription_id,
             SubscriptionEvent::InvoiceCreated { invoice_id, .. }
             | SubscriptionEvent::InvoicePaid { invoice_id, .. }
             | SubscriptionEvent::InvoicePaymentFailed { invoice_id, .. }
-            | SubscriptionEvent::InvoiceVoided { invoice_id, .. } => invoice_id,
+            | SubscriptionEvent::InvoiceVoided { invoice_id, .. }
+            | SubscriptionEvent::InvoiceMarkedUncollectible { invoice_id } => invoice_id,
         }
     }
 

@@ -22,6 +22,9 @@ pub struct PricedOffering {
     pub next_billing_at: Option<DateTime<Utc>>,
     /// The anchor pricing gives the contract (day 0: none given).
     pub billing_anchor: super::BillingAnchor,
+    /// The part of a whole period the first period is ("1" unless a
+    /// billing day shortened it).
+    pub first_fraction: String,
 }
 
 impl PricedOffering {
@@ -100,7 +103,7 @@ pub fn first_invoice(
                 period_end: if in_period { Some(sub.current_period_end) } else { None },
                 quantity: i.quantity,
                 unit_amount: i.unit_amount.clone(),
-                proration_fraction: "1".into(),
+                proration_fraction: if in_period { priced.first_fraction.clone() } else { "1".into() },
                 tiers: i.tiers.clone(),
                 amount_without_tax: i.amount_without_tax,
                 discount: i.discount,
@@ -136,8 +139,62 @@ pub fn first_invoice(
         payment_ids: Vec::new(),
         created_at: now,
         updated_at: now,
+        credit_applied: Decimal::ZERO,
     };
     inv.total_lines();
+    Some(inv)
+}
+
+/// The invoice of a change made during a period (`lines`, each already
+/// rounded, credits negative): a charge when they add up to more than zero
+/// (OPEN, due now on an automatic bill group, else after `due_days`), a
+/// credit note when they add up to zero or less (PAID at once: what it
+/// credits goes to the account's credit balance, never lost). `None`
+/// without lines.
+pub fn adjustment_invoice(
+    sub: &Subscription,
+    bill_group: &BillGroup,
+    lines: Vec<InvoiceLine>,
+    now: DateTime<Utc>,
+    due_days: u32,
+) -> Option<Invoice> {
+    if lines.is_empty() {
+        return None;
+    }
+    let mut inv = Invoice {
+        id: recur_id::new_id(recur_id::Kind::Invoice),
+        number: String::new(),
+        account_id: sub.account_id.clone(),
+        bill_group_id: bill_group.id.clone(),
+        subscription_id: sub.id.clone(),
+        status: InvoiceStatus::Open,
+        currency: sub.currency,
+        period_start: lines.iter().filter_map(|l| l.period_start).min(),
+        period_end: lines.iter().filter_map(|l| l.period_end).max(),
+        lines,
+        amount_without_tax: Decimal::ZERO,
+        discount: Decimal::ZERO,
+        tax: Decimal::ZERO,
+        amount: Decimal::ZERO,
+        amount_paid: Decimal::ZERO,
+        credit_applied: Decimal::ZERO,
+        issued_at: Some(now),
+        due_at: Some(if bill_group.can_charge_automatically() {
+            now
+        } else {
+            now + Duration::days(i64::from(due_days))
+        }),
+        paid_at: None,
+        payment_ids: Vec::new(),
+        created_at: now,
+        updated_at: now,
+    };
+    inv.total_lines();
+    if inv.amount <= Decimal::ZERO {
+        inv.status = InvoiceStatus::Paid;
+        inv.paid_at = Some(now);
+        inv.due_at = Some(now);
+    }
     Some(inv)
 }
 
@@ -174,7 +231,7 @@ mod tests {
             offering_id: "offr_1".into(),
             rate_id: "rate_1".into(),
             state: SubscriptionState::Active,
-            items: vec![Item { product_id: "prod_1".into(), quantity: Decimal::ONE }],
+            items: vec![Item { product_id: "prod_1".into(), quantity: Decimal::ONE, custom_price: None }],
             coupon_codes: vec![],
             currency: usd,
             recurring_amount: d("100"),
@@ -191,6 +248,13 @@ mod tests {
             canceled_at: None,
             expires_at: None,
             quote_id: String::new(),
+            scheduled_change: None,
+            paused_at: None,
+            resume_at: None,
+            cancel_reason: String::new(),
+            cancel_comment: String::new(),
+            previous_billing_at: None,
+            version: 0,
             created_at: now,
             updated_at: now,
         };

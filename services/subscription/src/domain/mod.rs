@@ -7,6 +7,7 @@
 pub mod anchor;
 pub mod events;
 pub mod invoice;
+pub mod lifecycle;
 pub mod state;
 
 use std::collections::BTreeMap;
@@ -108,6 +109,46 @@ pub struct Item {
     pub product_id: String,
     #[serde(with = "rust_decimal::serde::str")]
     pub quantity: Decimal,
+    /// A price agreed for this subscription, replacing the rate's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_price: Option<CustomPrice>,
+}
+
+impl Item {
+    pub fn new(product_id: impl Into<String>, quantity: Decimal) -> Item {
+        Item { product_id: product_id.into(), quantity, custom_price: None }
+    }
+}
+
+/// A custom price as the caller gave it (pricing checks and applies it):
+/// the model by name (`flat`, `per_unit`, `tiered`, `volume`, `stairstep`,
+/// `package`) and its decimal amounts as text.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CustomPrice {
+    pub model: String,
+    #[serde(default)]
+    pub unit_amount: String,
+    #[serde(default)]
+    pub flat_amount: String,
+    #[serde(default)]
+    pub tiers: Vec<CustomTier>,
+    #[serde(default)]
+    pub package_size: i64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CustomTier {
+    #[serde(default)]
+    pub up_to: String,
+    #[serde(default)]
+    pub unit_amount: String,
+    #[serde(default)]
+    pub flat_amount: String,
+}
+
+/// The custom prices of `items`, by product.
+pub fn custom_prices(items: &[Item]) -> Vec<(String, CustomPrice)> {
+    items.iter().filter_map(|i| i.custom_price.clone().map(|c| (i.product_id.clone(), c))).collect()
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -137,8 +178,90 @@ pub struct Subscription {
     pub canceled_at: Option<DateTime<Utc>>,
     pub expires_at: Option<DateTime<Utc>>,
     pub quote_id: String,
+    /// A change waiting for the period end.
+    pub scheduled_change: Option<ScheduledChange>,
+    /// When it was paused; while ACTIVE, when a pause at the period end
+    /// takes effect.
+    pub paused_at: Option<DateTime<Utc>>,
+    /// When a paused subscription resumes by itself.
+    pub resume_at: Option<DateTime<Utc>>,
+    pub cancel_reason: String,
+    pub cancel_comment: String,
+    /// For an imported subscription, when it was last billed elsewhere.
+    pub previous_billing_at: Option<DateTime<Utc>>,
+    /// Bumped by every stored change; a change is written only over the
+    /// version it read.
+    pub version: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// An END_OF_TERM change: the rate and items that take over at
+/// `effective_at` (the period end), and what will recur then.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ScheduledChange {
+    /// The offering of `rate_id` (empty in changes kept before it was).
+    #[serde(default)]
+    pub offering_id: String,
+    pub rate_id: String,
+    pub items: Vec<Item>,
+    pub effective_at: DateTime<Utc>,
+    #[serde(with = "rust_decimal::serde::str")]
+    pub next_recurring_amount: Decimal,
+}
+
+/// A one-off charge waiting for its subscription's next invoice.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PendingCharge {
+    pub id: String,
+    pub account_id: String,
+    pub subscription_id: String,
+    pub product_id: String,
+    pub description: String,
+    pub quantity: Decimal,
+    pub unit_amount: String,
+    /// Quantity × unit amount, rounded once.
+    pub amount: Decimal,
+    pub currency: Currency,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A movement of an account's credit balance: granted (positive) by a
+/// change or cancellation, consumed (negative) by an invoice. `source` names
+/// what made it and is unique, so it moves once however often it is retried.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CreditEntry {
+    pub id: String,
+    pub account_id: String,
+    pub currency: Currency,
+    pub amount: Decimal,
+    pub source: String,
+    pub subscription_id: String,
+    pub invoice_id: String,
+    pub description: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl CreditEntry {
+    pub fn new(
+        account_id: &str,
+        currency: Currency,
+        amount: Decimal,
+        source: String,
+        at: DateTime<Utc>,
+    ) -> CreditEntry {
+        CreditEntry {
+            id: recur_id::new_id(recur_id::Kind::CreditEntry),
+            account_id: account_id.to_string(),
+            currency,
+            amount,
+            source,
+            subscription_id: String::new(),
+            invoice_id: String::new(),
+            description: String::new(),
+            created_at: at,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -187,6 +310,8 @@ pub struct Invoice {
     pub tax: Decimal,
     pub amount: Decimal,
     pub amount_paid: Decimal,
+    /// The account credit this invoice consumed.
+    pub credit_applied: Decimal,
     pub period_start: Option<DateTime<Utc>>,
     pub period_end: Option<DateTime<Utc>>,
     pub issued_at: Option<DateTime<Utc>>,
@@ -207,6 +332,14 @@ impl Invoice {
     }
 
     pub fn amount_due(&self) -> Decimal {
-        (self.amount - self.amount_paid).max(Decimal::ZERO)
+        (self.amount - self.amount_paid - self.credit_applied).max(Decimal::ZERO)
+    }
+
+    /// Consumes up to `available` account credit against what is due;
+    /// returns what it took.
+    pub fn apply_credit(&mut self, available: Decimal) -> Decimal {
+        let take = available.max(Decimal::ZERO).min(self.amount_due());
+        self.credit_applied += take;
+        take
     }
 }

@@ -72,6 +72,20 @@ impl SubscriptionState {
 }
 
 impl Action {
+    /// The action's name, as kept with an idempotency key.
+    pub fn name(self) -> &'static str {
+        match self {
+            Action::Activate => "activate",
+            Action::Change => "change",
+            Action::Cancel => "cancel",
+            Action::Pause => "pause",
+            Action::Resume => "resume",
+            Action::Reactivate => "reactivate",
+            Action::PaymentFailed => "payment_failed",
+            Action::PaymentSucceeded => "payment_succeeded",
+        }
+    }
+
     fn past_tense(self) -> &'static str {
         match self {
             Action::Activate => "activated",

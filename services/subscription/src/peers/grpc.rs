@@ -16,8 +16,14 @@ use recur_proto::payment::v1 as paypb;
 use recur_proto::pricing::v1 as pricepb;
 use rust_decimal::Decimal;
 
-use super::{Catalog, ChargeInput, PaymentOutcome, PaymentStatus, Payments, Pricing, QuoteInput};
+use recur_period::{Period, Unit};
+
+use super::{
+    Catalog, ChangeLine, ChangePriced, ChangeQuestion, ChargeInput, PaymentOutcome, PaymentStatus, Payments, Policy,
+    Pricing, QuoteInput, RateTerms,
+};
 use crate::domain::invoice::{PricedItem, PricedOffering, PricedQuote};
+use crate::domain::lifecycle::ProrationMode;
 use crate::domain::{BillingAnchor, TierLine};
 
 pub struct GrpcPricing {
@@ -41,6 +47,11 @@ fn dec(raw: &str) -> Decimal {
 
 fn amount(m: &Option<common::Money>) -> Decimal {
     m.as_ref().map(|m| dec(&m.amount)).unwrap_or_default()
+}
+
+/// The custom price of `product` among `prices`, on the wire.
+fn custom(prices: &[(String, crate::domain::CustomPrice)], product: &str) -> Option<catpb::Price> {
+    prices.iter().find(|(p, _)| p == product).map(|(p, c)| crate::api::wire::custom_price_pb(p, c))
 }
 
 fn ts(t: &Option<prost_types::Timestamp>) -> Option<chrono::DateTime<chrono::Utc>> {
@@ -105,6 +116,7 @@ fn priced_offering(o: &pricepb::QuoteOffering) -> PricedOffering {
             .as_ref()
             .map(|a| BillingAnchor { day: a.day.max(0) as u32, month: a.month.max(0) as u32 })
             .unwrap_or_default(),
+        first_fraction: if o.first_period_fraction.is_empty() { "1".into() } else { o.first_period_fraction.clone() },
     }
 }
 
@@ -118,16 +130,30 @@ impl Pricing for GrpcPricing {
                 items: q
                     .items
                     .iter()
-                    .map(|(p, qty)| pricepb::CartItem { product_id: p.clone(), quantity: qty.clone() })
+                    .map(|(p, qty)| pricepb::CartItem {
+                        product_id: p.clone(),
+                        quantity: qty.clone(),
+                        custom_price: custom(&q.custom_prices, p),
+                    })
                     .collect(),
             }],
             coupon_codes: q.coupon_codes.clone(),
-            coupon_usages: Vec::new(),
+            coupon_usages: q
+                .coupon_usages
+                .iter()
+                .map(|(code, times_redeemed, periods_applied)| pricepb::CouponUsage {
+                    code: code.clone(),
+                    times_redeemed: *times_redeemed,
+                    periods_applied: *periods_applied,
+                })
+                .collect(),
             tax_address: Some(address_pb(&q.tax_address)),
             tax_exempt: q.tax_exempt,
             start_date: q.start_date.clone(),
             compute_tax: q.compute_tax,
             time_zone: q.time_zone.clone(),
+            continuation: q.continuation,
+            billing_day: i32::try_from(q.billing_day).unwrap_or(0),
         };
         let quote = self
             .client
@@ -145,6 +171,101 @@ impl Pricing for GrpcPricing {
             start_date: quote.start_date.clone(),
             amount: amount(&quote.amount),
             offerings: quote.offerings.iter().map(priced_offering).collect(),
+        })
+    }
+
+    async fn preview_change(&self, ctx: &CallContext, q: &ChangeQuestion) -> AppResult<ChangePriced> {
+        let req = pricepb::PreviewChangeRequest {
+            current: Some(pricepb::ContractState {
+                offering_id: q.offering_id.clone(),
+                rate_id: q.rate_id.clone(),
+                items: q
+                    .items
+                    .iter()
+                    .map(|(p, qty)| pricepb::CartItem {
+                        product_id: p.clone(),
+                        quantity: qty.normalize().to_string(),
+                        custom_price: custom(&q.custom_prices, p),
+                    })
+                    .collect(),
+                period_start: Some(recur_proto::convert::timestamp(q.period_start)),
+                period_end: Some(recur_proto::convert::timestamp(q.period_end)),
+                billing_anchor: q
+                    .anchor
+                    .is_set()
+                    .then_some(pricepb::BillingAnchor { day: q.anchor.day as i32, month: q.anchor.month as i32 }),
+            }),
+            change: Some(pricepb::ContractChange {
+                rate_id: q.new_rate.clone(),
+                items: q
+                    .new_items
+                    .iter()
+                    .map(|(p, qty)| pricepb::CartItem {
+                        product_id: p.clone(),
+                        quantity: qty.clone(),
+                        custom_price: custom(&q.new_custom_prices, p),
+                    })
+                    .collect(),
+                timing: if q.at_period_end {
+                    pricepb::ChangeTiming::EndOfTerm
+                } else {
+                    pricepb::ChangeTiming::Immediate
+                } as i32,
+            }),
+            change_time: Some(recur_proto::convert::timestamp(q.at)),
+            time_zone: q.time_zone.clone(),
+            proration_mode: 0,
+        };
+        let r = self
+            .client
+            .clone()
+            .preview_change(request(ctx, req, self.timeout))
+            .await
+            .map_err(|s| {
+                AppError::from_peer("pricing", &s)
+                    .map_fields(|f| match f.strip_prefix("change.") {
+                        Some("rate_id") => "change.rate".to_string(),
+                        Some(rest) => format!("change.{rest}"),
+                        None => f.to_string(),
+                    })
+                    .into_invalid_reference()
+            })?
+            .into_inner();
+        let lines: Vec<ChangeLine> = r
+            .lines
+            .iter()
+            .map(|l| {
+                let credit = l.kind == pricepb::ProrationLineKind::Credit as i32;
+                let a = amount(&l.amount);
+                ChangeLine {
+                    credit,
+                    product_id: l.product_id.clone(),
+                    rate_id: l.rate_id.clone(),
+                    quantity: dec(&l.quantity),
+                    period_start: ts(&l.period_start),
+                    period_end: ts(&l.period_end),
+                    fraction: l.fraction.clone(),
+                    amount: if credit { -a.abs() } else { a },
+                    description: l.description.clone(),
+                }
+            })
+            .collect();
+        let missing = || AppError::internal("pricing's change preview lacks its period");
+        Ok(ChangePriced {
+            net: lines.iter().map(|l| l.amount).sum(),
+            lines,
+            next_recurring: amount(&r.next_recurring_amount),
+            effective_at: ts(&r.effective_time).ok_or_else(missing)?,
+            new_period_start: ts(&r.new_period_start).ok_or_else(missing)?,
+            new_period_end: ts(&r.new_period_end).ok_or_else(missing)?,
+            anchor: r
+                .billing_anchor
+                .as_ref()
+                .map(|a| BillingAnchor { day: a.day.max(0) as u32, month: a.month.max(0) as u32 })
+                .unwrap_or_default(),
+            items: r.items.iter().map(|i| (i.product_id.clone(), dec(&i.quantity))).collect(),
+            offering_id: r.offering_id.clone(),
+            custom_prices: Vec::new(),
         })
     }
 }
@@ -216,7 +337,7 @@ impl Payments for GrpcPayments {
 
 #[async_trait]
 impl Catalog for GrpcCatalog {
-    async fn time_zone(&self, ctx: &CallContext) -> AppResult<String> {
+    async fn policy(&self, ctx: &CallContext) -> AppResult<Policy> {
         let settings = self
             .client
             .clone()
@@ -226,7 +347,69 @@ impl Catalog for GrpcCatalog {
             .into_inner()
             .settings
             .unwrap_or_default();
-        Ok(if settings.time_zone.is_empty() { "UTC".to_string() } else { settings.time_zone })
+        let d = settings.subscription_defaults.unwrap_or_default();
+        Ok(Policy {
+            time_zone: if settings.time_zone.is_empty() { "UTC".to_string() } else { settings.time_zone },
+            proration: if settings.proration_mode == catpb::ProrationMode::Second as i32 {
+                ProrationMode::Second
+            } else {
+                ProrationMode::Day
+            },
+            change_at_period_end: d.change_at_period_end,
+            credit_unused_on_cancel: d.credit_unused_on_cancel,
+            invoice_due_days: if d.invoice_due_days <= 0 { 30 } else { d.invoice_due_days as u32 },
+        })
+    }
+
+    async fn coupon_terms(&self, ctx: &CallContext, code: &str) -> AppResult<Option<(String, i64)>> {
+        let req = catpb::GetCouponRequest { lookup: Some(catpb::get_coupon_request::Lookup::Code(code.to_string())) };
+        match self.client.clone().get_coupon(request(ctx, req, self.timeout)).await {
+            Ok(r) => Ok(r.into_inner().coupon.map(|c| (c.id, i64::from(c.max_redemptions.max(0))))),
+            Err(s) if s.code() == tonic::Code::NotFound => Ok(None),
+            Err(s) => Err(AppError::from_peer("catalog", &s)),
+        }
+    }
+
+    async fn product(&self, ctx: &CallContext, id: &str) -> AppResult<Option<(String, String)>> {
+        let lookup = if id.starts_with("prod_") {
+            catpb::get_product_request::Lookup::Id(id.to_string())
+        } else {
+            catpb::get_product_request::Lookup::Handle(id.to_string())
+        };
+        let req = catpb::GetProductRequest { lookup: Some(lookup) };
+        match self.client.clone().get_product(request(ctx, req, self.timeout)).await {
+            Ok(r) => Ok(r.into_inner().product.map(|p| (p.id, p.name))),
+            Err(s) if s.code() == tonic::Code::NotFound => Ok(None),
+            Err(s) => Err(AppError::from_peer("catalog", &s)),
+        }
+    }
+
+    async fn rate_terms(&self, ctx: &CallContext, id: &str) -> AppResult<RateTerms> {
+        let lookup = if id.starts_with("rate_") {
+            catpb::get_rate_request::Lookup::Id(id.to_string())
+        } else {
+            catpb::get_rate_request::Lookup::Handle(id.to_string())
+        };
+        let rate = self
+            .client
+            .clone()
+            .get_rate(request(ctx, catpb::GetRateRequest { lookup: Some(lookup) }, self.timeout))
+            .await
+            .map_err(|s| AppError::from_peer("catalog", &s))?
+            .into_inner()
+            .rate
+            .ok_or_else(|| AppError::internal("catalog returned no rate"))?;
+        let bp = rate.billing_period.unwrap_or_default();
+        let unit = match catpb::PeriodUnit::try_from(bp.unit) {
+            Ok(catpb::PeriodUnit::Day) => Unit::Day,
+            Ok(catpb::PeriodUnit::Week) => Unit::Week,
+            Ok(catpb::PeriodUnit::Year) => Unit::Year,
+            _ => Unit::Month,
+        };
+        Ok(RateTerms {
+            period: Period { unit, count: bp.count.max(1) as u32 },
+            notice_days: rate.notice_period_days.max(0) as u32,
+        })
     }
 
     async fn coupon_code(&self, ctx: &CallContext, id: &str) -> AppResult<Option<String>> {

@@ -83,6 +83,156 @@ macro_rules! store {
                 tx.commit().await?;
                 Ok(())
             }
+
+            async fn update_invoice(
+                &self,
+                tenant: &str,
+                inv: &Invoice,
+                was: crate::domain::InvoiceStatus,
+                read_at: chrono::DateTime<chrono::Utc>,
+                credits: &[crate::domain::CreditEntry],
+                events: &[Event],
+            ) -> Result<bool, StorageError> {
+                let mut tx = self.pool.begin().await?;
+                let changed = sqlx::query(
+                    "UPDATE invoices SET status = $3, amount_paid = $4, credit_applied = $5, paid_at = $6, \
+                     payment_ids = $7, updated_at = $8 \
+                     WHERE tenant_id = $1 AND id = $2 AND status = $9 AND updated_at = $10",
+                )
+                .bind(tenant)
+                .bind(&inv.id)
+                .bind(inv.status.as_str())
+                .bind(Dec(inv.amount_paid))
+                .bind(Dec(inv.credit_applied))
+                .bind(inv.paid_at)
+                .bind(to_json(&inv.payment_ids)?)
+                .bind(inv.updated_at)
+                .bind(was.as_str())
+                .bind(read_at)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if changed == 0 || !move_credit(&mut tx, tenant, credits).await? {
+                    return Ok(false);
+                }
+                insert_events(&mut tx, tenant, events).await?;
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            async fn insert_invoice_once(
+                &self,
+                tenant: &str,
+                inv: &Invoice,
+                idem: super::Idem<'_>,
+                events: &[Event],
+            ) -> Result<recur_storage::idem::Stored<String>, StorageError> {
+                use recur_storage::idem::Stored;
+                if let Some(key) = idem.key {
+                    let found: Option<(String, String)> = sqlx::query_as(
+                        "SELECT id, request_hash FROM invoices WHERE tenant_id = $1 AND idempotency_key = $2",
+                    )
+                    .bind(tenant)
+                    .bind(key)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                    if let Some((id, hash)) = found {
+                        return Ok(Stored::existing(id, hash));
+                    }
+                }
+                let mut tx = self.pool.begin().await?;
+                insert_invoice(&mut tx, tenant, inv).await?;
+                if let Some(key) = idem.key {
+                    sqlx::query(
+                        "UPDATE invoices SET idempotency_key = $3, request_hash = $4 WHERE tenant_id = $1 AND id = $2",
+                    )
+                    .bind(tenant)
+                    .bind(&inv.id)
+                    .bind(key)
+                    .bind(idem.hash)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                insert_events(&mut tx, tenant, events).await?;
+                tx.commit().await?;
+                Ok(Stored::created(inv.id.clone(), idem.hash))
+            }
+
+            async fn insert_pending_charge(
+                &self,
+                tenant: &str,
+                c: &crate::domain::PendingCharge,
+                idem: super::Idem<'_>,
+            ) -> Result<recur_storage::idem::Stored<crate::domain::PendingCharge>, StorageError> {
+                use recur_storage::idem::Stored;
+                if let Some(key) = idem.key {
+                    let found = sqlx::query_as::<_, rows::PendingChargeRow>(
+                        "SELECT * FROM pending_charges WHERE tenant_id = $1 AND idempotency_key = $2",
+                    )
+                    .bind(tenant)
+                    .bind(key)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                    if let Some(row) = found {
+                        let hash = row.request_hash.clone();
+                        return Ok(Stored::existing(row.try_into()?, hash));
+                    }
+                }
+                sqlx::query(
+                    "INSERT INTO pending_charges (tenant_id, id, account_id, subscription_id, product_id, \
+                     description, quantity, unit_amount, amount, currency, idempotency_key, request_hash, \
+                     created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+                )
+                .bind(tenant)
+                .bind(&c.id)
+                .bind(&c.account_id)
+                .bind(&c.subscription_id)
+                .bind(&c.product_id)
+                .bind(&c.description)
+                .bind(Dec(c.quantity))
+                .bind(&c.unit_amount)
+                .bind(Dec(c.amount))
+                .bind(c.currency.code())
+                .bind(idem.key)
+                .bind(idem.hash)
+                .bind(c.created_at)
+                .execute(&self.pool)
+                .await?;
+                Ok(Stored::created(c.clone(), idem.hash))
+            }
+
+            async fn pending_charges(
+                &self,
+                tenant: &str,
+                subscription_id: &str,
+            ) -> Result<Vec<crate::domain::PendingCharge>, StorageError> {
+                rows::all(
+                    sqlx::query_as::<_, rows::PendingChargeRow>(
+                        "SELECT * FROM pending_charges WHERE tenant_id = $1 AND subscription_id = $2 \
+                         AND invoice_id IS NULL ORDER BY created_at, id",
+                    )
+                    .bind(tenant)
+                    .bind(subscription_id)
+                    .fetch_all(&self.pool)
+                    .await?,
+                )
+            }
+
+            async fn credit_balances(
+                &self,
+                tenant: &str,
+                account_id: &str,
+            ) -> Result<Vec<(String, rust_decimal::Decimal)>, StorageError> {
+                let rows: Vec<(String, Dec)> = sqlx::query_as(
+                    "SELECT currency, balance FROM credit_balances WHERE tenant_id = $1 AND account_id = $2 \
+                     ORDER BY currency",
+                )
+                .bind(tenant)
+                .bind(account_id)
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(rows.into_iter().map(|(c, b)| (c, b.0)).collect())
+            }
         }
     };
 }

@@ -25,7 +25,9 @@ use recur_storage::idem::Stored;
 use recur_storage::outbox::Outbox;
 use recur_storage::{Migration, Migrations, Pool, StorageError};
 
-use crate::domain::{Account, BillGroup, Contact, Event, Invoice, Subscription, SubscriptionState};
+use crate::domain::{
+    Account, BillGroup, Contact, CreditEntry, Event, Invoice, PendingCharge, Subscription, SubscriptionState,
+};
 
 pub use postgres::PgRepo;
 pub use sqlite::SqliteRepo;
@@ -35,6 +37,41 @@ pub use sqlite::SqliteRepo;
 pub struct Idem<'a> {
     pub key: Option<&'a str>,
     pub hash: &'a str,
+}
+
+/// What a change of a stored subscription writes, at once or not at all
+/// ([`SubscriptionStore::save_subscription`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Change<'a> {
+    /// The subscription as it is to be; its `version` is the one it was
+    /// read at.
+    pub sub: &'a Subscription,
+    /// What the change was (`cancel`, `pause`, …), kept with its key.
+    pub action: &'a str,
+    pub idem: Idem<'a>,
+    pub invoice: Option<&'a Invoice>,
+    pub credits: &'a [CreditEntry],
+    /// Coupons the change redeems, and codes it gives up.
+    pub redeem: &'a [Redemption],
+    pub release: &'a [String],
+    pub events: &'a [Event],
+}
+
+/// A coupon a subscription redeems, and how often it may be redeemed in
+/// all (0: without limit).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Redemption {
+    pub code: String,
+    pub max_redemptions: i64,
+}
+
+/// A change made under an idempotency key: to which subscription, the
+/// request's fingerprint, and the invoice it made (empty: none).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MutationKey {
+    pub subscription_id: String,
+    pub request_hash: String,
+    pub invoice_id: String,
 }
 
 /// The event outbox of the subscription service.
@@ -225,30 +262,30 @@ pub trait SubscriptionStore: Send + Sync {
     async fn list_subscriptions(&self, tenant: &str, q: &SubscriptionQuery) -> Result<Vec<Subscription>, StorageError>;
     /// Stores a new subscription with its first invoice (numbered here,
     /// gap-free per tenant) and events, in one transaction.
+    /// Its coupons in `redeem` are redeemed in the same transaction
+    /// (`Refused` `COUPON_EXHAUSTED` past a coupon's limit).
     async fn insert_subscription(
         &self,
         tenant: &str,
         sub: &Subscription,
         invoice: Option<&Invoice>,
         idem: Idem<'_>,
+        redeem: &[Redemption],
         events: &[Event],
     ) -> Result<Stored<Subscription>, StorageError>;
-    /// Activates a PENDING subscription: stores `sub` as it now is (its new
-    /// period and anchor) with its first invoice and `events`, in one
-    /// transaction, under idempotency key `idem.key` when given. `Ok(false)`
-    /// when it is no longer PENDING (a concurrent change won), and nothing
-    /// was written.
-    async fn activate_subscription(
-        &self,
-        tenant: &str,
-        sub: &Subscription,
-        invoice: Option<&Invoice>,
-        idem: Idem<'_>,
-        events: &[Event],
-    ) -> Result<bool, StorageError>;
+    /// How often each of `codes` has been redeemed so far (codes never
+    /// redeemed are left out).
+    async fn redemptions(&self, tenant: &str, codes: &[String]) -> Result<Vec<(String, i64)>, StorageError>;
+    /// Writes `change`: the subscription as it now is, over the version it
+    /// was read at (`change.sub.version`, bumped here), with what the change
+    /// made (an invoice, numbered here; movements of account credit; its
+    /// idempotency key; events), in one transaction. `Ok(false)` when
+    /// another change came first (the version moved on, or a credit balance
+    /// it consumes is no longer there): nothing was written.
+    async fn save_subscription(&self, tenant: &str, change: &Change<'_>) -> Result<bool, StorageError>;
     /// The subscription a change under idempotency key `key` was made to,
     /// and that request's fingerprint.
-    async fn mutation_by_key(&self, tenant: &str, key: &str) -> Result<Option<(String, String)>, StorageError>;
+    async fn mutation_by_key(&self, tenant: &str, key: &str) -> Result<Option<MutationKey>, StorageError>;
     /// The subscription made under idempotency key `key`, if any.
     async fn subscription_by_key(&self, tenant: &str, key: &str) -> Result<Option<Stored<Subscription>>, StorageError>;
     async fn get_subscription(&self, tenant: &str, id: &str) -> Result<Option<Subscription>, StorageError>;
@@ -284,6 +321,46 @@ pub trait InvoiceStore: Send + Sync {
     /// Records a payment against an invoice (its status, amount paid,
     /// payments) with its events, in one transaction.
     async fn record_payment(&self, tenant: &str, invoice: &Invoice, events: &[Event]) -> Result<(), StorageError>;
+    /// Writes `invoice`'s status, amounts and payments over the status and
+    /// update time it was read with (`was`, `read_at`), with movements of
+    /// account credit and events, in one transaction. `Ok(false)`: it
+    /// changed meanwhile (or a credit it consumes is gone); nothing written.
+    async fn update_invoice(
+        &self,
+        tenant: &str,
+        invoice: &Invoice,
+        was: crate::domain::InvoiceStatus,
+        read_at: DateTime<Utc>,
+        credits: &[CreditEntry],
+        events: &[Event],
+    ) -> Result<bool, StorageError>;
+    /// Stores an invoice made on its own (numbered here) with its events;
+    /// with a key already used, the id of the invoice stored under it.
+    async fn insert_invoice_once(
+        &self,
+        tenant: &str,
+        invoice: &Invoice,
+        idem: Idem<'_>,
+        events: &[Event],
+    ) -> Result<Stored<String>, StorageError>;
+    /// Stores a one-off charge for a subscription's next invoice; with a
+    /// key already used, the charge stored under it.
+    async fn insert_pending_charge(
+        &self,
+        tenant: &str,
+        charge: &PendingCharge,
+        idem: Idem<'_>,
+    ) -> Result<Stored<PendingCharge>, StorageError>;
+    /// The one-off charges waiting for subscription `id`'s next invoice,
+    /// oldest first.
+    async fn pending_charges(&self, tenant: &str, subscription_id: &str) -> Result<Vec<PendingCharge>, StorageError>;
+    /// The account's credit balance per currency (currencies it never had
+    /// credit in are left out).
+    async fn credit_balances(
+        &self,
+        tenant: &str,
+        account_id: &str,
+    ) -> Result<Vec<(String, rust_decimal::Decimal)>, StorageError>;
 }
 
 #[async_trait]
@@ -322,6 +399,7 @@ pub const MIGRATIONS: Migrations = Migrations {
             name: "mutation keys",
             sql: include_str!("../../migrations/postgres/0005_mutation_keys.sql"),
         },
+        Migration { version: 6, name: "lifecycle", sql: include_str!("../../migrations/postgres/0006_lifecycle.sql") },
     ],
     sqlite: &[
         Migration { version: 1, name: "init", sql: include_str!("../../migrations/sqlite/0001_init.sql") },
@@ -345,6 +423,7 @@ pub const MIGRATIONS: Migrations = Migrations {
             name: "mutation keys",
             sql: include_str!("../../migrations/sqlite/0005_mutation_keys.sql"),
         },
+        Migration { version: 6, name: "lifecycle", sql: include_str!("../../migrations/sqlite/0006_lifecycle.sql") },
     ],
 };
 

@@ -182,6 +182,13 @@ pub(crate) struct SubscriptionRow {
     expires_at: Option<DateTime<Utc>>,
     quote_id: String,
     pub request_hash: String,
+    version: i64,
+    paused_at: Option<DateTime<Utc>>,
+    resume_at: Option<DateTime<Utc>>,
+    cancel_reason: String,
+    cancel_comment: String,
+    scheduled_change: String,
+    previous_billing_at: Option<DateTime<Utc>>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
 }
@@ -217,6 +224,13 @@ impl TryFrom<SubscriptionRow> for Subscription {
             canceled_at: r.canceled_at,
             expires_at: r.expires_at,
             quote_id: r.quote_id,
+            scheduled_change: if r.scheduled_change.is_empty() { None } else { Some(from_json(&r.scheduled_change)?) },
+            paused_at: r.paused_at,
+            resume_at: r.resume_at,
+            cancel_reason: r.cancel_reason,
+            cancel_comment: r.cancel_comment,
+            previous_billing_at: r.previous_billing_at,
+            version: r.version,
             created_at: r.created_at,
             updated_at: r.updated_at,
         })
@@ -237,6 +251,7 @@ pub(crate) struct InvoiceRow {
     tax: Dec,
     amount: Dec,
     amount_paid: Dec,
+    credit_applied: Dec,
     period_start: Option<DateTime<Utc>>,
     period_end: Option<DateTime<Utc>>,
     issued_at: Option<DateTime<Utc>>,
@@ -265,6 +280,7 @@ impl TryFrom<InvoiceRow> for Invoice {
             tax: r.tax.0,
             amount: r.amount.0,
             amount_paid: r.amount_paid.0,
+            credit_applied: r.credit_applied.0,
             period_start: r.period_start,
             period_end: r.period_end,
             issued_at: r.issued_at,
@@ -350,4 +366,37 @@ impl TryFrom<EventRow> for Event {
 /// Rows of one kind, each converted.
 pub(crate) fn all<R, T: TryFrom<R, Error = StorageError>>(rows: Vec<R>) -> Result<Vec<T>, StorageError> {
     rows.into_iter().map(T::try_from).collect()
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct PendingChargeRow {
+    id: String,
+    account_id: String,
+    subscription_id: String,
+    product_id: String,
+    description: String,
+    quantity: Dec,
+    unit_amount: String,
+    amount: Dec,
+    currency: String,
+    pub request_hash: String,
+    created_at: DateTime<Utc>,
+}
+
+impl TryFrom<PendingChargeRow> for crate::domain::PendingCharge {
+    type Error = StorageError;
+    fn try_from(r: PendingChargeRow) -> Result<crate::domain::PendingCharge, StorageError> {
+        Ok(crate::domain::PendingCharge {
+            id: r.id,
+            account_id: r.account_id,
+            subscription_id: r.subscription_id,
+            product_id: r.product_id,
+            description: r.description,
+            quantity: r.quantity.0,
+            unit_amount: r.unit_amount,
+            amount: r.amount.0,
+            currency: currency(&r.currency)?,
+            created_at: r.created_at,
+        })
+    }
 }

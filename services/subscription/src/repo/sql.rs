@@ -35,22 +35,21 @@ macro_rules! helpers {
         /// sequential per tenant, without gaps from rolled-back
         /// transactions (the counter row is updated in the same one).
         async fn insert_invoice(tx: &mut Tx<'_>, tenant: &str, inv: &Invoice) -> Result<(), StorageError> {
-            let last: i64 = sqlx::query_scalar(
-                "INSERT INTO invoice_counters (tenant_id, last) VALUES ($1, 1) \
-                 ON CONFLICT (tenant_id) DO UPDATE SET last = invoice_counters.last + 1 RETURNING last",
-            )
-            .bind(tenant)
-            .fetch_one(&mut **tx)
-            .await?;
+            // A draft gets its number when it is finalized.
+            let number = if inv.status == crate::domain::InvoiceStatus::Draft {
+                String::new()
+            } else {
+                next_invoice_number(tx, tenant).await?
+            };
             sqlx::query(
                 "INSERT INTO invoices (tenant_id, id, number, account_id, bill_group_id, subscription_id, status, \
                  currency, amount_without_tax, discount, tax, amount, amount_paid, period_start, period_end, \
-                 issued_at, due_at, paid_at, payment_ids, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, \
-                 $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)",
+                 issued_at, due_at, paid_at, payment_ids, created_at, updated_at, credit_applied) VALUES ($1, $2, \
+                 $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)",
             )
             .bind(tenant)
             .bind(&inv.id)
-            .bind(format!("INV-{last:06}"))
+            .bind(number)
             .bind(&inv.account_id)
             .bind(&inv.bill_group_id)
             .bind(&inv.subscription_id)
@@ -69,10 +68,145 @@ macro_rules! helpers {
             .bind(to_json(&inv.payment_ids)?)
             .bind(inv.created_at)
             .bind(inv.updated_at)
+            .bind(Dec(inv.credit_applied))
             .execute(&mut **tx)
             .await?;
             for (position, l) in inv.lines.iter().enumerate() {
                 insert_line(tx, tenant, &inv.id, position, l).await?;
+            }
+            Ok(())
+        }
+
+        /// The tenant's next invoice number, in the caller's transaction.
+        async fn next_invoice_number(tx: &mut Tx<'_>, tenant: &str) -> Result<String, StorageError> {
+            let last: i64 = sqlx::query_scalar(
+                "INSERT INTO invoice_counters (tenant_id, last) VALUES ($1, 1) \
+                 ON CONFLICT (tenant_id) DO UPDATE SET last = invoice_counters.last + 1 RETURNING last",
+            )
+            .bind(tenant)
+            .fetch_one(&mut **tx)
+            .await?;
+            Ok(format!("INV-{last:06}"))
+        }
+
+        /// Moves account credit by `entries`, in the caller's transaction.
+        /// `Ok(false)` when a balance would go below zero (it changed since
+        /// it was read): the caller rolls back. A source already recorded is
+        /// a unique violation.
+        async fn move_credit(
+            tx: &mut Tx<'_>,
+            tenant: &str,
+            entries: &[crate::domain::CreditEntry],
+        ) -> Result<bool, StorageError> {
+            for e in entries {
+                sqlx::query(
+                    "INSERT INTO credit_entries (tenant_id, id, account_id, currency, amount, source, \
+                     subscription_id, invoice_id, description, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                )
+                .bind(tenant)
+                .bind(&e.id)
+                .bind(&e.account_id)
+                .bind(e.currency.code())
+                .bind(Dec(e.amount))
+                .bind(&e.source)
+                .bind(&e.subscription_id)
+                .bind(&e.invoice_id)
+                .bind(&e.description)
+                .bind(e.created_at)
+                .execute(&mut **tx)
+                .await?;
+                // The row exists before it is locked, so two first movements
+                // of one balance wait for each other instead of both
+                // inserting over a balance of zero.
+                sqlx::query(
+                    "INSERT INTO credit_balances (tenant_id, account_id, currency, balance, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tenant_id, account_id, currency) DO NOTHING",
+                )
+                .bind(tenant)
+                .bind(&e.account_id)
+                .bind(e.currency.code())
+                .bind(Dec(rust_decimal::Decimal::ZERO))
+                .bind(e.created_at)
+                .execute(&mut **tx)
+                .await?;
+                let balance: Option<Dec> = sqlx::query_scalar(&format!(
+                    "SELECT balance FROM credit_balances WHERE tenant_id = $1 AND account_id = $2 AND currency = $3{}",
+                    recur_storage::for_update::<$db>()
+                ))
+                .bind(tenant)
+                .bind(&e.account_id)
+                .bind(e.currency.code())
+                .fetch_optional(&mut **tx)
+                .await?;
+                let after = balance.map(|b| b.0).unwrap_or_default() + e.amount;
+                if after.is_sign_negative() && !after.is_zero() {
+                    return Ok(false);
+                }
+                sqlx::query(
+                    "UPDATE credit_balances SET balance = $4, updated_at = $5 \
+                     WHERE tenant_id = $1 AND account_id = $2 AND currency = $3",
+                )
+                .bind(tenant)
+                .bind(&e.account_id)
+                .bind(e.currency.code())
+                .bind(Dec(after))
+                .bind(e.created_at)
+                .execute(&mut **tx)
+                .await?;
+            }
+            Ok(true)
+        }
+
+        /// Redeems `redeem` for subscription `s` (each coupon's count raised
+        /// only while under its limit, `Refused` `COUPON_EXHAUSTED` past it)
+        /// and releases `release` (the subscription no longer holds them;
+        /// their count stays), in the caller's transaction.
+        async fn redeem_coupons(
+            tx: &mut Tx<'_>,
+            tenant: &str,
+            s: &crate::domain::Subscription,
+            redeem: &[super::Redemption],
+            release: &[String],
+        ) -> Result<(), StorageError> {
+            for r in redeem {
+                let raised: Option<i64> = sqlx::query_scalar(
+                    "INSERT INTO coupon_counters (tenant_id, code, redeemed) VALUES ($1, $2, 1) \
+                     ON CONFLICT (tenant_id, code) DO UPDATE SET redeemed = coupon_counters.redeemed + 1 \
+                     WHERE $3 = 0 OR coupon_counters.redeemed < $3 RETURNING redeemed",
+                )
+                .bind(tenant)
+                .bind(&r.code)
+                .bind(r.max_redemptions)
+                .fetch_optional(&mut **tx)
+                .await?;
+                if raised.is_none_or(|n| r.max_redemptions > 0 && n > r.max_redemptions) {
+                    return Err(StorageError::Refused {
+                        reason: "COUPON_EXHAUSTED".into(),
+                        message: format!("coupon {} was redeemed as often as it may be", r.code),
+                    });
+                }
+                sqlx::query(
+                    "INSERT INTO coupon_redemptions (tenant_id, code, subscription_id, account_id, created_at) \
+                     VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(tenant)
+                .bind(&r.code)
+                .bind(&s.id)
+                .bind(&s.account_id)
+                .bind(s.updated_at)
+                .execute(&mut **tx)
+                .await?;
+            }
+            for code in release {
+                sqlx::query(
+                    "DELETE FROM coupon_redemptions WHERE tenant_id = $1 AND subscription_id = $2 AND code = $3",
+                )
+                .bind(tenant)
+                .bind(&s.id)
+                .bind(code)
+                .execute(&mut **tx)
+                .await?;
             }
             Ok(())
         }

@@ -2,6 +2,52 @@
 
 macro_rules! store {
     ($repo:ident, $db:ty) => {
+        /// Writes the rows listings filter on beside a subscription: its
+        /// products and coupon codes, and (`with_metadata`) its metadata.
+        async fn side_tables(
+            tx: &mut Tx<'_>,
+            tenant: &str,
+            s: &crate::domain::Subscription,
+            with_metadata: bool,
+        ) -> Result<(), StorageError> {
+            let mut products: Vec<&str> = s.items.iter().map(|i| i.product_id.as_str()).collect();
+            products.sort_unstable();
+            products.dedup();
+            for p in products {
+                sqlx::query("INSERT INTO subscription_products (tenant_id, subscription_id, product_id) VALUES ($1, $2, $3)")
+                    .bind(tenant)
+                    .bind(&s.id)
+                    .bind(p)
+                    .execute(&mut **tx)
+                    .await?;
+            }
+            let mut codes: Vec<&str> = s.coupon_codes.iter().map(String::as_str).collect();
+            codes.sort_unstable();
+            codes.dedup();
+            for c in codes {
+                sqlx::query("INSERT INTO subscription_coupons (tenant_id, subscription_id, code) VALUES ($1, $2, $3)")
+                    .bind(tenant)
+                    .bind(&s.id)
+                    .bind(c)
+                    .execute(&mut **tx)
+                    .await?;
+            }
+            if with_metadata {
+                for (k, v) in &s.metadata {
+                    sqlx::query(
+                        "INSERT INTO subscription_metadata (tenant_id, subscription_id, key, value) VALUES ($1, $2, $3, $4)",
+                    )
+                    .bind(tenant)
+                    .bind(&s.id)
+                    .bind(k)
+                    .bind(v)
+                    .execute(&mut **tx)
+                    .await?;
+                }
+            }
+            Ok(())
+        }
+
         #[async_trait::async_trait]
         impl super::SubscriptionStore for $repo {
             async fn insert_subscription(
@@ -10,6 +56,7 @@ macro_rules! store {
                 s: &crate::domain::Subscription,
                 invoice: Option<&Invoice>,
                 idem: super::Idem<'_>,
+                redeem: &[super::Redemption],
                 events: &[Event],
             ) -> Result<recur_storage::idem::Stored<crate::domain::Subscription>, StorageError> {
                 use recur_storage::idem::Stored;
@@ -24,9 +71,9 @@ macro_rules! store {
                      rate_id, state, items, coupon_codes, currency, recurring_amount, start_date, anchor_day, \
                      anchor_month, metadata, cancel_at_period_end, current_period_start, current_period_end, \
                      trial_start, trial_end, next_billing_at, activated_at, canceled_at, expires_at, quote_id, \
-                     idempotency_key, request_hash, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, \
-                     $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, \
-                     $28, $29, $30)",
+                     idempotency_key, request_hash, created_at, updated_at, previous_billing_at) VALUES ($1, $2, $3, \
+                     $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, \
+                     $24, $25, $26, $27, $28, $29, $30, $31)",
                 )
                 .bind(tenant)
                 .bind(&s.id)
@@ -58,42 +105,11 @@ macro_rules! store {
                 .bind(idem.hash)
                 .bind(s.created_at)
                 .bind(s.updated_at)
+                .bind(s.previous_billing_at)
                 .execute(&mut *tx)
                 .await?;
-                // What listings filter on, beside the row.
-                let mut products: Vec<&str> = s.items.iter().map(|i| i.product_id.as_str()).collect();
-                products.sort_unstable();
-                products.dedup();
-                for p in products {
-                    sqlx::query("INSERT INTO subscription_products (tenant_id, subscription_id, product_id) VALUES ($1, $2, $3)")
-                        .bind(tenant)
-                        .bind(&s.id)
-                        .bind(p)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                let mut codes: Vec<&str> = s.coupon_codes.iter().map(String::as_str).collect();
-                codes.sort_unstable();
-                codes.dedup();
-                for c in codes {
-                    sqlx::query("INSERT INTO subscription_coupons (tenant_id, subscription_id, code) VALUES ($1, $2, $3)")
-                        .bind(tenant)
-                        .bind(&s.id)
-                        .bind(c)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                for (k, v) in &s.metadata {
-                    sqlx::query(
-                        "INSERT INTO subscription_metadata (tenant_id, subscription_id, key, value) VALUES ($1, $2, $3, $4)",
-                    )
-                    .bind(tenant)
-                    .bind(&s.id)
-                    .bind(k)
-                    .bind(v)
-                    .execute(&mut *tx)
-                    .await?;
-                }
+                side_tables(&mut tx, tenant, s, true).await?;
+                redeem_coupons(&mut tx, tenant, s, redeem, &[]).await?;
                 if let Some(inv) = invoice {
                     insert_invoice(&mut tx, tenant, inv).await?;
                 }
@@ -200,34 +216,51 @@ macro_rules! store {
                 rows::all(qb.build_query_as::<rows::SubscriptionRow>().fetch_all(&self.pool).await?)
             }
 
-            async fn activate_subscription(
-                &self,
-                tenant: &str,
-                s: &crate::domain::Subscription,
-                invoice: Option<&Invoice>,
-                idem: super::Idem<'_>,
-                events: &[Event],
-            ) -> Result<bool, StorageError> {
+            async fn save_subscription(&self, tenant: &str, c: &super::Change<'_>) -> Result<bool, StorageError> {
+                let s = c.sub;
                 let mut tx = self.pool.begin().await?;
+                let scheduled = match &s.scheduled_change {
+                    Some(change) => to_json(change)?,
+                    None => String::new(),
+                };
                 let changed = sqlx::query(
-                    "UPDATE subscriptions SET state = $3, start_date = $4, anchor_day = $5, anchor_month = $6, \
-                     current_period_start = $7, current_period_end = $8, trial_start = $9, trial_end = $10, \
-                     next_billing_at = $11, activated_at = $12, recurring_amount = $13, updated_at = $14 \
-                     WHERE tenant_id = $1 AND id = $2 AND state = 'pending'",
+                    "UPDATE subscriptions SET state = $4, offering_id = $5, rate_id = $6, items = $7, \
+                     coupon_codes = $8, recurring_amount = $9, start_date = $10, anchor_day = $11, \
+                     anchor_month = $12, metadata = $13, cancel_at_period_end = $14, current_period_start = $15, \
+                     current_period_end = $16, trial_start = $17, trial_end = $18, next_billing_at = $19, \
+                     activated_at = $20, canceled_at = $21, expires_at = $22, paused_at = $23, resume_at = $24, \
+                     cancel_reason = $25, cancel_comment = $26, scheduled_change = $27, \
+                     previous_billing_at = $28, updated_at = $29, version = version + 1 \
+                     WHERE tenant_id = $1 AND id = $2 AND version = $3",
                 )
                 .bind(tenant)
                 .bind(&s.id)
+                .bind(s.version)
                 .bind(s.state.as_str())
+                .bind(&s.offering_id)
+                .bind(&s.rate_id)
+                .bind(to_json(&s.items)?)
+                .bind(to_json(&s.coupon_codes)?)
+                .bind(Dec(s.recurring_amount))
                 .bind(s.start_date.format("%Y-%m-%d").to_string())
                 .bind(i32::try_from(s.billing_anchor.day).unwrap_or(0))
                 .bind(i32::try_from(s.billing_anchor.month).unwrap_or(0))
+                .bind(to_json(&s.metadata)?)
+                .bind(s.cancel_at_period_end)
                 .bind(s.current_period_start)
                 .bind(s.current_period_end)
                 .bind(s.trial_start)
                 .bind(s.trial_end)
                 .bind(s.next_billing_at)
                 .bind(s.activated_at)
-                .bind(Dec(s.recurring_amount))
+                .bind(s.canceled_at)
+                .bind(s.expires_at)
+                .bind(s.paused_at)
+                .bind(s.resume_at)
+                .bind(&s.cancel_reason)
+                .bind(&s.cancel_comment)
+                .bind(scheduled)
+                .bind(s.previous_billing_at)
                 .bind(s.updated_at)
                 .execute(&mut *tx)
                 .await?
@@ -235,37 +268,78 @@ macro_rules! store {
                 if changed == 0 {
                     return Ok(false);
                 }
-                if let Some(key) = idem.key {
+                // What listings filter on follows the row.
+                sqlx::query("DELETE FROM subscription_products WHERE tenant_id = $1 AND subscription_id = $2")
+                    .bind(tenant)
+                    .bind(&s.id)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query("DELETE FROM subscription_coupons WHERE tenant_id = $1 AND subscription_id = $2")
+                    .bind(tenant)
+                    .bind(&s.id)
+                    .execute(&mut *tx)
+                    .await?;
+                side_tables(&mut tx, tenant, s, false).await?;
+                redeem_coupons(&mut tx, tenant, s, c.redeem, c.release).await?;
+                if let Some(key) = c.idem.key {
                     sqlx::query(
                         "INSERT INTO subscription_mutations (tenant_id, idempotency_key, request_hash, \
-                         subscription_id, action, created_at) VALUES ($1, $2, $3, $4, 'activate', $5)",
+                         subscription_id, action, created_at, invoice_id) VALUES ($1, $2, $3, $4, $5, $6, $7)",
                     )
                     .bind(tenant)
                     .bind(key)
-                    .bind(idem.hash)
+                    .bind(c.idem.hash)
                     .bind(&s.id)
+                    .bind(c.action)
                     .bind(s.updated_at.to_rfc3339())
+                    .bind(c.invoice.map(|i| i.id.as_str()).unwrap_or_default())
                     .execute(&mut *tx)
                     .await?;
                 }
-                if let Some(inv) = invoice {
+                if let Some(inv) = c.invoice {
                     insert_invoice(&mut tx, tenant, inv).await?;
                 }
-                insert_events(&mut tx, tenant, events).await?;
+                if !move_credit(&mut tx, tenant, c.credits).await? {
+                    return Ok(false);
+                }
+                insert_events(&mut tx, tenant, c.events).await?;
                 tx.commit().await?;
                 Ok(true)
             }
 
-            async fn mutation_by_key(&self, tenant: &str, key: &str) -> Result<Option<(String, String)>, StorageError> {
-                let row: Option<(String, String)> = sqlx::query_as(
-                    "SELECT subscription_id, request_hash FROM subscription_mutations \
+            async fn redemptions(&self, tenant: &str, codes: &[String]) -> Result<Vec<(String, i64)>, StorageError> {
+                if codes.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let mut qb =
+                    sqlx::QueryBuilder::<$db>::new("SELECT code, redeemed FROM coupon_counters WHERE tenant_id = ");
+                qb.push_bind(tenant).push(" AND code IN (");
+                let mut sep = qb.separated(", ");
+                for c in codes {
+                    sep.push_bind(c.clone());
+                }
+                qb.push(")");
+                Ok(qb.build_query_as::<(String, i64)>().fetch_all(&self.pool).await?)
+            }
+
+            async fn mutation_by_key(
+                &self,
+                tenant: &str,
+                key: &str,
+            ) -> Result<Option<super::MutationKey>, StorageError> {
+                let row: Option<(String, String, String)> = sqlx::query_as(
+                    "SELECT subscription_id, request_hash, invoice_id FROM subscription_mutations \
                      WHERE tenant_id = $1 AND idempotency_key = $2",
                 )
                 .bind(tenant)
                 .bind(key)
                 .fetch_optional(&self.pool)
                 .await?;
-                Ok(row)
+                Ok(row.map(|(subscription_id, request_hash, invoice_id)| super::MutationKey {
+                    subscription_id,
+                    request_hash,
+                    invoice_id,
+                }))
             }
 
             async fn subscription_by_key(
@@ -310,7 +384,7 @@ macro_rules! store {
                 event: &Event,
             ) -> Result<(), StorageError> {
                 let mut tx = self.pool.begin().await?;
-                sqlx::query("UPDATE subscriptions SET state = $3, updated_at = $4 WHERE tenant_id = $1 AND id = $2")
+                sqlx::query("UPDATE subscriptions SET state = $3, updated_at = $4, version = version + 1 WHERE tenant_id = $1 AND id = $2")
                     .bind(tenant)
                     .bind(id)
                     .bind(state.as_str())
@@ -341,7 +415,8 @@ macro_rules! store {
                 .execute(&mut *tx)
                 .await?;
                 sqlx::query(
-                    "UPDATE subscriptions SET state = 'canceled', canceled_at = $3, updated_at = $3 \
+                    "UPDATE subscriptions SET state = 'canceled', canceled_at = $3, expires_at = $3, updated_at = $3, \
+                     next_billing_at = NULL, version = version + 1 \
                      WHERE tenant_id = $1 AND id = $2",
                 )
                 .bind(tenant)
