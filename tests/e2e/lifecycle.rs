@@ -997,3 +997,171 @@ fn invoices_and_credits_equal_a_day_by_day_reckoning() {
         .expect("property");
     rt.block_on(app.stop());
 }
+
+/// Quantity changes on the first and the last day of a period, monthly to
+/// yearly, and the SECOND proration mode, worked out by hand.
+async fn quantities_periods_and_seconds(app: &TestApp) {
+    let mut c = app.clients("acme");
+    let seats = c
+        .catalog
+        .create_product(cat::CreateProductRequest {
+            product: Some(cat::Product {
+                name: "Seat".into(),
+                handle: "seat".into(),
+                kind: cat::ProductKind::PerUnit as i32,
+                ..Default::default()
+            }),
+        })
+        .await
+        .expect("product")
+        .into_inner()
+        .product
+        .expect("product")
+        .id;
+    let offering = c
+        .catalog
+        .create_offering(cat::CreateOfferingRequest {
+            offering: Some(cat::Offering {
+                name: "Seats".into(),
+                handle: "seats".into(),
+                product_ids: vec![seats.clone()],
+                ..Default::default()
+            }),
+        })
+        .await
+        .expect("offering")
+        .into_inner()
+        .offering
+        .expect("offering")
+        .id;
+    let rate = |handle: &str, unit: cat::PeriodUnit, amount: &str| {
+        let mut cat_client = c.catalog.clone();
+        let r = cat::Rate {
+            offering_id: offering.clone(),
+            handle: handle.into(),
+            name: handle.into(),
+            currency_code: "USD".into(),
+            billing_period: Some(cat::BillingPeriod { unit: unit as i32, count: 1 }),
+            timing: cat::BillingTiming::InAdvance as i32,
+            prices: vec![cat::Price {
+                product_id: seats.clone(),
+                model: cat::PricingModel::PerUnit as i32,
+                unit_amount: amount.into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        async move {
+            cat_client
+                .create_rate(cat::CreateRateRequest { rate: Some(r) })
+                .await
+                .expect("rate")
+                .into_inner()
+                .rate
+                .expect("rate")
+                .id
+        }
+    };
+    let monthly = rate("seats-monthly", cat::PeriodUnit::Month, "10.00").await;
+    let yearly = rate("seats-yearly", cat::PeriodUnit::Year, "100.00").await;
+    let (account, bg) = card_account(&mut c).await;
+    let s = c
+        .subscriptions
+        .create_subscription(sub::CreateSubscriptionRequest {
+            account_id: account.clone(),
+            bill_group_id: bg.clone(),
+            offering: offering.clone(),
+            rate: monthly.clone(),
+            items: vec![sub::SubscriptionItem { product_id: seats.clone(), quantity: "2".into(), custom_price: None }],
+            ..Default::default()
+        })
+        .await
+        .expect("create")
+        .into_inner()
+        .subscription
+        .expect("subscription");
+    let seats_to = |n: &str| {
+        Some(sub::SubscriptionChange {
+            rate: String::new(),
+            items: vec![sub::SubscriptionItem { product_id: seats.clone(), quantity: n.into(), custom_price: None }],
+            timing: pricepb::ChangeTiming::Immediate as i32,
+        })
+    };
+    let changed = |change: Option<sub::SubscriptionChange>| {
+        let mut subs = c.subscriptions.clone();
+        let id = s.id.clone();
+        async move {
+            subs.change_subscription(sub::ChangeSubscriptionRequest { id, change, cancel_scheduled_change: false })
+                .await
+                .expect("change")
+                .into_inner()
+        }
+    };
+    // Day 1 (Apr 1, the period's first day): 2 → 5 seats: credit 20.00 ×
+    // 30/30, charge 50.00 × 30/30: 30.00 due.
+    let day_one = changed(seats_to("5")).await;
+    assert_eq!(amt(&day_one.invoice.expect("invoice").amount), dec("30.00"));
+    // The last day (Apr 30, 1 of 30 days left): 5 → 6: credit 50.00 / 30 =
+    // 1.67, charge 60.00 / 30 = 2.00 (each rounded once): 0.33 due.
+    app.set_time(day(2023, 4, 30));
+    let last = changed(seats_to("6")).await.invoice.expect("invoice");
+    assert_eq!(last.lines.iter().map(|l| amt(&l.amount)).collect::<Vec<_>>(), [dec("-1.67"), dec("2.00")]);
+    assert_eq!(amt(&last.amount), dec("0.33"));
+    // Monthly → yearly on Apr 30: the unused day credited (60.00 / 30 =
+    // 2.00), a new yearly period from today charged in full (6 × 100.00):
+    // 598.00, anchored on Apr 30.
+    let year = changed(Some(sub::SubscriptionChange {
+        rate: yearly.clone(),
+        items: vec![],
+        timing: pricepb::ChangeTiming::Immediate as i32,
+    }))
+    .await;
+    assert_eq!(amt(&year.invoice.expect("invoice").amount), dec("598.00"));
+    let y = year.subscription.expect("subscription");
+    assert_eq!(y.rate_id, yearly);
+    assert_eq!(y.current_period_start.map(|t| t.seconds), Some(day(2023, 4, 30).timestamp()));
+    assert_eq!(y.current_period_end.map(|t| t.seconds), Some(day(2024, 4, 30).timestamp()));
+    assert_eq!(y.billing_anchor.map(|a| (a.day, a.month)), Some((30, 4)));
+
+    // SECOND: Apr 16 at noon, 14.5 of 30 days left, 2 → 4 seats on a new
+    // monthly subscription of Apr 1: credit 20.00 × 14.5/30 = 9.67, charge
+    // 40.00 × 14.5/30 = 19.33: 9.66 due (DAY would count 15 whole days, the
+    // day of the change at the new price: 10.00 and 20.00).
+    c.catalog
+        .update_tenant_settings(cat::UpdateTenantSettingsRequest {
+            settings: Some(cat::TenantSettings {
+                proration_mode: cat::ProrationMode::Second as i32,
+                ..Default::default()
+            }),
+            update_mask: Some(mask(&["proration_mode"])),
+        })
+        .await
+        .expect("settings");
+    app.set_time(day(2023, 4, 1));
+    let second = c
+        .subscriptions
+        .create_subscription(sub::CreateSubscriptionRequest {
+            account_id: account,
+            bill_group_id: bg,
+            offering,
+            rate: monthly,
+            items: vec![sub::SubscriptionItem { product_id: seats.clone(), quantity: "2".into(), custom_price: None }],
+            ..Default::default()
+        })
+        .await
+        .expect("create")
+        .into_inner()
+        .subscription
+        .expect("subscription");
+    app.set_time(day(2023, 4, 16) + chrono::Duration::hours(12));
+    let preview = c
+        .subscriptions
+        .preview_change(sub::PreviewChangeRequest { id: second.id.clone(), change: seats_to("4") })
+        .await
+        .expect("preview")
+        .into_inner();
+    assert_eq!(preview.lines.iter().map(|l| amt(&l.amount)).collect::<Vec<_>>(), [dec("-9.67"), dec("19.33")]);
+    assert_eq!(amt(&preview.amount_due_now), dec("9.66"));
+}
+
+on_both_backends_at!(quantities_sqlite, quantities_postgres, quantities_periods_and_seconds, day(2023, 4, 1));

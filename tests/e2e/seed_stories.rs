@@ -485,7 +485,7 @@ async fn billwerk_orders_upgrades_and_terminates(app: &TestApp) {
         .into_inner();
     let inv = cal.invoice.expect("invoice");
     assert_eq!(amt(&inv.amount), dec("13.00"));
-    assert_eq!(inv.lines[0].proration_fraction, "0.3333333333");
+    assert_eq!(inv.lines[0].proration_fraction, "0.333333");
     let cs = cal.subscription.expect("subscription");
     assert_eq!(secs(&cs.current_period_end), Some(day(2023, 5, 1).timestamp()));
     assert_eq!(cs.billing_anchor.map(|a| a.day), Some(1));

@@ -94,3 +94,8 @@ CREATE TABLE pending_charges (
 CREATE INDEX pending_charges_open ON pending_charges (tenant_id, subscription_id) WHERE invoice_id IS NULL;
 CREATE UNIQUE INDEX pending_charges_idempotency ON pending_charges (tenant_id, idempotency_key)
     WHERE idempotency_key IS NOT NULL;
+
+-- A draft has no number until it is finalized: numbers are unique among
+-- the numbered invoices of a tenant.
+DROP INDEX invoices_number;
+CREATE UNIQUE INDEX invoices_number ON invoices (tenant_id, number) WHERE number <> '';

@@ -567,7 +567,7 @@ pub fn preview_pb(p: &crate::app::change::ChangePreview) -> pb::PreviewChangeRes
                 quantity: l.quantity.normalize().to_string(),
                 period_start: opt_timestamp(l.period_start),
                 period_end: opt_timestamp(l.period_end),
-                fraction: l.fraction.clone(),
+                fraction: crate::domain::invoice::shown_fraction(&l.fraction),
                 amount: Some(money_of(l.amount, c)),
                 description: l.description.clone(),
             })

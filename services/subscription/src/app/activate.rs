@@ -48,7 +48,7 @@ impl App {
         sub.recurring_amount = offering.recurring_amount;
         sub.activated_at = Some(now);
         sub.updated_at = now;
-        let invoice = first_invoice(&sub, &bill_group, offering, now);
+        let invoice = first_invoice(&sub, &bill_group, offering, now, self.due_days(ctx, &bill_group).await?);
         if let Some(inv) = &invoice
             && bill_group.can_charge_automatically()
             && !inv.amount_due().is_zero()

@@ -75,7 +75,7 @@ fn invoice_lines(sub: &Subscription, priced: &ChangePriced) -> Vec<InvoiceLine> 
             period_end: l.period_end,
             quantity: l.quantity,
             unit_amount: String::new(),
-            proration_fraction: l.fraction.clone(),
+            proration_fraction: crate::domain::invoice::shown_fraction(&l.fraction),
             tiers: Vec::new(),
             amount_without_tax: l.amount,
             discount: Decimal::ZERO,
@@ -157,6 +157,7 @@ impl App {
             // Pricing takes an immediate change inside the period only.
             at: now.clamp(sub.current_period_start, sub.current_period_end - chrono::Duration::microseconds(1)),
             time_zone: time_zone.clone(),
+            mode: policy.proration,
         };
         let mut priced = self.pricing.preview_change(ctx, &question).await?;
         if at_period_end && priced.next_recurring.is_zero() {

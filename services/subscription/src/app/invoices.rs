@@ -462,30 +462,31 @@ impl App {
         next.current_period_start = start;
         next.current_period_end = end;
         let now = self.clock.now_micros();
-        let mut inv = first_invoice(&next, &bill_group, offering, now).unwrap_or_else(|| Invoice {
-            id: String::new(),
-            number: String::new(),
-            account_id: sub.account_id.clone(),
-            bill_group_id: sub.bill_group_id.clone(),
-            subscription_id: sub.id.clone(),
-            status: InvoiceStatus::Draft,
-            currency: sub.currency,
-            lines: Vec::new(),
-            amount_without_tax: Decimal::ZERO,
-            discount: Decimal::ZERO,
-            tax: Decimal::ZERO,
-            amount: Decimal::ZERO,
-            amount_paid: Decimal::ZERO,
-            credit_applied: Decimal::ZERO,
-            period_start: Some(start),
-            period_end: Some(end),
-            issued_at: None,
-            due_at: None,
-            paid_at: None,
-            payment_ids: Vec::new(),
-            created_at: now,
-            updated_at: now,
-        });
+        let mut inv =
+            first_invoice(&next, &bill_group, offering, now, policy.invoice_due_days).unwrap_or_else(|| Invoice {
+                id: String::new(),
+                number: String::new(),
+                account_id: sub.account_id.clone(),
+                bill_group_id: sub.bill_group_id.clone(),
+                subscription_id: sub.id.clone(),
+                status: InvoiceStatus::Draft,
+                currency: sub.currency,
+                lines: Vec::new(),
+                amount_without_tax: Decimal::ZERO,
+                discount: Decimal::ZERO,
+                tax: Decimal::ZERO,
+                amount: Decimal::ZERO,
+                amount_paid: Decimal::ZERO,
+                credit_applied: Decimal::ZERO,
+                period_start: Some(start),
+                period_end: Some(end),
+                issued_at: None,
+                due_at: None,
+                paid_at: None,
+                payment_ids: Vec::new(),
+                created_at: now,
+                updated_at: now,
+            });
         for pending in self.repo.pending_charges(tenant, &sub.id).await? {
             inv.lines.push(InvoiceLine {
                 id: pending.id.clone(),

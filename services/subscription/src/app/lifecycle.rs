@@ -203,7 +203,7 @@ impl App {
         next.trial_end = None;
         next.scheduled_change = None;
         next.updated_at = now;
-        let invoice = first_invoice(&next, &bill_group, offering, now);
+        let invoice = first_invoice(&next, &bill_group, offering, now, self.due_days(ctx, &bill_group).await?);
         if let Some(inv) = &invoice
             && bill_group.can_charge_automatically()
             && !inv.amount_due().is_zero()

@@ -213,6 +213,15 @@ impl App {
         Ok(Changed { subscription: sub, invoice: Some(collected.invoice), payment_id: collected.payment_id, credited })
     }
 
+    /// The days an invoice of `bill_group` is due after it is issued: the
+    /// tenant's terms for remittance (the catalog is asked only then).
+    pub(crate) async fn due_days(&self, ctx: &CallContext, bill_group: &crate::domain::BillGroup) -> AppResult<u32> {
+        if bill_group.can_charge_automatically() {
+            return Ok(0);
+        }
+        Ok(self.catalog.policy(ctx).await?.invoice_due_days)
+    }
+
     /// The account's credit balances, per currency.
     pub async fn credit_balances(&self, tenant: &str, account_id: &str) -> AppResult<Vec<(String, Decimal)>> {
         Ok(self.repo.credit_balances(tenant, account_id).await?)

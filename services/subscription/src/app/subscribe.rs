@@ -173,8 +173,11 @@ impl App {
         };
 
         // The first invoice: what is due now, one line per charged item.
-        let invoice =
-            if state == SubscriptionState::Pending { None } else { first_invoice(&sub, &bill_group, offering, now) };
+        let invoice = if state == SubscriptionState::Pending {
+            None
+        } else {
+            first_invoice(&sub, &bill_group, offering, now, self.due_days(ctx, &bill_group).await?)
+        };
         if let Some(inv) = &invoice {
             // The invoice is the sum of its lines; so is the quote. They agree.
             if inv.amount != quote.amount {

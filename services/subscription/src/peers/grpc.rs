@@ -214,7 +214,10 @@ impl Pricing for GrpcPricing {
             }),
             change_time: Some(recur_proto::convert::timestamp(q.at)),
             time_zone: q.time_zone.clone(),
-            proration_mode: 0,
+            proration_mode: match q.mode {
+                ProrationMode::Day => catpb::ProrationMode::Day,
+                ProrationMode::Second => catpb::ProrationMode::Second,
+            } as i32,
         };
         let r = self
             .client

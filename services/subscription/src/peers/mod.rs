@@ -96,6 +96,8 @@ pub struct ChangeQuestion {
     pub at_period_end: bool,
     pub at: chrono::DateTime<chrono::Utc>,
     pub time_zone: String,
+    /// The tenant's proration mode, as the subscription service read it.
+    pub mode: crate::domain::lifecycle::ProrationMode,
 }
 
 /// One credit (negative) or charge line of a change.

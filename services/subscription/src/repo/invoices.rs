@@ -154,6 +154,7 @@ macro_rules! store {
                     .await?;
                 }
                 insert_events(&mut tx, tenant, events).await?;
+                number_invoice(&mut tx, tenant, inv).await?;
                 tx.commit().await?;
                 Ok(Stored::created(inv.id.clone(), idem.hash))
             }

@@ -31,16 +31,10 @@ macro_rules! helpers {
             Ok(())
         }
 
-        /// Writes an invoice and its lines, numbering it: numbers are
-        /// sequential per tenant, without gaps from rolled-back
-        /// transactions (the counter row is updated in the same one).
+        /// Writes an invoice and its lines, not numbered yet: the caller
+        /// numbers it with [`number_invoice`] last, just before it commits.
         async fn insert_invoice(tx: &mut Tx<'_>, tenant: &str, inv: &Invoice) -> Result<(), StorageError> {
-            // A draft gets its number when it is finalized.
-            let number = if inv.status == crate::domain::InvoiceStatus::Draft {
-                String::new()
-            } else {
-                next_invoice_number(tx, tenant).await?
-            };
+            let number = String::new();
             sqlx::query(
                 "INSERT INTO invoices (tenant_id, id, number, account_id, bill_group_id, subscription_id, status, \
                  currency, amount_without_tax, discount, tax, amount, amount_paid, period_start, period_end, \
@@ -74,6 +68,25 @@ macro_rules! helpers {
             for (position, l) in inv.lines.iter().enumerate() {
                 insert_line(tx, tenant, &inv.id, position, l).await?;
             }
+            Ok(())
+        }
+
+        /// Numbers invoice `inv` (unless it is a draft, numbered when it is
+        /// finalized): numbers are sequential per tenant, without gaps from
+        /// rolled-back transactions (the counter row is updated in the same
+        /// one). Called last before the commit, as the counter row is held
+        /// by one transaction of the tenant at a time until it commits.
+        async fn number_invoice(tx: &mut Tx<'_>, tenant: &str, inv: &Invoice) -> Result<(), StorageError> {
+            if inv.status == crate::domain::InvoiceStatus::Draft {
+                return Ok(());
+            }
+            let number = next_invoice_number(tx, tenant).await?;
+            sqlx::query("UPDATE invoices SET number = $3 WHERE tenant_id = $1 AND id = $2")
+                .bind(tenant)
+                .bind(&inv.id)
+                .bind(number)
+                .execute(&mut **tx)
+                .await?;
             Ok(())
         }
 

@@ -114,6 +114,9 @@ macro_rules! store {
                     insert_invoice(&mut tx, tenant, inv).await?;
                 }
                 insert_events(&mut tx, tenant, events).await?;
+                if let Some(inv) = invoice {
+                    number_invoice(&mut tx, tenant, inv).await?;
+                }
                 tx.commit().await?;
                 Ok(Stored::created(s.clone(), idem.hash))
             }
@@ -303,6 +306,9 @@ macro_rules! store {
                     return Ok(false);
                 }
                 insert_events(&mut tx, tenant, c.events).await?;
+                if let Some(inv) = c.invoice {
+                    number_invoice(&mut tx, tenant, inv).await?;
+                }
                 tx.commit().await?;
                 Ok(true)
             }
