@@ -493,6 +493,17 @@ impl App {
         self.repo.get_bill_group(tenant, id).await?.ok_or_else(|| AppError::not_found("bill group", id))
     }
 
+    /// Bill group `id` of account `account_id`, named in a request's body
+    /// (`bill_group_id`): INVALID_ARGUMENT `BILL_GROUP_NOT_FOUND` when the
+    /// account has no such bill group.
+    pub async fn bill_group_of(&self, tenant: &str, account_id: &str, id: &str) -> AppResult<BillGroup> {
+        self.repo.get_bill_group(tenant, id).await?.filter(|b| b.account_id == account_id).ok_or_else(|| {
+            AppError::not_found("bill group", id)
+                .into_invalid_reference()
+                .with_field("bill_group_id", "no such bill group on this account")
+        })
+    }
+
     /// Updates the paths of `u` on bill group `u.id` (NOT_FOUND when there
     /// is none), with a `bill_group.updated` event. A new gateway customer
     /// or payment method is checked with the gateway as at creation, and a

@@ -56,6 +56,8 @@ pub struct ChangePreview {
     pub credit_applied: Decimal,
     pub next_billing_at: chrono::DateTime<chrono::Utc>,
     pub currency: recur_money::Currency,
+    /// The tenant's remittance terms, read with its policy.
+    pub due_days: u32,
 }
 
 fn invoice_lines(sub: &Subscription, priced: &ChangePriced) -> Vec<InvoiceLine> {
@@ -210,6 +212,7 @@ impl App {
             credit_applied,
             next_billing_at,
             currency: sub.currency,
+            due_days: policy.invoice_due_days,
         })
     }
 
@@ -286,9 +289,7 @@ impl App {
                     next.billing_anchor = priced.anchor;
                 }
                 let bill_group = self.bill_group(tenant, &sub.bill_group_id).await?;
-                let policy = self.catalog.policy(ctx).await?;
-                invoice =
-                    adjustment_invoice(&next, &bill_group, invoice_lines(&next, priced), now, policy.invoice_due_days);
+                invoice = adjustment_invoice(&next, &bill_group, invoice_lines(&next, priced), now, preview.due_days);
                 if let Some(inv) = &invoice
                     && bill_group.can_charge_automatically()
                     && inv.amount - preview.credit_applied > Decimal::ZERO

@@ -14,8 +14,9 @@ use recur_period::{Unit, local_date};
 use recur_storage::idem::{check_replay, insert_once};
 use std::str::FromStr;
 
+use super::subscribe::custom_id_taken;
 use super::{App, Idem};
-use crate::domain::{BillingAnchor, Event, Item, Metadata, Subscription, SubscriptionEvent, SubscriptionState};
+use crate::domain::{BillingAnchor, Event, Metadata, Subscription, SubscriptionEvent, SubscriptionState};
 use crate::peers::QuoteInput;
 
 #[derive(Clone, Debug, Default)]
@@ -64,16 +65,7 @@ impl App {
         }
         let (account, _) =
             self.account(tenant, &r.account_id, "account_id").await.map_err(AppError::into_invalid_reference)?;
-        let bill_group = self
-            .repo
-            .get_bill_group(tenant, &r.bill_group_id)
-            .await?
-            .filter(|b| b.account_id == account.id)
-            .ok_or_else(|| {
-                AppError::not_found("bill group", &r.bill_group_id)
-                    .into_invalid_reference()
-                    .with_field("bill_group_id", "no such bill group on this account")
-            })?;
+        let bill_group = self.bill_group_of(tenant, &account.id, &r.bill_group_id).await?;
         let policy = self.catalog.policy(ctx).await?;
         let zone = if account.time_zone.is_empty() { policy.time_zone.clone() } else { account.time_zone.clone() };
         let tz = Tz::from_str(&zone).unwrap_or(chrono_tz::UTC);
@@ -102,12 +94,7 @@ impl App {
             .await?;
         let offering = quote.offerings.first().ok_or_else(|| AppError::internal("quote without offering"))?;
         let rate = self.catalog.rate_terms(ctx, &offering.rate_id).await?;
-        let mut items: Vec<Item> = offering
-            .items
-            .iter()
-            .filter(|i| !i.setup_fee)
-            .map(|i| Item { product_id: i.product_id.clone(), quantity: i.quantity, custom_price: None })
-            .collect();
+        let mut items = offering.contract_items();
         self.attach_custom_prices(ctx, &mut items, &r.custom_prices).await?;
         let sub = Subscription {
             id: recur_id::new_id(recur_id::Kind::Subscription),
@@ -157,14 +144,7 @@ impl App {
             self.repo.insert_subscription(tenant, &sub, None, idem.as_repo(), &[], &events)
         })
         .await
-        .map_err(|e| {
-            if e.is_unique() {
-                AppError::already_exists("CUSTOM_ID_TAKEN", "another subscription has this custom_id")
-                    .with_field("custom_id", "already in use")
-            } else {
-                e.into()
-            }
-        })?;
+        .map_err(custom_id_taken)?;
         Ok(check_replay(stored, &idem.hash)?.0)
     }
 }

@@ -310,16 +310,7 @@ impl App {
             let (charge, _) = check_replay(stored, &idem.hash)?;
             return Ok(OneOff { invoice: None, payment_id: String::new(), line_id: charge.id });
         }
-        let bill_group = self
-            .repo
-            .get_bill_group(tenant, &r.bill_group_id)
-            .await?
-            .filter(|b| b.account_id == account.id)
-            .ok_or_else(|| {
-                AppError::not_found("bill group", &r.bill_group_id)
-                    .into_invalid_reference()
-                    .with_field("bill_group_id", "no such bill group on this account")
-            })?;
+        let bill_group = self.bill_group_of(tenant, &account.id, &r.bill_group_id).await?;
         let policy = self.catalog.policy(ctx).await?;
         let line = InvoiceLine {
             id: recur_id::new_id(recur_id::Kind::InvoiceLine),

@@ -80,16 +80,7 @@ impl App {
 
         let (account, _) =
             self.account(tenant, &r.account_id, "account_id").await.map_err(AppError::into_invalid_reference)?;
-        let bill_group = self
-            .repo
-            .get_bill_group(tenant, &r.bill_group_id)
-            .await?
-            .filter(|b| b.account_id == account.id)
-            .ok_or_else(|| {
-                AppError::not_found("bill group", &r.bill_group_id)
-                    .into_invalid_reference()
-                    .with_field("bill_group_id", "no such bill group on this account")
-            })?;
+        let bill_group = self.bill_group_of(tenant, &account.id, &r.bill_group_id).await?;
 
         // Coupons are counted here; pricing refuses one used up.
         let (coupon_usages, redeem) =
@@ -129,12 +120,7 @@ impl App {
             SubscriptionState::Active
         };
         let billing_anchor = offering.anchor_or(start_date);
-        let mut items: Vec<Item> = offering
-            .items
-            .iter()
-            .filter(|i| !i.setup_fee)
-            .map(|i| Item { product_id: i.product_id.clone(), quantity: i.quantity, custom_price: None })
-            .collect();
+        let mut items = offering.contract_items();
         self.attach_custom_prices(ctx, &mut items, &r.custom_prices).await?;
         let sub = Subscription {
             id: recur_id::new_id(recur_id::Kind::Subscription),
@@ -213,14 +199,7 @@ impl App {
             self.repo.insert_subscription(tenant, &sub, invoice.as_ref(), idem.as_repo(), &redeem, &events)
         })
         .await
-        .map_err(|e| {
-            if e.is_unique() {
-                AppError::already_exists("CUSTOM_ID_TAKEN", "another subscription has this custom_id")
-                    .with_field("custom_id", "already in use")
-            } else {
-                e.into()
-            }
-        })?;
+        .map_err(custom_id_taken)?;
         let (sub, _) = check_replay(stored, &idem.hash)?;
         self.collect_first(ctx, sub).await
     }
@@ -306,6 +285,17 @@ impl App {
         ];
         self.repo.void_and_cancel(tenant, &sub.id, &inv.id, at, &events).await?;
         Ok(())
+    }
+}
+
+/// A new subscription refused by the database's unique index on the
+/// tenant's custom ids (the idempotency key's is handled by `insert_once`).
+pub(crate) fn custom_id_taken(e: recur_storage::StorageError) -> AppError {
+    if e.is_unique() {
+        AppError::already_exists("CUSTOM_ID_TAKEN", "another subscription has this custom_id")
+            .with_field("custom_id", "already in use")
+    } else {
+        e.into()
     }
 }
 

@@ -28,6 +28,12 @@ pub struct PricedOffering {
 }
 
 impl PricedOffering {
+    /// The items a contract priced by this offering keeps: every priced
+    /// product with its quantity (setup fees are not items).
+    pub fn contract_items(&self) -> Vec<super::Item> {
+        self.items.iter().filter(|i| !i.setup_fee).map(|i| super::Item::new(i.product_id.clone(), i.quantity)).collect()
+    }
+
     /// The anchor a contract made from this offering keeps: pricing's, or
     /// (from a pricing that gives none) the day of `start_date`.
     pub fn anchor_or(&self, start_date: chrono::NaiveDate) -> super::BillingAnchor {
