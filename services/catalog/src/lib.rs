@@ -20,9 +20,11 @@ pub const DEFAULT_ADDR: &str = "127.0.0.1:50061";
 /// service to `routes`.
 pub async fn register(env: ServiceEnv, mut routes: RoutesBuilder) -> Result<RoutesBuilder, StartError> {
     let url = env.database_url("catalog");
-    let repo = repo::open(&url, env.config.db_max_connections)
+    let pool = repo::open_pool(&url, env.config.db_max_connections)
         .await
         .map_err(|e| StartError::Storage(format!("catalog: {e}")))?;
+    env.tasks.spawn(recur_storage::keep_statistics(pool.clone(), "catalog"));
+    let repo = repo::from_pool(pool);
     let repo = std::sync::Arc::new(repo::cache::CachedRepo::new(repo, env.config.catalog_cache_ttl));
     routes.add_service(CatalogServiceServer::new(api::CatalogApi::new(repo, env.clock.clone())));
     Ok(routes)

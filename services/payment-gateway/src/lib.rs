@@ -20,32 +20,15 @@ use tonic::service::RoutesBuilder;
 pub const SERVICE_NAMES: &[&str] = &["recur.payment.v1.PaymentGatewayService"];
 pub const DEFAULT_ADDR: &str = "127.0.0.1:50063";
 
-/// How often the ledger's young tables get their statistics checked.
-const STATISTICS_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
-
 /// Builds the gateway from the environment: its database (ledger and the
 /// sandbox's books), the providers of each tenant, and the page signer.
 pub async fn gateway(env: &ServiceEnv) -> Result<Arc<gateway::Gateway>, StartError> {
     let stores = repo::open(&env.database_url("payment"), env.config.db_max_connections)
         .await
         .map_err(|e| StartError::Storage(format!("payment: {e}")))?;
-    if matches!(stores.pool, recur_storage::Pool::Postgres(_)) {
-        // Young ledger tables grow fast; keep their statistics (and so the
-        // plans of every connection) in step until autovacuum takes over.
-        let pool = stores.pool.clone();
-        env.tasks.spawn(async move {
-            let mut tick = tokio::time::interval(STATISTICS_INTERVAL);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tick.tick().await;
-                match recur_storage::analyze_growing_tables(&pool).await {
-                    Ok(t) if !t.is_empty() => tracing::debug!(tables = ?t, "ledger statistics refreshed"),
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(error = %e, "refreshing ledger statistics failed"),
-                }
-            }
-        });
-    }
+    // Young ledger tables grow fast; keep their statistics (and so the
+    // plans of every connection) in step until autovacuum takes over.
+    env.tasks.spawn(recur_storage::keep_statistics(stores.pool.clone(), "payment"));
     let sandbox: Arc<dyn domain::provider::Provider> =
         Arc::new(domain::sandbox::Sandbox::new(env.config.sandbox_latency, stores.sandbox, env.clock.clone()));
     let providers = match &env.config.payment_providers {

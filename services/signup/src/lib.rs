@@ -29,9 +29,11 @@ pub async fn cache(env: &ServiceEnv) -> Result<Arc<dyn SessionCache>, StartError
 }
 
 pub async fn register(env: ServiceEnv, mut routes: RoutesBuilder) -> Result<RoutesBuilder, StartError> {
-    let repo = repo::open(&env.database_url("signup"), env.config.db_max_connections)
+    let pool = repo::open_pool(&env.database_url("signup"), env.config.db_max_connections)
         .await
         .map_err(|e| StartError::Storage(format!("signup: {e}")))?;
+    env.tasks.spawn(recur_storage::keep_statistics(pool.clone(), "signup"));
+    let repo = repo::from_pool(pool);
     let sessions = repo::Sessions::new(repo, cache(&env).await?);
     let clients = api::Clients {
         catalog: recur_client::CatalogClient::new(env.channel(&env.peers.catalog)?),

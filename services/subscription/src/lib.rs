@@ -48,9 +48,11 @@ pub const SERVICE_NAMES: &[&str] = &[
 pub const DEFAULT_ADDR: &str = "127.0.0.1:50064";
 
 pub async fn register(env: ServiceEnv, mut routes: RoutesBuilder) -> Result<RoutesBuilder, StartError> {
-    let repo = repo::open(&env.database_url("subscription"), env.config.db_max_connections)
+    let pool = repo::open_pool(&env.database_url("subscription"), env.config.db_max_connections)
         .await
         .map_err(|e| StartError::Storage(format!("subscription: {e}")))?;
+    env.tasks.spawn(recur_storage::keep_statistics(pool.clone(), "subscription"));
+    let repo = repo::from_pool(pool);
     let timeout = env.config.call_timeout;
     let pricing = peers::grpc::GrpcPricing {
         client: recur_client::PricingClient::new(env.channel(&env.peers.pricing)?),

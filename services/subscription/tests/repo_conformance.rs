@@ -292,6 +292,35 @@ async fn invoice_numbers_count_per_tenant_without_gaps(repo: &dyn SubscriptionRe
     assert_eq!(number("acme", "inv_3").await, "INV-000002");
 }
 
+async fn concurrent_invoices_are_numbered_in_one_run_without_gaps(repo: &dyn SubscriptionRepo) {
+    seed(repo, "acme", "acct_1", "bg_1").await;
+    let subs: Vec<_> = (0..12).map(|n| subscription(&format!("sub_{n}"), "acct_1", "bg_1")).collect();
+    let invoices: Vec<_> = subs.iter().enumerate().map(|(n, s)| invoice(&format!("inv_{n}"), s, &["10.00"])).collect();
+    let writes =
+        subs.iter().zip(&invoices).map(|(s, i)| repo.insert_subscription("acme", s, Some(i), NO_KEY, &[], &[]));
+    for w in futures::future::join_all(writes).await {
+        w.expect("insert");
+    }
+    let mut numbers = Vec::new();
+    for i in &invoices {
+        let n = repo.invoice_number("acme", &i.id).await.expect("number");
+        assert_eq!(repo.get_invoice("acme", &i.id).await.expect("get").expect("invoice").number, n);
+        numbers.push(n);
+    }
+    numbers.sort();
+    let expected: Vec<String> = (1..=12).map(|n| format!("INV-{n:06}")).collect();
+    assert_eq!(numbers, expected, "each written invoice numbered once, none skipped");
+    repo.number_invoices("acme").await.expect("nothing left to number");
+    let last = subscription("sub_last", "acct_1", "bg_1");
+    let inv = invoice("inv_last", &last, &["10.00"]);
+    repo.insert_subscription("acme", &last, Some(&inv), NO_KEY, &[], &[]).await.expect("insert");
+    assert_eq!(
+        repo.invoice_number("acme", "inv_last").await.expect("number"),
+        "INV-000013",
+        "an idle run moves nothing"
+    );
+}
+
 async fn a_subscription_is_found_by_its_idempotency_key(repo: &dyn SubscriptionRepo) {
     seed(repo, "acme", "acct_1", "bg_1").await;
     let key = Idem { key: Some("order-1"), hash: "h1" };
@@ -895,6 +924,7 @@ on_both!(
     a_bill_group_round_trips,
     a_subscription_with_its_first_invoice_round_trips,
     invoice_numbers_count_per_tenant_without_gaps,
+    concurrent_invoices_are_numbered_in_one_run_without_gaps,
     a_subscription_is_found_by_its_idempotency_key,
     a_state_change_writes_its_event,
     void_and_cancel_undoes_a_first_invoice,

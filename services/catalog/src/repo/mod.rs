@@ -71,9 +71,14 @@ pub const MIGRATIONS: Migrations = Migrations {
 
 /// Connects, migrates, and returns the repository for the pool's backend.
 pub async fn open(url: &str, max_connections: u32) -> Result<std::sync::Arc<dyn CatalogRepo>, StorageError> {
+    Ok(from_pool(open_pool(url, max_connections).await?))
+}
+
+/// The service's pool at `url`, migrated.
+pub async fn open_pool(url: &str, max_connections: u32) -> Result<Pool, StorageError> {
     let pool = recur_storage::connect(url, "catalog", max_connections).await?;
     recur_storage::migrate(&pool, &MIGRATIONS).await?;
-    Ok(from_pool(pool))
+    Ok(pool)
 }
 
 pub fn from_pool(pool: Pool) -> std::sync::Arc<dyn CatalogRepo> {

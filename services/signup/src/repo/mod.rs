@@ -33,9 +33,14 @@ pub const MIGRATIONS: Migrations = Migrations {
 };
 
 pub async fn open(url: &str, max_connections: u32) -> Result<Arc<dyn SessionRepo>, StorageError> {
+    Ok(from_pool(open_pool(url, max_connections).await?))
+}
+
+/// The service's pool at `url`, migrated.
+pub async fn open_pool(url: &str, max_connections: u32) -> Result<Pool, StorageError> {
     let pool = recur_storage::connect(url, "signup", max_connections).await?;
     recur_storage::migrate(&pool, &MIGRATIONS).await?;
-    Ok(from_pool(pool))
+    Ok(pool)
 }
 
 pub fn from_pool(pool: Pool) -> Arc<dyn SessionRepo> {

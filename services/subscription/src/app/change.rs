@@ -169,28 +169,13 @@ impl App {
             priced = self.pricing.preview_change(ctx, &question).await?;
         }
         let new_rate = if change.rate.is_empty() { sub.rate_id.clone() } else { change.rate.clone() };
-        let quote = self
-            .pricing
-            .quote(
-                ctx,
-                &QuoteInput {
-                    offering: priced.offering_id.clone(),
-                    rate: new_rate,
-                    items: priced.items.iter().map(|(p, q)| (p.clone(), q.normalize().to_string())).collect(),
-                    coupon_codes: sub.coupon_codes.clone(),
-                    tax_address: account.billing_address.clone(),
-                    tax_exempt: account.tax_exempt,
-                    compute_tax: !account.billing_address.country.is_empty(),
-                    start_date: String::new(),
-                    time_zone,
-                    continuation: true,
-                    coupon_usages: Vec::new(),
-                    custom_prices: kept_prices.clone(),
-                    billing_day: 0,
-                },
-            )
-            .await?;
-        let next_recurring = quote.offerings.first().map(|o| o.recurring_amount).unwrap_or(priced.next_recurring);
+        // With no coupon and no tax the new recurring amount is pricing's
+        // answer above; otherwise pricing quotes the new contract in full.
+        let next_recurring = if sub.coupon_codes.is_empty() && account.billing_address.country.is_empty() {
+            priced.next_recurring
+        } else {
+            self.recurring_after_change(ctx, sub, &account, &priced, new_rate, time_zone, &kept_prices).await?
+        };
         let (mut amount_due_now, mut credit, mut credit_applied) = (Decimal::ZERO, Decimal::ZERO, Decimal::ZERO);
         if !at_period_end && sub.state != SubscriptionState::Pending && sub.state != SubscriptionState::Trialing {
             if priced.net > Decimal::ZERO {
@@ -214,6 +199,43 @@ impl App {
             currency: sub.currency,
             due_days: policy.invoice_due_days,
         })
+    }
+
+    /// What recurs after a change priced as `priced`, coupons and tax
+    /// included, as pricing quotes the new contract.
+    #[allow(clippy::too_many_arguments)]
+    async fn recurring_after_change(
+        &self,
+        ctx: &CallContext,
+        sub: &Subscription,
+        account: &crate::domain::Account,
+        priced: &ChangePriced,
+        new_rate: String,
+        time_zone: String,
+        kept_prices: &[(String, crate::domain::CustomPrice)],
+    ) -> AppResult<Decimal> {
+        let quote = self
+            .pricing
+            .quote(
+                ctx,
+                &QuoteInput {
+                    offering: priced.offering_id.clone(),
+                    rate: new_rate,
+                    items: priced.items.iter().map(|(p, q)| (p.clone(), q.normalize().to_string())).collect(),
+                    coupon_codes: sub.coupon_codes.clone(),
+                    tax_address: account.billing_address.clone(),
+                    tax_exempt: account.tax_exempt,
+                    compute_tax: !account.billing_address.country.is_empty(),
+                    start_date: String::new(),
+                    time_zone,
+                    continuation: true,
+                    coupon_usages: Vec::new(),
+                    custom_prices: kept_prices.to_vec(),
+                    billing_day: 0,
+                },
+            )
+            .await?;
+        Ok(quote.offerings.first().map(|o| o.recurring_amount).unwrap_or(priced.next_recurring))
     }
 
     pub async fn preview_change(&self, ctx: &CallContext, id: &str, change: &ChangeInput) -> AppResult<ChangePreview> {

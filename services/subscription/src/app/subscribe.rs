@@ -200,8 +200,19 @@ impl App {
         })
         .await
         .map_err(custom_id_taken)?;
-        let (sub, _) = check_replay(stored, &idem.hash)?;
-        self.collect_first(ctx, sub).await
+        let (sub, created) = check_replay(stored, &idem.hash)?;
+        if !created {
+            return self.collect_first(ctx, sub).await;
+        }
+        // Just written: the invoice is as built here, with its number.
+        let invoice = match invoice {
+            Some(mut inv) => {
+                inv.number = self.repo.invoice_number(tenant, &inv.id).await?;
+                Some(inv)
+            }
+            None => None,
+        };
+        self.collect_stored(ctx, sub, invoice, bill_group).await
     }
 
     /// Sets the custom prices given by product id or handle on `items`
@@ -227,13 +238,31 @@ impl App {
 
     /// Collects the first invoice of a stored subscription (again, on a
     /// retry: the gateway answers the invoice's key with the same payment).
-    pub(crate) async fn collect_first(&self, ctx: &CallContext, mut sub: Subscription) -> AppResult<Subscribed> {
+    pub(crate) async fn collect_first(&self, ctx: &CallContext, sub: Subscription) -> AppResult<Subscribed> {
         let tenant = ctx.tenant_id.as_str();
-        let first = self.repo.invoices_of_subscription(tenant, &sub.id).await?.into_iter().next();
+        let mut first = self.repo.invoices_of_subscription(tenant, &sub.id).await?.into_iter().next();
+        if first.as_ref().is_some_and(|i| i.number.is_empty() && i.status != InvoiceStatus::Draft) {
+            // Its numbering did not finish (the retry of a call that failed
+            // after its commit): finish it.
+            self.repo.number_invoices(tenant).await?;
+            first = self.repo.get_invoice(tenant, &first.map(|i| i.id).unwrap_or_default()).await?;
+        }
+        let bill_group = self.bill_group(tenant, &sub.bill_group_id).await?;
+        self.collect_stored(ctx, sub, first, bill_group).await
+    }
+
+    /// Collects `first`, the first invoice of stored subscription `sub`.
+    async fn collect_stored(
+        &self,
+        ctx: &CallContext,
+        mut sub: Subscription,
+        first: Option<Invoice>,
+        bill_group: crate::domain::BillGroup,
+    ) -> AppResult<Subscribed> {
+        let tenant = ctx.tenant_id.as_str();
         let Some(inv) = first else {
             return Ok(Subscribed { subscription: sub, invoice: None, payment_id: String::new() });
         };
-        let bill_group = self.bill_group(tenant, &sub.bill_group_id).await?;
         let chargeable = inv.status == InvoiceStatus::Open
             && bill_group.can_charge_automatically()
             && !inv.amount_due().is_zero()

@@ -4,6 +4,20 @@ macro_rules! store {
     ($repo:ident, $db:ty) => {
         #[async_trait::async_trait]
         impl super::InvoiceStore for $repo {
+            async fn number_invoices(&self, tenant: &str) -> Result<(), StorageError> {
+                number_invoices(&self.pool, tenant).await
+            }
+
+            async fn invoice_number(&self, tenant: &str, id: &str) -> Result<String, StorageError> {
+                let number: Option<String> =
+                    sqlx::query_scalar("SELECT number FROM invoices WHERE tenant_id = $1 AND id = $2")
+                        .bind(tenant)
+                        .bind(id)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                Ok(number.unwrap_or_default())
+            }
+
             async fn get_invoice(&self, tenant: &str, id: &str) -> Result<Option<Invoice>, StorageError> {
                 let row =
                     sqlx::query_as::<_, rows::InvoiceRow>("SELECT * FROM invoices WHERE tenant_id = $1 AND id = $2")
@@ -154,8 +168,8 @@ macro_rules! store {
                     .await?;
                 }
                 insert_events(&mut tx, tenant, events).await?;
-                number_invoice(&mut tx, tenant, inv).await?;
                 tx.commit().await?;
+                number_invoices(&self.pool, tenant).await?;
                 Ok(Stored::created(inv.id.clone(), idem.hash))
             }
 

@@ -334,6 +334,12 @@ pub trait InvoiceStore: Send + Sync {
         credits: &[CreditEntry],
         events: &[Event],
     ) -> Result<bool, StorageError>;
+    /// Numbers the tenant's finalized invoices still without a number (the
+    /// writes that finalize one do so after they commit; this finishes what
+    /// a crash or failure in between left).
+    async fn number_invoices(&self, tenant: &str) -> Result<(), StorageError>;
+    /// The number invoice `id` was given ("" while it has none).
+    async fn invoice_number(&self, tenant: &str, id: &str) -> Result<String, StorageError>;
     /// Stores an invoice made on its own (numbered here) with its events;
     /// with a key already used, the id of the invoice stored under it.
     async fn insert_invoice_once(
@@ -400,6 +406,11 @@ pub const MIGRATIONS: Migrations = Migrations {
             sql: include_str!("../../migrations/postgres/0005_mutation_keys.sql"),
         },
         Migration { version: 6, name: "lifecycle", sql: include_str!("../../migrations/postgres/0006_lifecycle.sql") },
+        Migration {
+            version: 7,
+            name: "invoice numbering",
+            sql: include_str!("../../migrations/postgres/0007_invoice_numbering.sql"),
+        },
     ],
     sqlite: &[
         Migration { version: 1, name: "init", sql: include_str!("../../migrations/sqlite/0001_init.sql") },
@@ -424,13 +435,23 @@ pub const MIGRATIONS: Migrations = Migrations {
             sql: include_str!("../../migrations/sqlite/0005_mutation_keys.sql"),
         },
         Migration { version: 6, name: "lifecycle", sql: include_str!("../../migrations/sqlite/0006_lifecycle.sql") },
+        Migration {
+            version: 7,
+            name: "invoice numbering",
+            sql: include_str!("../../migrations/sqlite/0007_invoice_numbering.sql"),
+        },
     ],
 };
 
 pub async fn open(url: &str, max_connections: u32) -> Result<Arc<dyn SubscriptionRepo>, StorageError> {
+    Ok(from_pool(open_pool(url, max_connections).await?))
+}
+
+/// The service's pool at `url`, migrated.
+pub async fn open_pool(url: &str, max_connections: u32) -> Result<Pool, StorageError> {
     let pool = recur_storage::connect(url, "subscription", max_connections).await?;
     recur_storage::migrate(&pool, &MIGRATIONS).await?;
-    Ok(from_pool(pool))
+    Ok(pool)
 }
 
 pub fn from_pool(pool: Pool) -> Arc<dyn SubscriptionRepo> {

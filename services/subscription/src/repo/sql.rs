@@ -12,27 +12,29 @@ macro_rules! helpers {
 
         type Tx<'c> = sqlx::Transaction<'c, $db>;
 
-        /// Writes `events` (numbered later, when first listed).
+        /// Writes `events` (numbered later, when first listed), in one
+        /// statement.
         async fn insert_events(tx: &mut Tx<'_>, tenant: &str, events: &[Event]) -> Result<(), StorageError> {
-            for e in events {
-                sqlx::query(
-                    "INSERT INTO events (tenant_id, id, type, resource_id, data_json, created_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6)",
-                )
-                .bind(tenant)
-                .bind(&e.id)
-                .bind(e.event.type_name())
-                .bind(e.event.resource_id())
-                .bind(e.event.data_json())
-                .bind(e.created_at)
-                .execute(&mut **tx)
-                .await?;
+            if events.is_empty() {
+                return Ok(());
             }
+            let mut qb = sqlx::QueryBuilder::<$db>::new(
+                "INSERT INTO events (tenant_id, id, type, resource_id, data_json, created_at) ",
+            );
+            qb.push_values(events, |mut row, e| {
+                row.push_bind(tenant.to_string())
+                    .push_bind(e.id.clone())
+                    .push_bind(e.event.type_name())
+                    .push_bind(e.event.resource_id().to_string())
+                    .push_bind(e.event.data_json())
+                    .push_bind(e.created_at);
+            });
+            qb.build().execute(&mut **tx).await?;
             Ok(())
         }
 
         /// Writes an invoice and its lines, not numbered yet: the caller
-        /// numbers it with [`number_invoice`] last, just before it commits.
+        /// numbers it with [`number_invoices`] once its transaction committed.
         async fn insert_invoice(tx: &mut Tx<'_>, tenant: &str, inv: &Invoice) -> Result<(), StorageError> {
             let number = String::new();
             sqlx::query(
@@ -71,35 +73,62 @@ macro_rules! helpers {
             Ok(())
         }
 
-        /// Numbers invoice `inv` (unless it is a draft, numbered when it is
-        /// finalized): numbers are sequential per tenant, without gaps from
-        /// rolled-back transactions (the counter row is updated in the same
-        /// one). Called last before the commit, as the counter row is held
-        /// by one transaction of the tenant at a time until it commits.
-        async fn number_invoice(tx: &mut Tx<'_>, tenant: &str, inv: &Invoice) -> Result<(), StorageError> {
-            if inv.status == crate::domain::InvoiceStatus::Draft {
-                return Ok(());
-            }
-            let number = next_invoice_number(tx, tenant).await?;
-            sqlx::query("UPDATE invoices SET number = $3 WHERE tenant_id = $1 AND id = $2")
-                .bind(tenant)
-                .bind(&inv.id)
-                .bind(number)
-                .execute(&mut **tx)
-                .await?;
+        /// Gives every finalized invoice of the tenant that has no number
+        /// yet its number, after the transaction that wrote it committed:
+        /// numbers are sequential per tenant and without gaps (the counter
+        /// and the numbers move in one transaction), in the order the
+        /// invoices were finalized. One numbering runs per tenant at a time
+        /// (a transaction-scoped advisory lock on Postgres, the write lock on
+        /// SQLite) and numbers everything waiting, so concurrent calls share
+        /// one commit instead of queueing on the counter row with their whole
+        /// transactions; a call that finds its invoice numbered by another's
+        /// batch writes nothing. A crash between an invoice's commit and its
+        /// numbering leaves it to the tenant's next numbering.
+        async fn number_invoices(pool: &sqlx::Pool<$db>, tenant: &str) -> Result<(), StorageError> {
+            // A run numbers at most a thousand; a longer queue takes more.
+            while number_some_invoices(pool, tenant).await? == 1000 {}
             Ok(())
         }
 
-        /// The tenant's next invoice number, in the caller's transaction.
-        async fn next_invoice_number(tx: &mut Tx<'_>, tenant: &str) -> Result<String, StorageError> {
-            let last: i64 = sqlx::query_scalar(
-                "INSERT INTO invoice_counters (tenant_id, last) VALUES ($1, 1) \
-                 ON CONFLICT (tenant_id) DO UPDATE SET last = invoice_counters.last + 1 RETURNING last",
+        /// One run of [`number_invoices`]: how many it numbered.
+        async fn number_some_invoices(pool: &sqlx::Pool<$db>, tenant: &str) -> Result<usize, StorageError> {
+            let mut tx = recur_storage::begin_locking(pool).await?;
+            if <$db as sqlx::Database>::NAME != "SQLite" {
+                sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+                    .bind(format!("recur.invoice-numbers.{tenant}"))
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            let waiting: Vec<String> = sqlx::query_scalar(
+                "SELECT id FROM invoices WHERE tenant_id = $1 AND number = '' AND status <> 'draft' \
+                 ORDER BY created_at, id LIMIT 1000",
             )
             .bind(tenant)
-            .fetch_one(&mut **tx)
+            .fetch_all(&mut *tx)
             .await?;
-            Ok(format!("INV-{last:06}"))
+            if waiting.is_empty() {
+                tx.commit().await?;
+                return Ok(0);
+            }
+            let count = waiting.len() as i64;
+            let last: i64 = sqlx::query_scalar(
+                "INSERT INTO invoice_counters (tenant_id, last) VALUES ($1, $2) \
+                 ON CONFLICT (tenant_id) DO UPDATE SET last = invoice_counters.last + $2 RETURNING last",
+            )
+            .bind(tenant)
+            .bind(count)
+            .fetch_one(&mut *tx)
+            .await?;
+            for (n, id) in (last - count + 1..).zip(&waiting) {
+                sqlx::query("UPDATE invoices SET number = $3 WHERE tenant_id = $1 AND id = $2")
+                    .bind(tenant)
+                    .bind(id)
+                    .bind(format!("INV-{n:06}"))
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok(waiting.len())
         }
 
         /// Moves account credit by `entries`, in the caller's transaction.

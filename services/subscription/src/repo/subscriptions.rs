@@ -60,13 +60,8 @@ macro_rules! store {
                 events: &[Event],
             ) -> Result<recur_storage::idem::Stored<crate::domain::Subscription>, StorageError> {
                 use recur_storage::idem::Stored;
-                if let Some(key) = idem.key
-                    && let Some(existing) = super::SubscriptionStore::subscription_by_key(self, tenant, key).await?
-                {
-                    return Ok(existing);
-                }
                 let mut tx = self.pool.begin().await?;
-                sqlx::query(
+                let inserted = sqlx::query(
                     "INSERT INTO subscriptions (tenant_id, id, custom_id, account_id, bill_group_id, offering_id, \
                      rate_id, state, items, coupon_codes, currency, recurring_amount, start_date, anchor_day, \
                      anchor_month, metadata, cancel_at_period_end, current_period_start, current_period_end, \
@@ -107,17 +102,30 @@ macro_rules! store {
                 .bind(s.updated_at)
                 .bind(s.previous_billing_at)
                 .execute(&mut *tx)
-                .await?;
+                .await
+                .map_err(StorageError::from);
+                if let Err(e) = inserted {
+                    // A key used before: what it stored (looked up only
+                    // then, as callers look before they insert).
+                    drop(tx);
+                    if e.is_unique()
+                        && let Some(key) = idem.key
+                        && let Some(existing) = super::SubscriptionStore::subscription_by_key(self, tenant, key).await?
+                    {
+                        return Ok(existing);
+                    }
+                    return Err(e);
+                }
                 side_tables(&mut tx, tenant, s, true).await?;
                 redeem_coupons(&mut tx, tenant, s, redeem, &[]).await?;
                 if let Some(inv) = invoice {
                     insert_invoice(&mut tx, tenant, inv).await?;
                 }
                 insert_events(&mut tx, tenant, events).await?;
-                if let Some(inv) = invoice {
-                    number_invoice(&mut tx, tenant, inv).await?;
-                }
                 tx.commit().await?;
+                if invoice.is_some() {
+                    number_invoices(&self.pool, tenant).await?;
+                }
                 Ok(Stored::created(s.clone(), idem.hash))
             }
 
@@ -306,10 +314,10 @@ macro_rules! store {
                     return Ok(false);
                 }
                 insert_events(&mut tx, tenant, c.events).await?;
-                if let Some(inv) = c.invoice {
-                    number_invoice(&mut tx, tenant, inv).await?;
-                }
                 tx.commit().await?;
+                if c.invoice.is_some() {
+                    number_invoices(&self.pool, tenant).await?;
+                }
                 Ok(true)
             }
 
