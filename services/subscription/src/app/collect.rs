@@ -40,11 +40,8 @@ impl App {
         mut inv: Invoice,
         key: String,
     ) -> AppResult<Collected> {
-        if inv.number.is_empty() && inv.status != InvoiceStatus::Draft {
-            // Written but its numbering not seen yet (another call's, still
-            // running, or one cut short): the charge names the number, so
-            // every attempt at this invoice must see the same one.
-            self.repo.number_invoices(&ctx.tenant_id).await?;
+        if inv.number.is_empty() {
+            // The charge names the number: every attempt sees the same one.
             inv.number = self.repo.invoice_number(&ctx.tenant_id, &inv.id).await?;
         }
         let charge = ChargeInput {

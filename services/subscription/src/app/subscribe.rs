@@ -241,11 +241,10 @@ impl App {
     pub(crate) async fn collect_first(&self, ctx: &CallContext, sub: Subscription) -> AppResult<Subscribed> {
         let tenant = ctx.tenant_id.as_str();
         let mut first = self.repo.invoices_of_subscription(tenant, &sub.id).await?.into_iter().next();
-        if first.as_ref().is_some_and(|i| i.number.is_empty() && i.status != InvoiceStatus::Draft) {
+        if let Some(inv) = first.as_mut().filter(|i| i.number.is_empty()) {
             // Its numbering did not finish (the retry of a call that failed
             // after its commit): finish it.
-            self.repo.number_invoices(tenant).await?;
-            first = self.repo.get_invoice(tenant, &first.map(|i| i.id).unwrap_or_default()).await?;
+            inv.number = self.repo.invoice_number(tenant, &inv.id).await?;
         }
         let bill_group = self.bill_group(tenant, &sub.bill_group_id).await?;
         self.collect_stored(ctx, sub, first, bill_group).await

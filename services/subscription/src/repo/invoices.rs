@@ -9,13 +9,23 @@ macro_rules! store {
             }
 
             async fn invoice_number(&self, tenant: &str, id: &str) -> Result<String, StorageError> {
-                let number: Option<String> =
-                    sqlx::query_scalar("SELECT number FROM invoices WHERE tenant_id = $1 AND id = $2")
-                        .bind(tenant)
-                        .bind(id)
-                        .fetch_optional(&self.pool)
-                        .await?;
-                Ok(number.unwrap_or_default())
+                let read = || async {
+                    let row: Option<(String, String)> =
+                        sqlx::query_as("SELECT number, status FROM invoices WHERE tenant_id = $1 AND id = $2")
+                            .bind(tenant)
+                            .bind(id)
+                            .fetch_optional(&self.pool)
+                            .await?;
+                    Ok::<_, StorageError>(row.unwrap_or_default())
+                };
+                let (number, status) = read().await?;
+                if !number.is_empty() || status.is_empty() || status == "draft" {
+                    return Ok(number);
+                }
+                // Finalized, but its numbering not seen yet (another call's,
+                // still running, or one cut short): finish it.
+                number_invoices(&self.pool, tenant).await?;
+                Ok(read().await?.0)
             }
 
             async fn get_invoice(&self, tenant: &str, id: &str) -> Result<Option<Invoice>, StorageError> {

@@ -338,7 +338,8 @@ pub trait InvoiceStore: Send + Sync {
     /// writes that finalize one do so after they commit; this finishes what
     /// a crash or failure in between left).
     async fn number_invoices(&self, tenant: &str) -> Result<(), StorageError>;
-    /// The number invoice `id` was given ("" while it has none).
+    /// The number of invoice `id`: a finalized invoice still waiting for
+    /// one is numbered first ("" for a draft or an unknown id).
     async fn invoice_number(&self, tenant: &str, id: &str) -> Result<String, StorageError>;
     /// Stores an invoice made on its own (numbered here) with its events;
     /// with a key already used, the id of the invoice stored under it.
