@@ -10,13 +10,15 @@
 //! - [`testing`] makes a throwaway database for a test.
 //! - [`idem`]: creates under an idempotency key; [`page`]: keyset pages;
 //!   [`outbox`]: per-tenant, gap-free event sequences; [`stored_enum!`]:
-//!   enums kept as text.
+//!   enums kept as text; [`Writes`]: statements that belong together in one
+//!   round trip on Postgres.
 
 pub mod idem;
 pub mod outbox;
 pub mod page;
 mod stored;
 pub mod testing;
+mod writes;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -30,6 +32,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use sqlx::{Decode, Encode, Postgres, Sqlite, Type};
 
 pub use sqlx;
+pub use writes::Writes;
 
 /// At most 100 characters of `input`, for an error that quotes it (used by
 /// [`stored_enum!`]).

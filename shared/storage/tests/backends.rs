@@ -163,3 +163,71 @@ async fn sqlite_needs_no_statistics_upkeep() {
     pool.close().await;
     db.cleanup().await;
 }
+
+/// Two inserts and an update through [`recur_storage::Writes`]: all land
+/// together, and a unique violation in the last part leaves none of them.
+macro_rules! writes_case {
+    ($pool:expr, $db:ty, $amount:expr) => {{
+        let pool = $pool;
+        let batch = |ids: [&'static str; 2], note: &'static str| {
+            let mut w = recur_storage::Writes::<$db>::new();
+            for id in ids {
+                w.add(move |qb| {
+                    qb.push("INSERT INTO amounts (id, amount) VALUES (")
+                        .push_bind(id)
+                        .push(", ")
+                        .push_bind($amount)
+                        .push(")");
+                });
+            }
+            w.add(move |qb| {
+                qb.push("UPDATE amounts SET note = ").push_bind(note).push(" WHERE id = 'seed'");
+            });
+            assert_eq!(w.len(), 3);
+            w
+        };
+        sqlx::query("INSERT INTO amounts (id, amount) VALUES ('seed', 0)").execute(pool).await.expect("seed");
+        batch(["w1", "w2"], "first").execute(pool).await.expect("writes");
+        let err = batch(["w3", "w1"], "second").execute(pool).await.map_err(recur_storage::StorageError::from);
+        assert!(err.expect_err("w1 exists").is_unique());
+        let ids: Vec<String> =
+            sqlx::query_scalar("SELECT id FROM amounts ORDER BY id").fetch_all(pool).await.expect("ids");
+        assert_eq!(ids, ["seed", "w1", "w2"], "the failed batch left nothing");
+        let note: String =
+            sqlx::query_scalar("SELECT note FROM amounts WHERE id = 'seed'").fetch_one(pool).await.expect("note");
+        assert_eq!(note, "first");
+        // Inside a transaction: rolled back with it.
+        let mut tx = pool.begin().await.expect("begin");
+        batch(["w4", "w5"], "third").execute_in(&mut tx).await.expect("in tx");
+        tx.rollback().await.expect("rollback");
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM amounts").fetch_one(pool).await.expect("count");
+        assert_eq!(n, 3);
+        recur_storage::Writes::<$db>::new().execute(pool).await.expect("nothing to write");
+    }};
+}
+
+#[tokio::test]
+async fn writes_land_together_or_not_at_all_on_sqlite() {
+    let db = TestDatabase::sqlite();
+    let pool = connect(&sqlite_file_url(&db.data_dir(), "writes"), "writes", 2).await.expect("connect");
+    migrate(&pool, &MIGRATIONS).await.expect("migrate");
+    let Pool::Sqlite(p) = &pool else { unreachable!() };
+    writes_case!(p, sqlx::Sqlite, "1.50");
+    pool.close().await;
+    db.cleanup().await;
+}
+
+#[tokio::test]
+async fn writes_land_together_or_not_at_all_on_postgres() {
+    let Some(admin) = postgres_url() else {
+        eprintln!("RECUR_TEST_DATABASE_URL unset: Postgres writes test skipped");
+        return;
+    };
+    let db = TestDatabase::postgres(&admin).await.expect("create test database");
+    let pool = connect(db.url().expect("postgres url"), "writes-service", 2).await.expect("connect");
+    migrate(&pool, &MIGRATIONS).await.expect("migrate");
+    let Pool::Postgres(p) = &pool else { unreachable!() };
+    writes_case!(p, sqlx::Postgres, Dec(Decimal::new(150, 2)));
+    pool.close().await;
+    db.cleanup().await;
+}

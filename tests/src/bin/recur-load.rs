@@ -576,8 +576,20 @@ async fn main() {
     }
     if o.targets.iter().any(|t| t == "charge") {
         let issued = charge_counter.load(Ordering::Relaxed);
-        let succeeded = app.scalar("payment", "SELECT COUNT(*) FROM payments WHERE status = 'succeeded'").await;
-        let at_provider = app.count_rows("payment", "sandbox_charges").await;
+        // Only the charge target's own payments (creates charge too).
+        let succeeded = app
+            .scalar(
+                "payment",
+                "SELECT COUNT(*) FROM payments WHERE status = 'succeeded' AND invoice_id LIKE 'inv_load_%'",
+            )
+            .await;
+        let at_provider = app
+            .scalar(
+                "payment",
+                "SELECT COUNT(*) FROM sandbox_charges WHERE provider_payment_id IN \
+                 (SELECT provider_payment_id FROM payments WHERE invoice_id LIKE 'inv_load_%')",
+            )
+            .await;
         println!("charges: {issued} sent, {succeeded} payments succeeded, {at_provider} provider charges");
         if succeeded != issued as i64 || at_provider != issued as i64 {
             eprintln!("recur-load: not every charge succeeded exactly once");

@@ -5,10 +5,13 @@ macro_rules! store {
         #[async_trait::async_trait]
         impl super::InvoiceStore for $repo {
             async fn number_invoices(&self, tenant: &str) -> Result<(), StorageError> {
-                number_invoices(&self.pool, tenant).await
+                number_invoices(&self.pool, &self.numbering, tenant).await
             }
 
             async fn invoice_number(&self, tenant: &str, id: &str) -> Result<String, StorageError> {
+                if let Some(number) = self.numbering.take(tenant, id) {
+                    return Ok(number);
+                }
                 let read = || async {
                     let row: Option<(String, String)> =
                         sqlx::query_as("SELECT number, status FROM invoices WHERE tenant_id = $1 AND id = $2")
@@ -24,7 +27,7 @@ macro_rules! store {
                 }
                 // Finalized, but its numbering not seen yet (another call's,
                 // still running, or one cut short): finish it.
-                number_invoices(&self.pool, tenant).await?;
+                number_invoices(&self.pool, &self.numbering, tenant).await?;
                 Ok(read().await?.0)
             }
 
@@ -89,22 +92,35 @@ macro_rules! store {
             }
 
             async fn record_payment(&self, tenant: &str, inv: &Invoice, events: &[Event]) -> Result<(), StorageError> {
-                let mut tx = self.pool.begin().await?;
-                sqlx::query(
-                    "UPDATE invoices SET status = $3, amount_paid = $4, paid_at = $5, payment_ids = $6, \
-                     updated_at = $7 WHERE tenant_id = $1 AND id = $2",
-                )
-                .bind(tenant)
-                .bind(&inv.id)
-                .bind(inv.status.as_str())
-                .bind(Dec(inv.amount_paid))
-                .bind(inv.paid_at)
-                .bind(to_json(&inv.payment_ids)?)
-                .bind(inv.updated_at)
-                .execute(&mut *tx)
-                .await?;
-                insert_events(&mut tx, tenant, events).await?;
-                tx.commit().await?;
+                // One statement on Postgres, one transaction on SQLite.
+                let mut w = Writes::new();
+                let (t, id, status, paid, paid_at, payment_ids, at) = (
+                    tenant.to_string(),
+                    inv.id.clone(),
+                    inv.status.as_str(),
+                    Dec(inv.amount_paid),
+                    inv.paid_at,
+                    to_json(&inv.payment_ids)?,
+                    inv.updated_at,
+                );
+                w.add(move |qb| {
+                    qb.push("UPDATE invoices SET status = ")
+                        .push_bind(status)
+                        .push(", amount_paid = ")
+                        .push_bind(paid)
+                        .push(", paid_at = ")
+                        .push_bind(paid_at)
+                        .push(", payment_ids = ")
+                        .push_bind(payment_ids)
+                        .push(", updated_at = ")
+                        .push_bind(at)
+                        .push(" WHERE tenant_id = ")
+                        .push_bind(t)
+                        .push(" AND id = ")
+                        .push_bind(id);
+                });
+                add_events(&mut w, tenant, events);
+                w.execute(&self.pool).await?;
                 Ok(())
             }
 
@@ -179,7 +195,7 @@ macro_rules! store {
                 }
                 insert_events(&mut tx, tenant, events).await?;
                 tx.commit().await?;
-                number_invoices(&self.pool, tenant).await?;
+                number_invoices(&self.pool, &self.numbering, tenant).await?;
                 Ok(Stored::created(inv.id.clone(), idem.hash))
             }
 

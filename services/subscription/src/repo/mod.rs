@@ -11,6 +11,7 @@
 mod accounts;
 mod events;
 mod invoices;
+mod numbering;
 mod postgres;
 pub(crate) mod rows;
 mod sql;
@@ -457,7 +458,7 @@ pub async fn open_pool(url: &str, max_connections: u32) -> Result<Pool, StorageE
 
 pub fn from_pool(pool: Pool) -> Arc<dyn SubscriptionRepo> {
     match pool {
-        Pool::Postgres(p) => Arc::new(PgRepo { pool: p }),
-        Pool::Sqlite(p) => Arc::new(SqliteRepo { pool: p }),
+        Pool::Postgres(p) => Arc::new(PgRepo { pool: p, numbering: Default::default() }),
+        Pool::Sqlite(p) => Arc::new(SqliteRepo { pool: p, numbering: Default::default() }),
     }
 }

@@ -2,6 +2,7 @@
 
 pub struct PgRepo {
     pub pool: sqlx::PgPool,
+    pub numbering: super::numbering::Numbering,
 }
 
 super::sql::helpers!(sqlx::Postgres);

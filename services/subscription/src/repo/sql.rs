@@ -12,64 +12,131 @@ macro_rules! helpers {
 
         type Tx<'c> = sqlx::Transaction<'c, $db>;
 
+        type Writes<'a> = recur_storage::Writes<'a, $db>;
+
         /// Writes `events` (numbered later, when first listed), in one
-        /// statement.
+        /// statement of the caller's transaction.
         async fn insert_events(tx: &mut Tx<'_>, tenant: &str, events: &[Event]) -> Result<(), StorageError> {
-            if events.is_empty() {
-                return Ok(());
-            }
-            let mut qb = sqlx::QueryBuilder::<$db>::new(
-                "INSERT INTO events (tenant_id, id, type, resource_id, data_json, created_at) ",
-            );
-            qb.push_values(events, |mut row, e| {
-                row.push_bind(tenant.to_string())
-                    .push_bind(e.id.clone())
-                    .push_bind(e.event.type_name())
-                    .push_bind(e.event.resource_id().to_string())
-                    .push_bind(e.event.data_json())
-                    .push_bind(e.created_at);
-            });
-            qb.build().execute(&mut **tx).await?;
+            let mut w = Writes::new();
+            add_events(&mut w, tenant, events);
+            w.execute_in(&mut **tx).await?;
             Ok(())
+        }
+
+        /// Adds the statement writing `events` to `w`.
+        fn add_events(w: &mut Writes<'_>, tenant: &str, events: &[Event]) {
+            if events.is_empty() {
+                return;
+            }
+            let rows: Vec<_> = events
+                .iter()
+                .map(|e| {
+                    (
+                        e.id.clone(),
+                        e.event.type_name(),
+                        e.event.resource_id().to_string(),
+                        e.event.data_json(),
+                        e.created_at,
+                    )
+                })
+                .collect();
+            let tenant = tenant.to_string();
+            w.add(move |qb| {
+                qb.push("INSERT INTO events (tenant_id, id, type, resource_id, data_json, created_at) ");
+                qb.push_values(rows, |mut row, (id, kind, resource, data, at)| {
+                    row.push_bind(tenant.clone())
+                        .push_bind(id)
+                        .push_bind(kind)
+                        .push_bind(resource)
+                        .push_bind(data)
+                        .push_bind(at);
+                });
+            });
         }
 
         /// Writes an invoice and its lines, not numbered yet: the caller
         /// numbers it with [`number_invoices`] once its transaction committed.
         async fn insert_invoice(tx: &mut Tx<'_>, tenant: &str, inv: &Invoice) -> Result<(), StorageError> {
-            let number = String::new();
-            sqlx::query(
-                "INSERT INTO invoices (tenant_id, id, number, account_id, bill_group_id, subscription_id, status, \
-                 currency, amount_without_tax, discount, tax, amount, amount_paid, period_start, period_end, \
-                 issued_at, due_at, paid_at, payment_ids, created_at, updated_at, credit_applied) VALUES ($1, $2, \
-                 $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)",
-            )
-            .bind(tenant)
-            .bind(&inv.id)
-            .bind(number)
-            .bind(&inv.account_id)
-            .bind(&inv.bill_group_id)
-            .bind(&inv.subscription_id)
-            .bind(inv.status.as_str())
-            .bind(inv.currency.code())
-            .bind(Dec(inv.amount_without_tax))
-            .bind(Dec(inv.discount))
-            .bind(Dec(inv.tax))
-            .bind(Dec(inv.amount))
-            .bind(Dec(inv.amount_paid))
-            .bind(inv.period_start)
-            .bind(inv.period_end)
-            .bind(inv.issued_at)
-            .bind(inv.due_at)
-            .bind(inv.paid_at)
-            .bind(to_json(&inv.payment_ids)?)
-            .bind(inv.created_at)
-            .bind(inv.updated_at)
-            .bind(Dec(inv.credit_applied))
-            .execute(&mut **tx)
-            .await?;
-            for (position, l) in inv.lines.iter().enumerate() {
-                insert_line(tx, tenant, &inv.id, position, l).await?;
+            let mut w = Writes::new();
+            add_invoice(&mut w, tenant, inv)?;
+            w.execute_in(&mut **tx).await?;
+            Ok(())
+        }
+
+        /// Adds the statements writing an invoice and its lines (not
+        /// numbered yet) to `w`.
+        fn add_invoice(w: &mut Writes<'_>, tenant: &str, inv: &Invoice) -> Result<(), StorageError> {
+            let tenant = tenant.to_string();
+            let (t, i, payment_ids) = (tenant.clone(), inv.clone(), to_json(&inv.payment_ids)?);
+            w.add(move |qb| {
+                qb.push(
+                    "INSERT INTO invoices (tenant_id, id, number, account_id, bill_group_id, subscription_id, \
+                     status, currency, amount_without_tax, discount, tax, amount, amount_paid, period_start, \
+                     period_end, issued_at, due_at, paid_at, payment_ids, created_at, updated_at, credit_applied) ",
+                );
+                qb.push_values([()], |mut row, ()| {
+                    row.push_bind(t.clone())
+                        .push_bind(i.id.clone())
+                        .push_bind(String::new())
+                        .push_bind(i.account_id.clone())
+                        .push_bind(i.bill_group_id.clone())
+                        .push_bind(i.subscription_id.clone())
+                        .push_bind(i.status.as_str())
+                        .push_bind(i.currency.code())
+                        .push_bind(Dec(i.amount_without_tax))
+                        .push_bind(Dec(i.discount))
+                        .push_bind(Dec(i.tax))
+                        .push_bind(Dec(i.amount))
+                        .push_bind(Dec(i.amount_paid))
+                        .push_bind(i.period_start)
+                        .push_bind(i.period_end)
+                        .push_bind(i.issued_at)
+                        .push_bind(i.due_at)
+                        .push_bind(i.paid_at)
+                        .push_bind(payment_ids.clone())
+                        .push_bind(i.created_at)
+                        .push_bind(i.updated_at)
+                        .push_bind(Dec(i.credit_applied));
+                });
+            });
+            if inv.lines.is_empty() {
+                return Ok(());
             }
+            let mut lines = Vec::with_capacity(inv.lines.len());
+            for (position, l) in inv.lines.iter().enumerate() {
+                lines.push((i32::try_from(position).unwrap_or(i32::MAX), l.clone(), to_json(&l.tiers)?));
+            }
+            let invoice_id = inv.id.clone();
+            w.add(move |qb| {
+                qb.push(
+                    "INSERT INTO invoice_lines (tenant_id, id, invoice_id, position, kind, description, \
+                     subscription_id, offering_id, rate_id, product_id, period_start, period_end, quantity, \
+                     unit_amount, proration_fraction, tiers, amount_without_tax, discount, tax, tax_rate, amount) ",
+                );
+                qb.push_values(lines, |mut row, (position, l, tiers)| {
+                    row.push_bind(tenant.clone())
+                        .push_bind(l.id)
+                        .push_bind(invoice_id.clone())
+                        .push_bind(position)
+                        .push_bind(l.kind.as_str())
+                        .push_bind(l.description)
+                        .push_bind(l.subscription_id)
+                        .push_bind(l.offering_id)
+                        .push_bind(l.rate_id)
+                        .push_bind(l.product_id)
+                        .push_bind(l.period_start)
+                        .push_bind(l.period_end)
+                        .push_bind(Dec(l.quantity))
+                        .push_bind(l.unit_amount)
+                        .push_bind(l.proration_fraction)
+                        .push_bind(tiers)
+                        .push_bind(Dec(l.amount_without_tax))
+                        .push_bind(Dec(l.discount))
+                        .push_bind(Dec(l.tax))
+                        .push_bind(l.tax_rate)
+                        .push_bind(Dec(l.amount));
+                });
+            });
             Ok(())
         }
 
@@ -79,19 +146,38 @@ macro_rules! helpers {
         /// and the numbers move in one transaction), in the order the
         /// invoices were finalized. One numbering runs per tenant at a time
         /// (a transaction-scoped advisory lock on Postgres, the write lock on
-        /// SQLite) and numbers everything waiting, so concurrent calls share
-        /// one commit instead of queueing on the counter row with their whole
-        /// transactions; a call that finds its invoice numbered by another's
-        /// batch writes nothing. A crash between an invoice's commit and its
-        /// numbering leaves it to the tenant's next numbering.
-        async fn number_invoices(pool: &sqlx::Pool<$db>, tenant: &str) -> Result<(), StorageError> {
-            // A run numbers at most a thousand; a longer queue takes more.
-            while number_some_invoices(pool, tenant).await? == 1000 {}
-            Ok(())
+        /// SQLite) and numbers everything waiting; calls of one process wait
+        /// for each other's runs in memory ([`super::numbering`]), so under
+        /// load one run numbers the invoices of many calls. A crash between
+        /// an invoice's commit and its numbering leaves it to the tenant's
+        /// next numbering.
+        async fn number_invoices(
+            pool: &sqlx::Pool<$db>,
+            numbering: &super::numbering::Numbering,
+            tenant: &str,
+        ) -> Result<(), StorageError> {
+            numbering
+                .after_commit(tenant, || async {
+                    // A run numbers at most a thousand; a longer queue takes more.
+                    let mut numbered = Vec::new();
+                    loop {
+                        let some = number_some_invoices(pool, tenant).await?;
+                        let more = some.len() == 1000;
+                        numbered.extend(some);
+                        if !more {
+                            return Ok(numbered);
+                        }
+                    }
+                })
+                .await
         }
 
-        /// One run of [`number_invoices`]: how many it numbered.
-        async fn number_some_invoices(pool: &sqlx::Pool<$db>, tenant: &str) -> Result<usize, StorageError> {
+        /// One run of [`number_invoices`]: the invoices it numbered, with
+        /// their numbers.
+        async fn number_some_invoices(
+            pool: &sqlx::Pool<$db>,
+            tenant: &str,
+        ) -> Result<Vec<(String, String)>, StorageError> {
             let mut tx = recur_storage::begin_locking(pool).await?;
             if <$db as sqlx::Database>::NAME != "SQLite" {
                 sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
@@ -108,7 +194,7 @@ macro_rules! helpers {
             .await?;
             if waiting.is_empty() {
                 tx.commit().await?;
-                return Ok(0);
+                return Ok(Vec::new());
             }
             let count = waiting.len() as i64;
             let last: i64 = sqlx::query_scalar(
@@ -119,16 +205,22 @@ macro_rules! helpers {
             .bind(count)
             .fetch_one(&mut *tx)
             .await?;
-            for (n, id) in (last - count + 1..).zip(&waiting) {
-                sqlx::query("UPDATE invoices SET number = $3 WHERE tenant_id = $1 AND id = $2")
-                    .bind(tenant)
-                    .bind(id)
-                    .bind(format!("INV-{n:06}"))
-                    .execute(&mut *tx)
-                    .await?;
+            let numbered: Vec<(String, String)> =
+                (last - count + 1..).zip(waiting).map(|(n, id)| (id, format!("INV-{n:06}"))).collect();
+            // One statement for the run: number = CASE id WHEN … THEN … END.
+            let mut qb = sqlx::QueryBuilder::<$db>::new("UPDATE invoices SET number = CASE id");
+            for (id, number) in &numbered {
+                qb.push(" WHEN ").push_bind(id.clone()).push(" THEN ").push_bind(number.clone());
             }
+            qb.push(" END WHERE tenant_id = ").push_bind(tenant.to_string()).push(" AND id IN (");
+            let mut ids = qb.separated(", ");
+            for (id, _) in &numbered {
+                ids.push_bind(id.clone());
+            }
+            qb.push(")");
+            qb.build().execute(&mut *tx).await?;
             tx.commit().await?;
-            Ok(waiting.len())
+            Ok(numbered)
         }
 
         /// Moves account credit by `entries`, in the caller's transaction.
@@ -250,46 +342,6 @@ macro_rules! helpers {
                 .execute(&mut **tx)
                 .await?;
             }
-            Ok(())
-        }
-
-        async fn insert_line(
-            tx: &mut Tx<'_>,
-            tenant: &str,
-            invoice_id: &str,
-            position: usize,
-            l: &InvoiceLine,
-        ) -> Result<(), StorageError> {
-            sqlx::query(
-                "INSERT INTO invoice_lines (tenant_id, id, invoice_id, position, kind, description, \
-                 subscription_id, offering_id, rate_id, product_id, period_start, period_end, quantity, \
-                 unit_amount, proration_fraction, tiers, amount_without_tax, discount, tax, tax_rate, amount) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, \
-                 $20, $21)",
-            )
-            .bind(tenant)
-            .bind(&l.id)
-            .bind(invoice_id)
-            .bind(i32::try_from(position).unwrap_or(i32::MAX))
-            .bind(l.kind.as_str())
-            .bind(&l.description)
-            .bind(&l.subscription_id)
-            .bind(&l.offering_id)
-            .bind(&l.rate_id)
-            .bind(&l.product_id)
-            .bind(l.period_start)
-            .bind(l.period_end)
-            .bind(Dec(l.quantity))
-            .bind(&l.unit_amount)
-            .bind(&l.proration_fraction)
-            .bind(to_json(&l.tiers)?)
-            .bind(Dec(l.amount_without_tax))
-            .bind(Dec(l.discount))
-            .bind(Dec(l.tax))
-            .bind(&l.tax_rate)
-            .bind(Dec(l.amount))
-            .execute(&mut **tx)
-            .await?;
             Ok(())
         }
 

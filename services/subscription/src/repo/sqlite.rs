@@ -2,6 +2,7 @@
 
 pub struct SqliteRepo {
     pub pool: sqlx::SqlitePool,
+    pub numbering: super::numbering::Numbering,
 }
 
 super::sql::helpers!(sqlx::Sqlite);

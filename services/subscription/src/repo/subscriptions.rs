@@ -10,42 +10,45 @@ macro_rules! store {
             s: &crate::domain::Subscription,
             with_metadata: bool,
         ) -> Result<(), StorageError> {
-            let mut products: Vec<&str> = s.items.iter().map(|i| i.product_id.as_str()).collect();
+            let mut w = Writes::new();
+            add_side_tables(&mut w, tenant, s, with_metadata);
+            w.execute_in(&mut **tx).await?;
+            Ok(())
+        }
+
+        /// Adds the statements of [`side_tables`] to `w`.
+        fn add_side_tables(w: &mut Writes<'_>, tenant: &str, s: &crate::domain::Subscription, with_metadata: bool) {
+            let mut products: Vec<String> = s.items.iter().map(|i| i.product_id.clone()).collect();
             products.sort_unstable();
             products.dedup();
-            for p in products {
-                sqlx::query("INSERT INTO subscription_products (tenant_id, subscription_id, product_id) VALUES ($1, $2, $3)")
-                    .bind(tenant)
-                    .bind(&s.id)
-                    .bind(p)
-                    .execute(&mut **tx)
-                    .await?;
-            }
-            let mut codes: Vec<&str> = s.coupon_codes.iter().map(String::as_str).collect();
+            let mut codes: Vec<String> = s.coupon_codes.clone();
             codes.sort_unstable();
             codes.dedup();
-            for c in codes {
-                sqlx::query("INSERT INTO subscription_coupons (tenant_id, subscription_id, code) VALUES ($1, $2, $3)")
-                    .bind(tenant)
-                    .bind(&s.id)
-                    .bind(c)
-                    .execute(&mut **tx)
-                    .await?;
-            }
-            if with_metadata {
-                for (k, v) in &s.metadata {
-                    sqlx::query(
-                        "INSERT INTO subscription_metadata (tenant_id, subscription_id, key, value) VALUES ($1, $2, $3, $4)",
-                    )
-                    .bind(tenant)
-                    .bind(&s.id)
-                    .bind(k)
-                    .bind(v)
-                    .execute(&mut **tx)
-                    .await?;
+            let metadata: Vec<(String, String)> =
+                if with_metadata { s.metadata.iter().map(|(k, v)| (k.clone(), v.clone())).collect() } else { Vec::new() };
+            for (table, column, values) in
+                [("subscription_products", "product_id", products), ("subscription_coupons", "code", codes)]
+            {
+                if values.is_empty() {
+                    continue;
                 }
+                let (tenant, id) = (tenant.to_string(), s.id.clone());
+                w.add(move |qb| {
+                    qb.push(format_args!("INSERT INTO {table} (tenant_id, subscription_id, {column}) "));
+                    qb.push_values(values, |mut row, v| {
+                        row.push_bind(tenant.clone()).push_bind(id.clone()).push_bind(v);
+                    });
+                });
             }
-            Ok(())
+            if !metadata.is_empty() {
+                let (tenant, id) = (tenant.to_string(), s.id.clone());
+                w.add(move |qb| {
+                    qb.push("INSERT INTO subscription_metadata (tenant_id, subscription_id, key, value) ");
+                    qb.push_values(metadata, |mut row, (k, v)| {
+                        row.push_bind(tenant.clone()).push_bind(id.clone()).push_bind(k).push_bind(v);
+                    });
+                });
+            }
         }
 
         #[async_trait::async_trait]
@@ -60,54 +63,77 @@ macro_rules! store {
                 events: &[Event],
             ) -> Result<recur_storage::idem::Stored<crate::domain::Subscription>, StorageError> {
                 use recur_storage::idem::Stored;
-                let mut tx = self.pool.begin().await?;
-                let inserted = sqlx::query(
-                    "INSERT INTO subscriptions (tenant_id, id, custom_id, account_id, bill_group_id, offering_id, \
-                     rate_id, state, items, coupon_codes, currency, recurring_amount, start_date, anchor_day, \
-                     anchor_month, metadata, cancel_at_period_end, current_period_start, current_period_end, \
-                     trial_start, trial_end, next_billing_at, activated_at, canceled_at, expires_at, quote_id, \
-                     idempotency_key, request_hash, created_at, updated_at, previous_billing_at) VALUES ($1, $2, $3, \
-                     $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, \
-                     $24, $25, $26, $27, $28, $29, $30, $31)",
-                )
-                .bind(tenant)
-                .bind(&s.id)
-                .bind(&s.custom_id)
-                .bind(&s.account_id)
-                .bind(&s.bill_group_id)
-                .bind(&s.offering_id)
-                .bind(&s.rate_id)
-                .bind(s.state.as_str())
-                .bind(to_json(&s.items)?)
-                .bind(to_json(&s.coupon_codes)?)
-                .bind(s.currency.code())
-                .bind(Dec(s.recurring_amount))
-                .bind(s.start_date.format("%Y-%m-%d").to_string())
-                .bind(i32::try_from(s.billing_anchor.day).unwrap_or(0))
-                .bind(i32::try_from(s.billing_anchor.month).unwrap_or(0))
-                .bind(to_json(&s.metadata)?)
-                .bind(s.cancel_at_period_end)
-                .bind(s.current_period_start)
-                .bind(s.current_period_end)
-                .bind(s.trial_start)
-                .bind(s.trial_end)
-                .bind(s.next_billing_at)
-                .bind(s.activated_at)
-                .bind(s.canceled_at)
-                .bind(s.expires_at)
-                .bind(&s.quote_id)
-                .bind(idem.key)
-                .bind(idem.hash)
-                .bind(s.created_at)
-                .bind(s.updated_at)
-                .bind(s.previous_billing_at)
-                .execute(&mut *tx)
-                .await
-                .map_err(StorageError::from);
-                if let Err(e) = inserted {
+                // One statement on Postgres (one transaction on SQLite):
+                // the subscription, what listings filter on, its first
+                // invoice and its events; coupon redemptions, which the
+                // database may refuse, follow in the same transaction.
+                let mut w = Writes::new();
+                let (t, row) = (tenant.to_string(), s.clone());
+                let (items, codes, metadata) = (to_json(&s.items)?, to_json(&s.coupon_codes)?, to_json(&s.metadata)?);
+                let (key, hash) = (idem.key.map(str::to_string), idem.hash.to_string());
+                w.add(move |qb| {
+                    qb.push(
+                        "INSERT INTO subscriptions (tenant_id, id, custom_id, account_id, bill_group_id, \
+                         offering_id, rate_id, state, items, coupon_codes, currency, recurring_amount, start_date, \
+                         anchor_day, anchor_month, metadata, cancel_at_period_end, current_period_start, \
+                         current_period_end, trial_start, trial_end, next_billing_at, activated_at, canceled_at, \
+                         expires_at, quote_id, idempotency_key, request_hash, created_at, updated_at, \
+                         previous_billing_at) ",
+                    );
+                    qb.push_values([()], |mut r, ()| {
+                        r.push_bind(t.clone())
+                            .push_bind(row.id.clone())
+                            .push_bind(row.custom_id.clone())
+                            .push_bind(row.account_id.clone())
+                            .push_bind(row.bill_group_id.clone())
+                            .push_bind(row.offering_id.clone())
+                            .push_bind(row.rate_id.clone())
+                            .push_bind(row.state.as_str())
+                            .push_bind(items.clone())
+                            .push_bind(codes.clone())
+                            .push_bind(row.currency.code())
+                            .push_bind(Dec(row.recurring_amount))
+                            .push_bind(row.start_date.format("%Y-%m-%d").to_string())
+                            .push_bind(i32::try_from(row.billing_anchor.day).unwrap_or(0))
+                            .push_bind(i32::try_from(row.billing_anchor.month).unwrap_or(0))
+                            .push_bind(metadata.clone())
+                            .push_bind(row.cancel_at_period_end)
+                            .push_bind(row.current_period_start)
+                            .push_bind(row.current_period_end)
+                            .push_bind(row.trial_start)
+                            .push_bind(row.trial_end)
+                            .push_bind(row.next_billing_at)
+                            .push_bind(row.activated_at)
+                            .push_bind(row.canceled_at)
+                            .push_bind(row.expires_at)
+                            .push_bind(row.quote_id.clone())
+                            .push_bind(key.clone())
+                            .push_bind(hash.clone())
+                            .push_bind(row.created_at)
+                            .push_bind(row.updated_at)
+                            .push_bind(row.previous_billing_at);
+                    });
+                });
+                add_side_tables(&mut w, tenant, s, true);
+                if let Some(inv) = invoice {
+                    add_invoice(&mut w, tenant, inv)?;
+                }
+                add_events(&mut w, tenant, events);
+                let written = if redeem.is_empty() {
+                    w.execute(&self.pool).await.map_err(StorageError::from)
+                } else {
+                    let mut tx = self.pool.begin().await?;
+                    match w.execute_in(&mut tx).await {
+                        Ok(()) => {
+                            redeem_coupons(&mut tx, tenant, s, redeem, &[]).await?;
+                            tx.commit().await.map_err(StorageError::from)
+                        }
+                        Err(e) => Err(e.into()),
+                    }
+                };
+                if let Err(e) = written {
                     // A key used before: what it stored (looked up only
                     // then, as callers look before they insert).
-                    drop(tx);
                     if e.is_unique()
                         && let Some(key) = idem.key
                         && let Some(existing) = super::SubscriptionStore::subscription_by_key(self, tenant, key).await?
@@ -116,15 +142,8 @@ macro_rules! store {
                     }
                     return Err(e);
                 }
-                side_tables(&mut tx, tenant, s, true).await?;
-                redeem_coupons(&mut tx, tenant, s, redeem, &[]).await?;
-                if let Some(inv) = invoice {
-                    insert_invoice(&mut tx, tenant, inv).await?;
-                }
-                insert_events(&mut tx, tenant, events).await?;
-                tx.commit().await?;
                 if invoice.is_some() {
-                    number_invoices(&self.pool, tenant).await?;
+                    number_invoices(&self.pool, &self.numbering, tenant).await?;
                 }
                 Ok(Stored::created(s.clone(), idem.hash))
             }
@@ -316,7 +335,7 @@ macro_rules! store {
                 insert_events(&mut tx, tenant, c.events).await?;
                 tx.commit().await?;
                 if c.invoice.is_some() {
-                    number_invoices(&self.pool, tenant).await?;
+                    number_invoices(&self.pool, &self.numbering, tenant).await?;
                 }
                 Ok(true)
             }
