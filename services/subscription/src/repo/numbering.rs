@@ -32,9 +32,11 @@ pub struct Numbering {
 
 #[derive(Default)]
 struct TenantRuns {
-    /// Runs started (changed only while `finished` is held).
+    /// The index of the latest run begun (set only while `finished` is
+    /// held, never lowered).
     started: AtomicU64,
-    /// Runs finished; held while a run is in progress.
+    /// The index of the latest run finished; held while a run is in
+    /// progress.
     finished: tokio::sync::Mutex<u64>,
     /// Invoice id → number given by a run of this process, until asked for.
     numbers: Mutex<HashMap<String, String>>,
@@ -61,23 +63,20 @@ impl Numbering {
         if *finished >= needed {
             return Ok(());
         }
-        t.started.fetch_add(1, Ordering::SeqCst);
-        match run().await {
-            Ok(numbered) => {
-                *finished += 1;
-                let mut numbers = t.numbers.lock().unwrap_or_else(|p| p.into_inner());
-                if numbers.len() + numbered.len() > KEPT {
-                    numbers.clear();
-                }
-                numbers.extend(numbered);
-                Ok(())
-            }
-            Err(e) => {
-                // Not finished: nobody may count on it.
-                t.started.fetch_sub(1, Ordering::SeqCst);
-                Err(e)
-            }
+        // This run's index. A run that failed or was abandoned (its caller
+        // went away) leaves `started` one ahead; the next run takes the
+        // same index, so it satisfies nobody who came during the failed one
+        // and the counts agree again once it finishes.
+        let index = *finished + 1;
+        t.started.store(index, Ordering::SeqCst);
+        let numbered = run().await?;
+        *finished = index;
+        let mut numbers = t.numbers.lock().unwrap_or_else(|p| p.into_inner());
+        if numbers.len() + numbered.len() > KEPT {
+            numbers.clear();
         }
+        numbers.extend(numbered);
+        Ok(())
     }
 
     /// The number a run of this process gave invoice `id`, if not asked
@@ -109,50 +108,50 @@ mod tests {
         assert_eq!(runs.load(Ordering::SeqCst), 3);
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn calls_waiting_for_a_run_share_the_next() {
-        let n = Arc::new(Numbering::default());
-        let runs = Arc::new(AtomicUsize::new(0));
-        let (open_tx, open_rx) = tokio::sync::oneshot::channel::<()>();
-        // A run in progress, held until the others are waiting.
-        let first = {
+    /// A run held in progress until `waiting` further calls have arrived,
+    /// then let finish; answers when all are done. Every run counts itself
+    /// in `runs` and numbers one invoice (`inv_<run>`).
+    async fn calls_during_a_run(n: &Arc<Numbering>, runs: &Arc<AtomicUsize>, waiting: usize) {
+        let call = |hold: Option<tokio::sync::oneshot::Receiver<()>>| {
             let (n, runs) = (n.clone(), runs.clone());
             tokio::spawn(async move {
                 n.after_commit("t", || async move {
-                    runs.fetch_add(1, Ordering::SeqCst);
-                    let _ = open_rx.await;
-                    Ok(vec![("inv_1".to_string(), "INV-000001".to_string())])
+                    let run = runs.fetch_add(1, Ordering::SeqCst) + 1;
+                    if let Some(hold) = hold {
+                        let _ = hold.await;
+                    }
+                    Ok(vec![(format!("inv_{run}"), format!("INV-{run:06}"))])
                 })
                 .await
             })
         };
-        while runs.load(Ordering::SeqCst) == 0 {
+        let before = runs.load(Ordering::SeqCst);
+        let (open_tx, open_rx) = tokio::sync::oneshot::channel::<()>();
+        let first = call(Some(open_rx));
+        while runs.load(Ordering::SeqCst) == before {
             tokio::task::yield_now().await;
         }
-        // Ten calls arrive during it: it may have started before their
-        // commits, so one more run is needed, and one is enough.
-        let waiting: Vec<_> = (0..10)
-            .map(|i| {
-                let (n, runs) = (n.clone(), runs.clone());
-                tokio::spawn(async move {
-                    n.after_commit("t", || async move {
-                        runs.fetch_add(1, Ordering::SeqCst);
-                        Ok(vec![(format!("inv_{}", i + 2), format!("INV-{:06}", i + 2))])
-                    })
-                    .await
-                })
-            })
-            .collect();
+        let others: Vec<_> = (0..waiting).map(|_| call(None)).collect();
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         open_tx.send(()).unwrap();
         first.await.unwrap().unwrap();
-        for w in waiting {
-            w.await.unwrap().unwrap();
+        for o in others {
+            o.await.unwrap().unwrap();
         }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn calls_waiting_for_a_run_share_the_next() {
+        let n = Arc::new(Numbering::default());
+        let runs = Arc::new(AtomicUsize::new(0));
+        // Ten calls arrive during a run: it may have started before their
+        // commits, so one more run is needed, and one is enough.
+        calls_during_a_run(&n, &runs, 10).await;
         assert_eq!(runs.load(Ordering::SeqCst), 2);
         assert_eq!(n.take("t", "inv_1").as_deref(), Some("INV-000001"));
         assert_eq!(n.take("t", "inv_1"), None, "a number is handed out once");
-        assert_eq!(n.take("other", "inv_1"), None);
+        assert_eq!(n.take("other", "inv_2"), None);
+        assert_eq!(n.take("t", "inv_2").as_deref(), Some("INV-000002"));
     }
 
     #[tokio::test]
@@ -169,5 +168,24 @@ mod tests {
         .await
         .unwrap();
         assert_eq!(runs.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn an_abandoned_run_does_not_stop_calls_from_sharing_runs() {
+        let n = Arc::new(Numbering::default());
+        // A run whose caller goes away before it finishes.
+        let abandoned = n.after_commit("t", std::future::pending::<Result<Vec<(String, String)>, StorageError>>);
+        assert!(tokio::time::timeout(std::time::Duration::from_millis(20), abandoned).await.is_err());
+        let runs = Arc::new(AtomicUsize::new(0));
+        n.after_commit("t", || async {
+            runs.fetch_add(1, Ordering::SeqCst);
+            Ok(vec![])
+        })
+        .await
+        .unwrap();
+        // The counts agree again: two calls arriving during a run share
+        // the next one.
+        calls_during_a_run(&n, &runs, 2).await;
+        assert_eq!(runs.load(Ordering::SeqCst), 3, "the two waiting calls shared one run");
     }
 }
