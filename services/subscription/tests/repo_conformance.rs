@@ -192,6 +192,15 @@ async fn an_account_with_its_contacts_round_trips(repo: &dyn SubscriptionRepo) {
     assert_eq!(repo.get_account("acme", "acct_1").await.expect("get"), Some((a, contacts.to_vec())));
 }
 
+async fn an_account_is_read_alone_without_its_contacts(repo: &dyn SubscriptionRepo) {
+    let a = account("acct_1", None, 0);
+    let contacts = [contact("cont_1", "acct_1", "jo@acme.example")];
+    repo.insert_account("acme", &a, &contacts, NO_KEY, &created("acct_1")).await.expect("insert");
+    assert_eq!(repo.get_account_alone("acme", "acct_1").await.expect("get"), Some(a));
+    assert_eq!(repo.get_account_alone("other", "acct_1").await.expect("get"), None, "another tenant's is none");
+    assert_eq!(repo.get_account_alone("acme", "acct_9").await.expect("get"), None);
+}
+
 async fn a_repeated_idempotency_key_returns_the_first_account(repo: &dyn SubscriptionRepo) {
     let key = Idem { key: Some("k1"), hash: "first" };
     repo.insert_account("acme", &account("acct_1", None, 0), &[], key, &created("acct_1")).await.expect("first");
@@ -917,6 +926,7 @@ macro_rules! on_both {
 
 on_both!(
     an_account_with_its_contacts_round_trips,
+    an_account_is_read_alone_without_its_contacts,
     a_repeated_idempotency_key_returns_the_first_account,
     custom_ids_are_unique_per_tenant,
     accounts_page_in_creation_order,

@@ -22,7 +22,7 @@ impl App {
         }
         let mut sub = self.subscription(tenant, id).await?;
         let next = sub.state.after(Action::Activate).map_err(|r| AppError::failed_precondition(r.reason, r.message))?;
-        let (account, _) = self.account(tenant, &sub.account_id, "id").await?;
+        let account = self.account_alone(tenant, &sub.account_id, "id").await?;
         let bill_group = self.bill_group(tenant, &sub.bill_group_id).await?;
         let quote = self
             .pricing

@@ -114,7 +114,7 @@ impl App {
             ));
         }
         let tenant = ctx.tenant_id.as_str();
-        let (account, _) = self.account(tenant, &sub.account_id, "id").await?;
+        let account = self.account_alone(tenant, &sub.account_id, "id").await?;
         let policy = self.catalog.policy(ctx).await?;
         let time_zone = if account.time_zone.is_empty() { policy.time_zone.clone() } else { account.time_zone.clone() };
         // The change names the quantities it changes; the rest stay.

@@ -54,7 +54,7 @@ impl App {
         codes: &[String],
         usages: Vec<(String, i32, i32)>,
     ) -> AppResult<rust_decimal::Decimal> {
-        let (account, _) = self.account(&ctx.tenant_id, &sub.account_id, "id").await?;
+        let account = self.account_alone(&ctx.tenant_id, &sub.account_id, "id").await?;
         let quote = self
             .pricing
             .quote(

@@ -63,8 +63,8 @@ impl App {
         {
             return Ok(check_replay(stored, &idem.hash)?.0);
         }
-        let (account, _) =
-            self.account(tenant, &r.account_id, "account_id").await.map_err(AppError::into_invalid_reference)?;
+        let account =
+            self.account_alone(tenant, &r.account_id, "account_id").await.map_err(AppError::into_invalid_reference)?;
         let bill_group = self.bill_group_of(tenant, &account.id, &r.bill_group_id).await?;
         let policy = self.catalog.policy(ctx).await?;
         let zone = if account.time_zone.is_empty() { policy.time_zone.clone() } else { account.time_zone.clone() };

@@ -257,8 +257,8 @@ impl App {
             .ok_or_else(|| recur_money::AmountTooLarge::into_error(vec![too_large("quantity")]))?;
         recur_money::check_ceiling("quantity", amount, ceiling)
             .map_err(|e| recur_money::AmountTooLarge::into_error(vec![e]))?;
-        let (account, _) =
-            self.account(tenant, &r.account_id, "account_id").await.map_err(AppError::into_invalid_reference)?;
+        let account =
+            self.account_alone(tenant, &r.account_id, "account_id").await.map_err(AppError::into_invalid_reference)?;
         let description = if r.description.is_empty() {
             self.catalog.product(ctx, &r.product_id).await?.map(|(_, name)| name).ok_or_else(|| {
                 AppError::not_found("product", &r.product_id)
@@ -401,7 +401,7 @@ impl App {
                 "the subscription is not invoiced again (it ends, or is paused)",
             ));
         }
-        let (account, _) = self.account(tenant, &sub.account_id, "id").await?;
+        let account = self.account_alone(tenant, &sub.account_id, "id").await?;
         let bill_group = self.bill_group(tenant, &sub.bill_group_id).await?;
         let policy = self.catalog.policy(ctx).await?;
         let mut next = sub.clone();

@@ -34,7 +34,7 @@ impl App {
     async fn terms(&self, ctx: &CallContext, sub: &Subscription) -> AppResult<(Terms, crate::peers::Policy)> {
         let policy = self.catalog.policy(ctx).await?;
         let rate = self.catalog.rate_terms(ctx, &sub.rate_id).await?;
-        let (account, _) = self.account(&ctx.tenant_id, &sub.account_id, "id").await?;
+        let account = self.account_alone(&ctx.tenant_id, &sub.account_id, "id").await?;
         let zone = if account.time_zone.is_empty() { policy.time_zone.as_str() } else { account.time_zone.as_str() };
         let tz = Tz::from_str(zone).unwrap_or(chrono_tz::UTC);
         Ok((Terms { period: rate.period, notice_days: rate.notice_days, tz, mode: policy.proration }, policy))
@@ -180,7 +180,7 @@ impl App {
         state: SubscriptionState,
     ) -> AppResult<(Subscription, Option<Invoice>)> {
         let tenant = ctx.tenant_id.as_str();
-        let (account, _) = self.account(tenant, &sub.account_id, "id").await?;
+        let account = self.account_alone(tenant, &sub.account_id, "id").await?;
         let bill_group = self.bill_group(tenant, &sub.bill_group_id).await?;
         let quote = self
             .pricing

@@ -78,8 +78,8 @@ impl App {
             return self.collect_first(ctx, sub).await;
         }
 
-        let (account, _) =
-            self.account(tenant, &r.account_id, "account_id").await.map_err(AppError::into_invalid_reference)?;
+        let account =
+            self.account_alone(tenant, &r.account_id, "account_id").await.map_err(AppError::into_invalid_reference)?;
         let bill_group = self.bill_group_of(tenant, &account.id, &r.bill_group_id).await?;
 
         // Coupons are counted here; pricing refuses one used up.

@@ -84,15 +84,24 @@ macro_rules! store {
                 tenant: &str,
                 id: &str,
             ) -> Result<Option<(crate::domain::Account, Vec<Contact>)>, StorageError> {
+                let Some(account) = super::AccountStore::get_account_alone(self, tenant, id).await? else {
+                    return Ok(None);
+                };
+                let contacts = contacts_of(&self.pool, tenant, &[account.id.as_str()]).await?;
+                Ok(Some((account, contacts)))
+            }
+
+            async fn get_account_alone(
+                &self,
+                tenant: &str,
+                id: &str,
+            ) -> Result<Option<crate::domain::Account>, StorageError> {
                 let row = sqlx::query_as::<_, rows::AccountRow>("SELECT * FROM accounts WHERE tenant_id = $1 AND id = $2")
                     .bind(tenant)
                     .bind(id)
                     .fetch_optional(&self.pool)
                     .await?;
-                let Some(row) = row else { return Ok(None) };
-                let account = crate::domain::Account::try_from(row)?;
-                let contacts = contacts_of(&self.pool, tenant, &[account.id.as_str()]).await?;
-                Ok(Some((account, contacts)))
+                row.map(crate::domain::Account::try_from).transpose()
             }
 
             async fn find_account(

@@ -91,6 +91,8 @@ pub trait AccountStore: Send + Sync {
         event: &Event,
     ) -> Result<Stored<(Account, Vec<Contact>)>, StorageError>;
     async fn get_account(&self, tenant: &str, id: &str) -> Result<Option<(Account, Vec<Contact>)>, StorageError>;
+    /// The account alone, without reading its contacts.
+    async fn get_account_alone(&self, tenant: &str, id: &str) -> Result<Option<Account>, StorageError>;
     /// The id of the account with `custom_id`, else the first with a
     /// contact of `email` (any case).
     async fn find_account(
