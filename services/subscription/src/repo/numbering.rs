@@ -45,6 +45,9 @@ struct TenantRuns {
 impl Numbering {
     fn tenant(&self, tenant: &str) -> Arc<TenantRuns> {
         let mut tenants = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(t) = tenants.get(tenant) {
+            return t.clone();
+        }
         tenants.entry(tenant.to_string()).or_default().clone()
     }
 

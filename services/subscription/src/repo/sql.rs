@@ -67,7 +67,9 @@ macro_rules! helpers {
         /// numbered yet) to `w`.
         fn add_invoice(w: &mut Writes<'_>, tenant: &str, inv: &Invoice) -> Result<(), StorageError> {
             let tenant = tenant.to_string();
-            let (t, i, payment_ids) = (tenant.clone(), inv.clone(), to_json(&inv.payment_ids)?);
+            // The header and the lines are each copied once.
+            let (t, mut i, payment_ids) = (tenant.clone(), inv.clone(), to_json(&inv.payment_ids)?);
+            let invoice_lines = std::mem::take(&mut i.lines);
             w.add(move |qb| {
                 qb.push(
                     "INSERT INTO invoices (tenant_id, id, number, account_id, bill_group_id, subscription_id, \
@@ -99,12 +101,13 @@ macro_rules! helpers {
                         .push_bind(Dec(i.credit_applied));
                 });
             });
-            if inv.lines.is_empty() {
+            if invoice_lines.is_empty() {
                 return Ok(());
             }
-            let mut lines = Vec::with_capacity(inv.lines.len());
-            for (position, l) in inv.lines.iter().enumerate() {
-                lines.push((i32::try_from(position).unwrap_or(i32::MAX), l.clone(), to_json(&l.tiers)?));
+            let mut lines = Vec::with_capacity(invoice_lines.len());
+            for (position, l) in invoice_lines.into_iter().enumerate() {
+                let tiers = to_json(&l.tiers)?;
+                lines.push((i32::try_from(position).unwrap_or(i32::MAX), l, tiers));
             }
             let invoice_id = inv.id.clone();
             w.add(move |qb| {
