@@ -48,6 +48,7 @@ async fn five_services_on_five_ports() {
         peers: peers.clone(),
         public_url: format!("http://{}", peers.payment),
         tasks: Default::default(),
+        in_process: None,
     };
 
     let serve = |routes: RoutesBuilder, names: &'static [&'static str], listener| -> RunningServer {

@@ -317,3 +317,37 @@ async fn a_pending_subscription_is_activated_once(app: &TestApp) {
 }
 
 on_both_backends!(activation_sqlite, activation_postgres, a_pending_subscription_is_activated_once);
+
+/// The all-in-one's services call each other in memory by default and over
+/// the listen address's TCP with `RECUR_IN_PROCESS_CALLS=off`: the same
+/// create (pricing's quote, the gateway's check and charge) and the same
+/// refusal from a peer either way.
+#[tokio::test]
+async fn calls_between_services_work_in_memory_and_over_tcp() {
+    for mode in ["on", "off"] {
+        let app = TestApp::spawn_with(recur_e2e::Backend::SqliteMemory, &[("RECUR_IN_PROCESS_CALLS", mode)])
+            .await
+            .expect("sqlite app");
+        let mut c = app.clients("acme");
+        let plan = create_monthly_plan(&mut c, "100", None).await;
+        let account_id = account(&mut c, "Acme Inc").await;
+        let (customer, pm) = recur_e2e::customer_with_card(&mut c).await;
+        let bg = bill_group(&mut c, &account_id, &customer, &pm).await;
+        let created =
+            c.subscriptions.create_subscription(subscribe(&account_id, &bg, &plan)).await.expect(mode).into_inner();
+        let invoice = created.invoice.expect("first invoice");
+        assert_eq!(invoice.status, sub::InvoiceStatus::Paid as i32, "in-process calls {mode}");
+        assert_eq!(app.count_rows("payment", "payments").await, 1, "in-process calls {mode}");
+
+        // A peer's refusal reaches the caller as the peer gave it.
+        let err = c
+            .subscriptions
+            .create_subscription(sub::CreateSubscriptionRequest {
+                offering: "no-such-offering".into(),
+                ..subscribe(&account_id, &bg, &plan)
+            })
+            .await
+            .expect_err("unknown offering");
+        assert_eq!(err.code(), Code::InvalidArgument, "in-process calls {mode}: {err:?}");
+    }
+}

@@ -310,9 +310,10 @@ impl Gateway {
     }
 
     pub async fn list_methods(&self, tenant: &str, customer_id: &str) -> AppResult<(Customer, Vec<PaymentMethod>)> {
-        let customer = self.customer(tenant, customer_id, "customer_id").await?;
-        let methods = self.repo.list_payment_methods(tenant, &customer.id).await?;
-        Ok((customer, methods))
+        self.repo
+            .customer_with_methods(tenant, customer_id)
+            .await?
+            .ok_or_else(|| AppError::not_found("customer", customer_id).with_field("customer_id", "no such customer"))
     }
 
     /// Removes a payment method (at the provider too); it is never charged

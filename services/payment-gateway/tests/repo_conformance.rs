@@ -158,7 +158,13 @@ async fn suite(stores: Stores) {
     let after = r.remove_payment_method("acme", "cus_1", "pm_1", t(4)).await.expect("remove").expect("removed");
     assert_eq!(after.default_payment_method_id.as_deref(), Some("pm_2"), "the newest remaining one");
     assert!(r.remove_payment_method("acme", "cus_1", "pm_1", t(5)).await.expect("remove").is_none(), "once");
-    assert_eq!(r.list_payment_methods("acme", "cus_1").await.expect("list").len(), 1);
+    let (cus, methods) = r.customer_with_methods("acme", "cus_1").await.expect("list").expect("found");
+    assert_eq!(cus.id, "cus_1");
+    assert_eq!(methods.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(), ["pm_2"], "the active methods only");
+    r.insert_customer("acme", &customer("cus_bare", 1), None).await.expect("customer");
+    let (bare, none) = r.customer_with_methods("acme", "cus_bare").await.expect("list").expect("found");
+    assert_eq!((bare.id.as_str(), none.len()), ("cus_bare", 0), "a customer without methods");
+    assert!(r.customer_with_methods("acme", "cus_x").await.expect("list").is_none(), "no such customer");
     assert!(r.get_payment_method("acme", "pm_1").await.expect("get").expect("kept").removed_at.is_some());
     assert!(r.charge_context("acme", "cus_1", Some("pm_1")).await.expect("ctx").expect("found").1.is_none());
     let restored = r.insert_payment_method("acme", &method("pm_new", "cus_1", "pp_1", 6)).await.expect("pm");

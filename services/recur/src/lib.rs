@@ -1,6 +1,8 @@
 //! The all-in-one process: catalog, pricing, payment gateway, subscription
 //! and signup on one port. The services still call each other through their
-//! gRPC clients — here, back to this same process's address — so the
+//! gRPC clients, to this same process's server — over in-memory HTTP/2
+//! connections (`RECUR_IN_PROCESS_CALLS`, on by default; off: through the
+//! listen address) that pass the same layers as a call from outside — so the
 //! all-in-one exercises exactly the contracts of a distributed deployment.
 
 use std::net::SocketAddr;
@@ -63,7 +65,15 @@ pub async fn start(
     signal: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<App, StartError> {
     let addr = listener.local_addr().map_err(|e| StartError::Network(e.to_string()))?;
-    let env = ServiceEnv::new(config, clock.clone(), key.clone(), Peers::all_at(&addr.to_string()), addr);
+    let own = addr.to_string();
+    let in_process = config.in_process_calls;
+    let mut env = ServiceEnv::new(config, clock.clone(), key.clone(), Peers::all_at(&own), addr);
+    let mut incoming = None;
+    if in_process {
+        let (connector, memory) = recur_client::memory::memory_transport();
+        env = env.with_in_process(&own, connector);
+        incoming = Some(memory);
+    }
     let mut routes = RoutesBuilder::default();
     routes = recur_catalog::register(env.clone(), routes).await?;
     routes = recur_pricing::register(env.clone(), routes).await?;
@@ -79,7 +89,7 @@ pub async fn start(
         rate_limits: recur_server::rate_limiter(&env.config, env.clock.clone())
             .map_err(|e| StartError::Config(e.to_string()))?,
     };
-    let server = recur_server::spawn(listener, routes.routes(), options, signal)
+    let server = recur_server::spawn_with_in_process(listener, incoming, routes.routes(), options, signal)
         .map_err(|e| StartError::Network(e.to_string()))?;
     Ok(App { server, tasks: env.tasks.clone() })
 }

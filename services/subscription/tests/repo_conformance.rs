@@ -201,6 +201,27 @@ async fn an_account_is_read_alone_without_its_contacts(repo: &dyn SubscriptionRe
     assert_eq!(repo.get_account_alone("acme", "acct_9").await.expect("get"), None);
 }
 
+async fn a_create_reads_its_key_account_and_bill_group_at_once(repo: &dyn SubscriptionRepo) {
+    seed(repo, "acme", "acct_1", "bg_1").await;
+    let found = repo.create_context("acme", Some("order-1"), "acct_1", "bg_1").await.expect("context");
+    assert!(!found.replayed, "the key made nothing yet");
+    assert_eq!(found.account, repo.get_account_alone("acme", "acct_1").await.expect("account"));
+    assert_eq!(found.bill_group, repo.get_bill_group("acme", "bg_1").await.expect("bill group"));
+    assert!(found.account.is_some() && found.bill_group.is_some());
+
+    let key = Idem { key: Some("order-1"), hash: "h1" };
+    repo.insert_subscription("acme", &subscription("sub_1", "acct_1", "bg_1"), None, key, &[], &[])
+        .await
+        .expect("insert");
+    assert!(repo.create_context("acme", Some("order-1"), "acct_1", "bg_1").await.expect("context").replayed);
+    assert!(!repo.create_context("acme", None, "acct_1", "bg_1").await.expect("context").replayed, "no key");
+
+    let missing = repo.create_context("acme", Some("order-2"), "acct_9", "bg_9").await.expect("context");
+    assert_eq!(missing, recur_subscription::repo::CreateContext::default(), "nothing found is none");
+    let other = repo.create_context("globex", Some("order-1"), "acct_1", "bg_1").await.expect("context");
+    assert_eq!(other, recur_subscription::repo::CreateContext::default(), "another tenant's is none");
+}
+
 async fn a_repeated_idempotency_key_returns_the_first_account(repo: &dyn SubscriptionRepo) {
     let key = Idem { key: Some("k1"), hash: "first" };
     repo.insert_account("acme", &account("acct_1", None, 0), &[], key, &created("acct_1")).await.expect("first");
@@ -927,6 +948,7 @@ macro_rules! on_both {
 on_both!(
     an_account_with_its_contacts_round_trips,
     an_account_is_read_alone_without_its_contacts,
+    a_create_reads_its_key_account_and_bill_group_at_once,
     a_repeated_idempotency_key_returns_the_first_account,
     custom_ids_are_unique_per_tenant,
     accounts_page_in_creation_order,

@@ -5,6 +5,8 @@
 
 use std::time::{Duration, Instant};
 
+pub mod memory;
+
 use recur_auth::CallContext;
 use recur_proto::{
     catalog::v1::catalog_service_client::CatalogServiceClient,
@@ -55,13 +57,23 @@ impl std::error::Error for BadAddress {}
 /// reconnects as needed, so services can start in any order.
 pub fn channel(addr: &str, connect_timeout: Duration) -> Result<TracedChannel, BadAddress> {
     let uri = if addr.contains("://") { addr.to_string() } else { format!("http://{addr}") };
-    let endpoint = Endpoint::from_shared(uri)
-        .map_err(|_| BadAddress(addr.to_string()))?
+    let endpoint = endpoint(Endpoint::from_shared(uri).map_err(|_| BadAddress(addr.to_string()))?, connect_timeout);
+    Ok(InterceptedService::new(endpoint.connect_lazy(), TraceInterceptor))
+}
+
+/// A channel to a server of this same process, over in-memory connections
+/// made by `connector` (see [`memory`]); otherwise like [`channel`].
+pub fn channel_in_process(connector: memory::MemoryConnector, connect_timeout: Duration) -> TracedChannel {
+    let endpoint = endpoint(Endpoint::from_static("http://in-process"), connect_timeout);
+    InterceptedService::new(endpoint.connect_with_connector_lazy(connector), TraceInterceptor)
+}
+
+fn endpoint(endpoint: Endpoint, connect_timeout: Duration) -> Endpoint {
+    endpoint
         .connect_timeout(connect_timeout)
         .tcp_nodelay(true)
         .http2_keep_alive_interval(Duration::from_secs(30))
-        .keep_alive_while_idle(true);
-    Ok(InterceptedService::new(endpoint.connect_lazy(), TraceInterceptor))
+        .keep_alive_while_idle(true)
 }
 
 /// A request on behalf of `ctx`: same tenant and token, deadline no later

@@ -65,6 +65,11 @@ pub const VARS: &[Var] = &[
         description: "How long pricing keeps catalog data in memory; with the catalog's own cache it bounds how soon a catalog change reaches quotes.",
     },
     Var {
+        name: "RECUR_IN_PROCESS_CALLS",
+        default: "on",
+        description: "All-in-one: the services call each other over in-memory HTTP/2 connections to the same server (off: over the listen address's TCP).",
+    },
+    Var {
         name: "RECUR_CATALOG_ADDR",
         default: "127.0.0.1:50061",
         description: "Where the catalog service is reached (service mode).",
@@ -237,6 +242,8 @@ pub struct Config {
     pub default_tenant: String,
     /// `None`: decide by whether a development key is in use.
     pub demo_catalog: Option<bool>,
+    /// All-in-one: calls between its services over in-memory connections.
+    pub in_process_calls: bool,
     pub peers: Peers,
     pub catalog_cache_ttl: Duration,
     pub pricing_cache_ttl: Duration,
@@ -342,6 +349,17 @@ impl Config {
                 });
             }
         };
+        let in_process_calls = match get("RECUR_IN_PROCESS_CALLS").as_deref() {
+            None | Some("1" | "true" | "on" | "yes") => true,
+            Some("0" | "false" | "off" | "no") => false,
+            Some(other) => {
+                return Err(ConfigError::Invalid {
+                    name: "RECUR_IN_PROCESS_CALLS",
+                    value: other.to_string(),
+                    problem: "must be on or off",
+                });
+            }
+        };
         let peer = |name: &'static str, default: &str| get(name).unwrap_or_else(|| default.to_string());
         let rate_limit = |rate: &'static str, burst_name: &'static str| -> Result<Option<RateLimit>, ConfigError> {
             let per_sec = match get(rate) {
@@ -386,6 +404,7 @@ impl Config {
             jwt_secret,
             default_tenant: get("RECUR_DEFAULT_TENANT").unwrap_or_else(|| "default".into()),
             demo_catalog,
+            in_process_calls,
             peers: Peers {
                 catalog: peer("RECUR_CATALOG_ADDR", "127.0.0.1:50061"),
                 pricing: peer("RECUR_PRICING_ADDR", "127.0.0.1:50062"),

@@ -24,6 +24,9 @@ pub struct ServiceEnv {
     /// Work a service runs beside its RPCs (the payment reconciler),
     /// stopped when the process stops serving.
     pub tasks: BackgroundTasks,
+    /// The all-in-one's own address and the connector that reaches its
+    /// server in memory: a peer at that address is called through it.
+    pub in_process: Option<(String, recur_client::memory::MemoryConnector)>,
 }
 
 /// Background tasks of a process, aborted together at shutdown.
@@ -61,12 +64,33 @@ impl ServiceEnv {
     /// The environment of a process listening on `addr`.
     pub fn new(config: Config, clock: SharedClock, key: TokenKey, peers: Peers, addr: std::net::SocketAddr) -> Self {
         let public_url = config.public_url.clone().unwrap_or_else(|| format!("http://{addr}"));
-        ServiceEnv { config: Arc::new(config), clock, key, peers, public_url, tasks: BackgroundTasks::default() }
+        ServiceEnv {
+            config: Arc::new(config),
+            clock,
+            key,
+            peers,
+            public_url,
+            tasks: BackgroundTasks::default(),
+            in_process: None,
+        }
     }
 
     /// A channel to a peer service (connects lazily).
     pub fn channel(&self, addr: &str) -> Result<TracedChannel, StartError> {
+        if let Some((own, connector)) = &self.in_process
+            && own == addr
+        {
+            return Ok(recur_client::channel_in_process(connector.clone(), self.config.call_timeout));
+        }
         recur_client::channel(addr, self.config.call_timeout).map_err(|e| StartError::Config(e.to_string()))
+    }
+
+    /// Calls to peers at `addr`, this process's own address, go over
+    /// in-memory connections to the server that serves what
+    /// [`recur_client::memory::memory_transport`] returned beside `connector`.
+    pub fn with_in_process(mut self, addr: &str, connector: recur_client::memory::MemoryConnector) -> Self {
+        self.in_process = Some((addr.to_string(), connector));
+        self
     }
 
     /// The database a service uses: `RECUR_DATABASE_URL` when set, else its

@@ -15,6 +15,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use recur_auth::{CallContext, TokenKey};
+use recur_client::memory::{Connection, MemoryIncoming};
 use recur_clock::SharedClock;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -102,6 +103,18 @@ pub fn spawn(
     options: ServerOptions,
     signal: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<RunningServer> {
+    spawn_with_in_process(listener, None, routes, options, signal)
+}
+
+/// [`spawn`], also serving the in-memory connections of `in_process` (the
+/// all-in-one's calls between its own services) through the same layers.
+pub fn spawn_with_in_process(
+    listener: TcpListener,
+    in_process: Option<MemoryIncoming>,
+    routes: Routes,
+    options: ServerOptions,
+    signal: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<RunningServer> {
     let local_addr = listener.local_addr()?;
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
@@ -128,12 +141,18 @@ pub fn spawn(
         .layer(layer)
         .add_routes(routes);
 
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener).map(|conn| {
-        conn.inspect(|stream| {
+    let sockets = tokio_stream::wrappers::TcpListenerStream::new(listener).map(|conn| {
+        conn.map(|stream| {
             // Small unary messages must not wait for Nagle's algorithm.
             let _ = stream.set_nodelay(true);
+            Connection::Socket(stream)
         })
     });
+    let incoming: std::pin::Pin<Box<dyn tokio_stream::Stream<Item = std::io::Result<Connection<_>>> + Send>> =
+        match in_process {
+            Some(memory) => Box::pin(sockets.merge(memory.into_stream().map(|pipe| Ok(Connection::Memory(pipe))))),
+            None => Box::pin(sockets),
+        };
 
     let grace = options.shutdown_grace;
     let names = options.service_names;

@@ -255,6 +255,11 @@ pub fn schema_name(service: &str) -> String {
     service.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }).collect()
 }
 
+/// A PostgreSQL migration every service applies to its own schema: its
+/// id-like text columns (ids, states, statuses, codes, keys) compare byte
+/// by byte (`COLLATE "C"`) instead of by the database's locale.
+pub const BYTE_ORDER_KEYS: &str = include_str!("byte_order_keys.sql");
+
 /// One migration: its version orders it; its SQL may hold several statements.
 pub struct Migration {
     pub version: i64,

@@ -9,7 +9,7 @@
 //! ```text
 //! cargo run --release -p recur-e2e --bin recur-load -- [--backend sqlite|postgres]
 //!     [--concurrency 64] [--requests 20000] [--targets health,get-rate,get-offering,quote]
-//!     [--catalog-cache-ttl-ms 1000] [--rounds 3] [--db-connections 10]
+//!     [--catalog-cache-ttl-ms 1000] [--rounds 3] [--db-connections 10] [--in-process-calls on|off]
 //!
 //! Targets: health, get-rate, get-offering, quote, and charge (a payment
 //! through the sandbox provider, each call with its own idempotency key,
@@ -72,6 +72,7 @@ struct Options {
     rounds: usize,
     decode: bool,
     db_connections: String,
+    in_process_calls: String,
     targets: Vec<String>,
     rate_limit_per_sec: f64,
     seconds: u64,
@@ -87,6 +88,7 @@ fn options() -> Result<Options, String> {
         rounds: 3,
         decode: false,
         db_connections: "10".into(),
+        in_process_calls: "on".into(),
         targets: vec!["health".into(), "get-rate".into(), "get-offering".into()],
         rate_limit_per_sec: 200.0,
         seconds: 5,
@@ -110,6 +112,7 @@ fn options() -> Result<Options, String> {
             }
             "--catalog-cache-ttl-ms" => o.cache_ttl_ms = value.clone(),
             "--db-connections" => o.db_connections = value.clone(),
+            "--in-process-calls" => o.in_process_calls = value.clone(),
             "--concurrency" => o.concurrency = value.parse().map_err(|_| "--concurrency takes a number")?,
             "--requests" => o.requests = value.parse().map_err(|_| "--requests takes a number")?,
             "--rounds" => o.rounds = value.parse().map_err(|_| "--rounds takes a number")?,
@@ -353,6 +356,7 @@ async fn main() {
     let vars = [
         ("RECUR_CATALOG_CACHE_TTL_MS", o.cache_ttl_ms.as_str()),
         ("RECUR_DB_MAX_CONNECTIONS", o.db_connections.as_str()),
+        ("RECUR_IN_PROCESS_CALLS", o.in_process_calls.as_str()),
     ];
     let Some(app) = TestApp::spawn_with(o.backend, &vars).await else {
         eprintln!("recur-load: the postgres backend needs RECUR_TEST_DATABASE_URL and RECUR_TEST_REDIS_URL");
@@ -390,13 +394,14 @@ async fn main() {
         .collect();
     let bearer = Bearer::new(&token);
     println!(
-        "recur-load: {} calls per target and round, {} rounds (median shown), {} concurrent, {} responses, backend {:?}, catalog cache {} ms, {} cores",
+        "recur-load: {} calls per target and round, {} rounds (median shown), {} concurrent, {} responses, backend {:?}, catalog cache {} ms, calls between services {}, {} cores",
         o.requests,
         o.rounds,
         o.concurrency,
         if o.decode { "decoded" } else { "raw" },
         o.backend,
         o.cache_ttl_ms,
+        if o.in_process_calls == "off" { "over loopback TCP" } else { "in memory" },
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
     );
     let channels_for_raw = channels.clone();

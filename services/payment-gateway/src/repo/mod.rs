@@ -96,7 +96,6 @@ pub trait PaymentRepo: Send + Sync + 'static {
     /// A payment method, removed ones included.
     async fn get_payment_method(&self, tenant: &str, id: &str) -> Result<Option<PaymentMethod>, StorageError>;
     /// A customer's payment methods that are not removed, oldest first.
-    async fn list_payment_methods(&self, tenant: &str, customer_id: &str) -> Result<Vec<PaymentMethod>, StorageError>;
     /// Marks a payment method removed; when it was the default, the newest
     /// remaining method becomes the default. Returns the customer as it
     /// now stands, or `None` when the customer has no such active method.
@@ -107,6 +106,13 @@ pub trait PaymentRepo: Send + Sync + 'static {
         pm_id: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<Customer>, StorageError>;
+    /// A customer and its active payment methods (oldest first), in one
+    /// read; `None` when there is no such customer.
+    async fn customer_with_methods(
+        &self,
+        tenant: &str,
+        customer_id: &str,
+    ) -> Result<Option<(Customer, Vec<PaymentMethod>)>, StorageError>;
     /// A customer and the active payment method a charge would use (`pm_id`,
     /// else the default), in one read.
     async fn charge_context(
@@ -250,6 +256,8 @@ pub const MIGRATIONS: Migrations = Migrations {
     postgres: &[
         Migration { version: 1, name: "init", sql: include_str!("../../migrations/postgres/0001_init.sql") },
         Migration { version: 2, name: "ledger", sql: include_str!("../../migrations/postgres/0002_ledger.sql") },
+        // SQLite compares text byte by byte already (BINARY).
+        Migration { version: 3, name: "byte-order keys", sql: recur_storage::BYTE_ORDER_KEYS },
     ],
     sqlite: &[
         Migration { version: 1, name: "init", sql: include_str!("../../migrations/sqlite/0001_init.sql") },
@@ -674,24 +682,6 @@ macro_rules! sql_repo {
                     .transpose()
             }
 
-            async fn list_payment_methods(
-                &self,
-                tenant: &str,
-                customer_id: &str,
-            ) -> Result<Vec<PaymentMethod>, StorageError> {
-                sqlx::query(
-                    "SELECT * FROM payment_methods WHERE tenant_id = $1 AND customer_id = $2 \
-                     AND removed_at IS NULL ORDER BY created_at, id",
-                )
-                .bind(tenant)
-                .bind(customer_id)
-                .fetch_all(&self.pool)
-                .await?
-                .iter()
-                .map(method_row)
-                .collect()
-            }
-
             async fn remove_payment_method(
                 &self,
                 tenant: &str,
@@ -733,6 +723,28 @@ macro_rules! sql_repo {
                     .await?;
                 tx.commit().await?;
                 customer_row(&row).map(Some)
+            }
+
+            async fn customer_with_methods(
+                &self,
+                tenant: &str,
+                customer_id: &str,
+            ) -> Result<Option<(Customer, Vec<PaymentMethod>)>, StorageError> {
+                static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+                    format!(
+                        "SELECT {CONTEXT_COLUMNS} FROM gateway_customers c LEFT JOIN payment_methods m \
+                         ON m.tenant_id = c.tenant_id AND m.customer_id = c.id AND m.removed_at IS NULL \
+                         WHERE c.tenant_id = $1 AND c.id = $2 ORDER BY m.created_at, m.id"
+                    )
+                });
+                let rows = sqlx::query(SQL.as_str()).bind(tenant).bind(customer_id).fetch_all(&self.pool).await?;
+                let mut found: Option<(Customer, Vec<PaymentMethod>)> = None;
+                for row in &rows {
+                    let (customer, method) = context_row(row)?;
+                    let (_, methods) = found.get_or_insert_with(|| (customer, Vec::new()));
+                    methods.extend(method);
+                }
+                Ok(found)
             }
 
             async fn charge_context(

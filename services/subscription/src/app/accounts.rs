@@ -190,10 +190,7 @@ impl App {
 
     /// Like [`App::account`], without its contacts (one read fewer).
     pub async fn account_alone(&self, tenant: &str, id: &str, field: &str) -> AppResult<Account> {
-        self.repo
-            .get_account_alone(tenant, id)
-            .await?
-            .ok_or_else(|| AppError::not_found("account", id).with_field(field, "no such account"))
+        self.repo.get_account_alone(tenant, id).await?.ok_or_else(|| no_account(id, field))
     }
 
     pub async fn create_account(
@@ -505,11 +502,7 @@ impl App {
     /// (`bill_group_id`): INVALID_ARGUMENT `BILL_GROUP_NOT_FOUND` when the
     /// account has no such bill group.
     pub async fn bill_group_of(&self, tenant: &str, account_id: &str, id: &str) -> AppResult<BillGroup> {
-        self.repo.get_bill_group(tenant, id).await?.filter(|b| b.account_id == account_id).ok_or_else(|| {
-            AppError::not_found("bill group", id)
-                .into_invalid_reference()
-                .with_field("bill_group_id", "no such bill group on this account")
-        })
+        of_account(self.repo.get_bill_group(tenant, id).await?, account_id, id)
     }
 
     /// Updates the paths of `u` on bill group `u.id` (NOT_FOUND when there
@@ -649,5 +642,20 @@ fn decode_page_token(v: &mut Violations, token: &str) -> Option<Cursor> {
     Cursor::decode_time(token).map(|c| c.map(|(t, id)| Cursor::time(t, id))).unwrap_or_else(|_| {
         v.add("page_token", "is not a token this API issued");
         None
+    })
+}
+
+/// NOT_FOUND for account `id`, named in `field`.
+pub(crate) fn no_account(id: &str, field: &str) -> AppError {
+    AppError::not_found("account", id).with_field(field, "no such account")
+}
+
+/// Bill group `id` as found, when it is account `account_id`'s; else
+/// INVALID_ARGUMENT `BILL_GROUP_NOT_FOUND` on `bill_group_id`.
+pub(crate) fn of_account(found: Option<BillGroup>, account_id: &str, id: &str) -> AppResult<BillGroup> {
+    found.filter(|b| b.account_id == account_id).ok_or_else(|| {
+        AppError::not_found("bill group", id)
+            .into_invalid_reference()
+            .with_field("bill_group_id", "no such bill group on this account")
     })
 }

@@ -69,18 +69,22 @@ impl App {
         }
         v.finish()?;
 
-        // A retry of a request that made its subscription collects it again
-        // (the gateway answers the invoice's key with the same payment).
-        if let Some(key) = &idem.key
+        // The key, the account and the bill group in one read. A retry of a
+        // request that made its subscription collects it again (the gateway
+        // answers the invoice's key with the same payment).
+        let found = self.repo.create_context(tenant, idem.key.as_deref(), &r.account_id, &r.bill_group_id).await?;
+        if found.replayed
+            && let Some(key) = &idem.key
             && let Some(stored) = self.repo.subscription_by_key(tenant, key).await?
         {
             let (sub, _) = check_replay(stored, &idem.hash)?;
             return self.collect_first(ctx, sub).await;
         }
 
-        let account =
-            self.account_alone(tenant, &r.account_id, "account_id").await.map_err(AppError::into_invalid_reference)?;
-        let bill_group = self.bill_group_of(tenant, &account.id, &r.bill_group_id).await?;
+        let account = found
+            .account
+            .ok_or_else(|| super::accounts::no_account(&r.account_id, "account_id").into_invalid_reference())?;
+        let bill_group = super::accounts::of_account(found.bill_group, &account.id, &r.bill_group_id)?;
 
         // Coupons are counted here; pricing refuses one used up.
         let (coupon_usages, redeem) =

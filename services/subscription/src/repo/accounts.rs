@@ -161,9 +161,10 @@ macro_rules! store {
             ) -> Result<recur_storage::idem::Stored<crate::domain::BillGroup>, StorageError> {
                 use recur_storage::idem::Stored;
                 if let Some(key) = idem.key {
-                    let existing = sqlx::query_as::<_, rows::BillGroupRow>(
-                        "SELECT * FROM bill_groups WHERE tenant_id = $1 AND idempotency_key = $2",
-                    )
+                    let existing = sqlx::query_as::<_, rows::BillGroupRow>(&format!(
+                        "SELECT {} FROM bill_groups b WHERE tenant_id = $1 AND idempotency_key = $2",
+                        rows::BILL_GROUP_COLUMNS
+                    ))
                     .bind(tenant)
                     .bind(key)
                     .fetch_optional(&self.pool)
@@ -203,12 +204,55 @@ macro_rules! store {
                 Ok(Stored::created(bg.clone(), idem.hash))
             }
 
+            async fn create_context(
+                &self,
+                tenant: &str,
+                key: Option<&str>,
+                account_id: &str,
+                bill_group_id: &str,
+            ) -> Result<super::CreateContext, StorageError> {
+                use sqlx::Row;
+                static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+                    format!(
+                        "SELECT a.*, {}, EXISTS (SELECT 1 FROM subscriptions s \
+                         WHERE s.tenant_id = $1 AND s.idempotency_key = $2) AS replayed \
+                         FROM (SELECT 1 AS one) o \
+                         LEFT JOIN accounts a ON a.tenant_id = $1 AND a.id = $3 \
+                         LEFT JOIN bill_groups b ON b.tenant_id = $1 AND b.id = $4",
+                        rows::BILL_GROUP_COLUMNS
+                    )
+                });
+                let row = sqlx::query(SQL.as_str())
+                    .bind(tenant)
+                    .bind(key)
+                    .bind(account_id)
+                    .bind(bill_group_id)
+                    .fetch_one(&self.pool)
+                    .await?;
+                let account = match row.try_get::<Option<String>, _>("id")? {
+                    Some(_) => Some(crate::domain::Account::try_from(
+                        <rows::AccountRow as sqlx::FromRow<_>>::from_row(&row)?,
+                    )?),
+                    None => None,
+                };
+                let bill_group = match row.try_get::<Option<String>, _>("bg_id")? {
+                    Some(_) => Some(crate::domain::BillGroup::try_from(
+                        <rows::BillGroupRow as sqlx::FromRow<_>>::from_row(&row)?,
+                    )?),
+                    None => None,
+                };
+                Ok(super::CreateContext { replayed: row.try_get("replayed")?, account, bill_group })
+            }
+
             async fn get_bill_group(
                 &self,
                 tenant: &str,
                 id: &str,
             ) -> Result<Option<crate::domain::BillGroup>, StorageError> {
-                sqlx::query_as::<_, rows::BillGroupRow>("SELECT * FROM bill_groups WHERE tenant_id = $1 AND id = $2")
+                static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+                    format!("SELECT {} FROM bill_groups b WHERE tenant_id = $1 AND id = $2", rows::BILL_GROUP_COLUMNS)
+                });
+                sqlx::query_as::<_, rows::BillGroupRow>(SQL.as_str())
                     .bind(tenant)
                     .bind(id)
                     .fetch_optional(&self.pool)
@@ -385,7 +429,11 @@ macro_rules! store {
                       + Sync),
             ) -> Result<Option<crate::domain::BillGroup>, StorageError> {
                 let mut tx = acct_begin(&self.pool).await?;
-                let q = format!("SELECT * FROM bill_groups WHERE tenant_id = $1 AND id = $2{}", acct_lock());
+                let q = format!(
+                    "SELECT {} FROM bill_groups b WHERE tenant_id = $1 AND id = $2{}",
+                    rows::BILL_GROUP_COLUMNS,
+                    acct_lock()
+                );
                 let row =
                     sqlx::query_as::<_, rows::BillGroupRow>(&q).bind(tenant).bind(id).fetch_optional(&mut *tx).await?;
                 let Some(row) = row else { return Ok(None) };
@@ -423,7 +471,10 @@ macro_rules! store {
                 after: Option<&recur_storage::page::Cursor>,
                 limit: i64,
             ) -> Result<Vec<crate::domain::BillGroup>, StorageError> {
-                let mut qb = sqlx::QueryBuilder::<$db>::new("SELECT * FROM bill_groups WHERE tenant_id = ");
+                let mut qb = sqlx::QueryBuilder::<$db>::new(format!(
+                    "SELECT {} FROM bill_groups b WHERE tenant_id = ",
+                    rows::BILL_GROUP_COLUMNS
+                ));
                 qb.push_bind(tenant).push(" AND account_id = ").push_bind(account_id);
                 if let Some(c) = after {
                     qb.push(" AND (created_at, id) > (")

@@ -168,6 +168,27 @@ pub trait AccountStore: Send + Sync {
         event: &Event,
     ) -> Result<Stored<BillGroup>, StorageError>;
     async fn get_bill_group(&self, tenant: &str, id: &str) -> Result<Option<BillGroup>, StorageError>;
+    /// What a create reads before it writes, in one read: whether
+    /// idempotency key `key` already made a subscription, account
+    /// `account_id` (without its contacts) and bill group `bill_group_id`
+    /// (whichever account's it is).
+    async fn create_context(
+        &self,
+        tenant: &str,
+        key: Option<&str>,
+        account_id: &str,
+        bill_group_id: &str,
+    ) -> Result<CreateContext, StorageError>;
+}
+
+/// What [`AccountStore::create_context`] found.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CreateContext {
+    /// The key already made a subscription (read it with
+    /// [`SubscriptionStore::subscription_by_key`]).
+    pub replayed: bool,
+    pub account: Option<Account>,
+    pub bill_group: Option<BillGroup>,
 }
 
 /// A time column of a subscription that a listing filters on or sorts by.
@@ -415,6 +436,8 @@ pub const MIGRATIONS: Migrations = Migrations {
             name: "invoice numbering",
             sql: include_str!("../../migrations/postgres/0007_invoice_numbering.sql"),
         },
+        // SQLite compares text byte by byte already (BINARY).
+        Migration { version: 8, name: "byte-order keys", sql: recur_storage::BYTE_ORDER_KEYS },
     ],
     sqlite: &[
         Migration { version: 1, name: "init", sql: include_str!("../../migrations/sqlite/0001_init.sql") },

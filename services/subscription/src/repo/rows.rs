@@ -115,21 +115,47 @@ pub(crate) struct ContactKeyRow {
     pub request_hash: String,
 }
 
+/// A bill group's columns as [`BillGroupRow`] reads them, from table alias
+/// `b`, each named with `bg_` before it, so that a read may join them to
+/// another table's `*` (a create reads its account and bill group at once).
+pub(crate) const BILL_GROUP_COLUMNS: &str = "b.id AS bg_id, b.account_id AS bg_account_id, b.name AS bg_name, \
+     b.auto_email_invoice AS bg_auto_email_invoice, \
+     b.collect_invoice_balance_automatically AS bg_collect_invoice_balance_automatically, \
+     b.payment_method_id AS bg_payment_method_id, b.gateway_customer_id AS bg_gateway_customer_id, \
+     b.billing_day AS bg_billing_day, b.collection_method AS bg_collection_method, b.currency AS bg_currency, \
+     b.contact_id AS bg_contact_id, b.request_hash AS bg_request_hash, b.created_at AS bg_created_at, \
+     b.updated_at AS bg_updated_at";
+
+/// Read with [`BILL_GROUP_COLUMNS`].
 #[derive(sqlx::FromRow)]
 pub(crate) struct BillGroupRow {
+    #[sqlx(rename = "bg_id")]
     id: String,
+    #[sqlx(rename = "bg_account_id")]
     account_id: String,
+    #[sqlx(rename = "bg_name")]
     name: String,
+    #[sqlx(rename = "bg_auto_email_invoice")]
     auto_email_invoice: bool,
+    #[sqlx(rename = "bg_collect_invoice_balance_automatically")]
     collect_invoice_balance_automatically: bool,
+    #[sqlx(rename = "bg_payment_method_id")]
     payment_method_id: String,
+    #[sqlx(rename = "bg_gateway_customer_id")]
     gateway_customer_id: String,
+    #[sqlx(rename = "bg_billing_day")]
     billing_day: i32,
+    #[sqlx(rename = "bg_collection_method")]
     collection_method: String,
+    #[sqlx(rename = "bg_currency")]
     currency: String,
+    #[sqlx(rename = "bg_contact_id")]
     contact_id: String,
+    #[sqlx(rename = "bg_request_hash")]
     pub request_hash: String,
+    #[sqlx(rename = "bg_created_at")]
     created_at: DateTime<Utc>,
+    #[sqlx(rename = "bg_updated_at")]
     updated_at: DateTime<Utc>,
 }
 
