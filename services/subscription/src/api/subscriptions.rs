@@ -4,7 +4,9 @@ use recur_proto::subscription::v1 as pb;
 use recur_server::caller;
 use tonic::{Request, Response};
 
-use super::wire::{cancel_timing_in, change_in, invoice_pb, list_in, preview_pb, subscribe_in, subscription_pb};
+use super::wire::{
+    cancel_timing_in, change_in, invoice_pb, list_in, preview_pb, subscribe_in, subscription_into_pb, subscription_pb,
+};
 use super::{Res, SubscriptionApi, idem};
 use crate::app::mutate::Changed;
 use recur_proto::convert::{from_timestamp, money_of};
@@ -38,7 +40,7 @@ impl pb::subscription_service_server::SubscriptionService for SubscriptionApi {
         let ctx = caller(&req)?;
         let (rows, next_page_token) = self.app.list_subscriptions(&ctx, &list_in(req.get_ref())).await?;
         Ok(Response::new(pb::ListSubscriptionsResponse {
-            subscriptions: rows.iter().map(subscription_pb).collect(),
+            subscriptions: rows.into_iter().map(subscription_into_pb).collect(),
             next_page_token,
         }))
     }

@@ -299,29 +299,36 @@ fn anchor_pb(a: BillingAnchor) -> Option<pricepb::BillingAnchor> {
     a.is_set().then_some(pricepb::BillingAnchor { day: a.day as i32, month: a.month as i32 })
 }
 
+/// A subscription as the API shows it. A listing's rows are moved
+/// ([`subscription_into_pb`]), not copied.
 pub fn subscription_pb(s: &Subscription) -> pb::Subscription {
+    subscription_into_pb(s.clone())
+}
+
+pub fn subscription_into_pb(s: Subscription) -> pb::Subscription {
     pb::Subscription {
-        id: s.id.clone(),
-        custom_id: s.custom_id.clone().unwrap_or_default(),
-        account_id: s.account_id.clone(),
-        bill_group_id: s.bill_group_id.clone(),
-        offering_id: s.offering_id.clone(),
-        rate_id: s.rate_id.clone(),
+        id: s.id,
+        custom_id: s.custom_id.unwrap_or_default(),
+        account_id: s.account_id,
+        bill_group_id: s.bill_group_id,
+        offering_id: s.offering_id,
+        rate_id: s.rate_id,
         state: state_pb(s.state),
         items: s
             .items
-            .iter()
+            .into_iter()
             .map(|i| pb::SubscriptionItem {
-                product_id: i.product_id.clone(),
-                quantity: i.quantity.normalize().to_string(),
                 custom_price: i.custom_price.as_ref().map(|c| custom_price_pb(&i.product_id, c)),
+                product_id: i.product_id,
+                quantity: i.quantity.normalize().to_string(),
             })
             .collect(),
-        coupon_codes: s.coupon_codes.clone(),
+        coupon_codes: s.coupon_codes,
         currency_code: s.currency.code().to_string(),
         recurring_amount: Some(money_of(s.recurring_amount, s.currency)),
-        start_date: s.start_date.format("%Y-%m-%d").to_string(),
-        metadata: s.metadata.clone(),
+        // NaiveDate shows as YYYY-MM-DD.
+        start_date: s.start_date.to_string(),
+        metadata: s.metadata,
         cancel_at_period_end: s.cancel_at_period_end,
         current_period_start: Some(timestamp(s.current_period_start)),
         current_period_end: Some(timestamp(s.current_period_end)),
@@ -333,7 +340,7 @@ pub fn subscription_pb(s: &Subscription) -> pb::Subscription {
         expire_time: opt_timestamp(s.expires_at),
         create_time: Some(timestamp(s.created_at)),
         update_time: Some(timestamp(s.updated_at)),
-        quote_id: s.quote_id.clone(),
+        quote_id: s.quote_id,
         billing_anchor: anchor_pb(s.billing_anchor),
         scheduled_change: s.scheduled_change.as_ref().map(|c| pb::ScheduledChange {
             rate_id: c.rate_id.clone(),
@@ -351,8 +358,8 @@ pub fn subscription_pb(s: &Subscription) -> pb::Subscription {
         }),
         pause_time: opt_timestamp(s.paused_at),
         resume_time: opt_timestamp(s.resume_at),
-        cancel_reason: s.cancel_reason.clone(),
-        cancel_comment: s.cancel_comment.clone(),
+        cancel_reason: s.cancel_reason,
+        cancel_comment: s.cancel_comment,
         version: s.version,
         previous_billing_time: opt_timestamp(s.previous_billing_at),
     }

@@ -234,7 +234,7 @@ impl TryFrom<SubscriptionRow> for Subscription {
             coupon_codes: from_json(&r.coupon_codes)?,
             currency: currency(&r.currency)?,
             recurring_amount: r.recurring_amount.0,
-            start_date: NaiveDate::parse_from_str(&r.start_date, "%Y-%m-%d").map_err(bad)?,
+            start_date: r.start_date.parse::<NaiveDate>().map_err(bad)?,
             billing_anchor: BillingAnchor {
                 day: u32::try_from(r.anchor_day).unwrap_or(0),
                 month: u32::try_from(r.anchor_month).unwrap_or(0),
