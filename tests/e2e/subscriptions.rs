@@ -351,3 +351,32 @@ async fn calls_between_services_work_in_memory_and_over_tcp() {
         assert_eq!(err.code(), Code::InvalidArgument, "in-process calls {mode}: {err:?}");
     }
 }
+
+/// Every id-like text column of the subscription service's and the
+/// gateway's Postgres schemas compares byte by byte (`COLLATE "C"`): a
+/// column added without it would be compared by locale, and compared with
+/// a "C" column it would make Postgres refuse the query.
+#[tokio::test]
+async fn id_like_columns_compare_byte_by_byte_on_postgres() {
+    let Some(app) = TestApp::spawn(recur_e2e::Backend::PostgresRedis).await else { return };
+    for service in ["subscription", "payment"] {
+        let columns = app
+            .lines(
+                service,
+                "SELECT table_name || '.' || column_name FROM information_schema.columns \
+                 WHERE table_schema = current_schema() AND data_type = 'text' \
+                 AND (column_name IN ('id', 'state', 'status', 'idempotency_key', 'code', 'currency', 'number', \
+                 'kind') OR column_name LIKE '%\\_id') AND collation_name IS DISTINCT FROM 'C' ORDER BY 1",
+            )
+            .await;
+        assert!(columns.is_empty(), "{service}: id-like columns under the database's collation: {columns:?}");
+        let collated = app
+            .scalar(
+                service,
+                "SELECT COUNT(*) FROM information_schema.columns WHERE table_schema = current_schema() \
+                 AND collation_name = 'C'",
+            )
+            .await;
+        assert!(collated > 10, "{service}: the migration ran ({collated} columns)");
+    }
+}

@@ -255,9 +255,11 @@ pub fn schema_name(service: &str) -> String {
     service.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }).collect()
 }
 
-/// A PostgreSQL migration every service applies to its own schema: its
-/// id-like text columns (ids, states, statuses, codes, keys) compare byte
-/// by byte (`COLLATE "C"`) instead of by the database's locale.
+/// A PostgreSQL migration a service applies to its own schema (the
+/// subscription service and the payment gateway do): its id-like text
+/// columns (ids, states, statuses, codes, keys) compare byte by byte
+/// (`COLLATE "C"`) instead of by the database's locale. Applying it again
+/// changes only columns added since.
 pub const BYTE_ORDER_KEYS: &str = include_str!("byte_order_keys.sql");
 
 /// One migration: its version orders it; its SQL may hold several statements.

@@ -95,7 +95,6 @@ pub trait PaymentRepo: Send + Sync + 'static {
     async fn insert_payment_method(&self, tenant: &str, pm: &PaymentMethod) -> Result<PaymentMethod, StorageError>;
     /// A payment method, removed ones included.
     async fn get_payment_method(&self, tenant: &str, id: &str) -> Result<Option<PaymentMethod>, StorageError>;
-    /// A customer's payment methods that are not removed, oldest first.
     /// Marks a payment method removed; when it was the default, the newest
     /// remaining method becomes the default. Returns the customer as it
     /// now stands, or `None` when the customer has no such active method.
