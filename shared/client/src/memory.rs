@@ -37,12 +37,6 @@ pub fn memory_transport() -> (MemoryConnector, MemoryIncoming) {
 }
 
 impl MemoryIncoming {
-    /// The next connection a client opened, or `None` once every connector
-    /// is gone.
-    pub async fn accept(&mut self) -> Option<DuplexStream> {
-        self.server_ends.recv().await
-    }
-
     /// As a stream of connections, for `serve_with_incoming`.
     pub fn into_stream(self) -> impl tokio_stream::Stream<Item = DuplexStream> + Send + 'static {
         tokio_stream::wrappers::UnboundedReceiverStream::new(self.server_ends)
