@@ -13,8 +13,9 @@ use recur_proto::payment::v1::payment_gateway_service_client::PaymentGatewayServ
 use recur_proto::pricing::v1::pricing_service_client::PricingServiceClient;
 use recur_proto::signup::v1::signup_service_client::SignupServiceClient;
 use recur_proto::subscription::v1::{
-    account_service_client::AccountServiceClient, event_service_client::EventServiceClient,
-    invoice_service_client::InvoiceServiceClient, subscription_service_client::SubscriptionServiceClient,
+    account_service_client::AccountServiceClient, clock_service_client::ClockServiceClient,
+    event_service_client::EventServiceClient, invoice_service_client::InvoiceServiceClient,
+    subscription_service_client::SubscriptionServiceClient,
 };
 use recur_storage::testing::{TestDatabase, postgres_url, redis_url};
 use tonic::service::interceptor::InterceptedService;
@@ -81,6 +82,7 @@ pub struct Clients {
     pub subscriptions: SubscriptionServiceClient<Authed>,
     pub invoices: InvoiceServiceClient<Authed>,
     pub events: EventServiceClient<Authed>,
+    pub clock: ClockServiceClient<Authed>,
     pub signup: SignupServiceClient<Authed>,
 }
 
@@ -95,6 +97,7 @@ impl Clients {
             subscriptions: SubscriptionServiceClient::with_interceptor(ch.clone(), b.clone()),
             invoices: InvoiceServiceClient::with_interceptor(ch.clone(), b.clone()),
             events: EventServiceClient::with_interceptor(ch.clone(), b.clone()),
+            clock: ClockServiceClient::with_interceptor(ch.clone(), b.clone()),
             signup: SignupServiceClient::with_interceptor(ch, b),
         }
     }
@@ -132,6 +135,15 @@ impl TestApp {
         TestApp::spawn_inner(backend, &[], Some(recur_clock::ManualClock::new(start))).await
     }
 
+    /// Like [`TestApp::spawn_at`], with extra configuration variables.
+    pub async fn spawn_at_with(
+        backend: Backend,
+        start: chrono::DateTime<chrono::Utc>,
+        extra: &[(&str, &str)],
+    ) -> Option<TestApp> {
+        TestApp::spawn_inner(backend, extra, Some(recur_clock::ManualClock::new(start))).await
+    }
+
     /// Sets the time of an app started with [`TestApp::spawn_at`].
     pub fn set_time(&self, to: chrono::DateTime<chrono::Utc>) {
         self.clock.as_ref().expect("an app started with spawn_at").set(to);
@@ -155,6 +167,9 @@ impl TestApp {
         vars.insert("RECUR_DATA_DIR".into(), db.data_dir().display().to_string());
         vars.insert("RECUR_JWT_SECRET".into(), TEST_SECRET.into());
         vars.insert("RECUR_DB_MAX_CONNECTIONS".into(), "5".into());
+        // The billing clock runs only in the tests that ask for it: others
+        // move time by hand and count invoices.
+        vars.insert("RECUR_BILLING_CLOCK_INTERVAL_MS".into(), "0".into());
         if backend == Backend::PostgresRedis {
             vars.insert("RECUR_DATABASE_URL".into(), db.url().expect("postgres url").to_string());
             vars.insert("RECUR_REDIS_URL".into(), redis_url()?);
@@ -360,6 +375,11 @@ pub struct Plan {
 /// Creates a product, an offering and a monthly flat-price rate of
 /// `amount` USD, and (optionally) a tax rate for US-CA.
 pub async fn create_monthly_plan(c: &mut Clients, amount: &str, ca_tax_percent: Option<&str>) -> Plan {
+    create_plan_named(c, "starter", amount, ca_tax_percent).await
+}
+
+/// Like [`create_monthly_plan`], the offering's handle `handle`.
+pub async fn create_plan_named(c: &mut Clients, handle: &str, amount: &str, ca_tax_percent: Option<&str>) -> Plan {
     use recur_proto::catalog::v1 as cat;
     let product = c
         .catalog
@@ -380,7 +400,7 @@ pub async fn create_monthly_plan(c: &mut Clients, amount: &str, ca_tax_percent: 
         .create_offering(cat::CreateOfferingRequest {
             offering: Some(cat::Offering {
                 name: "Starter".into(),
-                handle: "starter".into(),
+                handle: handle.into(),
                 product_ids: vec![product.id.clone()],
                 ..Default::default()
             }),

@@ -11,7 +11,10 @@
 //!   encodes the answer; no business rule lives there.
 //! - [`app`]: the use cases (create an account or bill group, subscribe,
 //!   collect an invoice, list events), each a function over the repository
-//!   and the peers, with `now` from the injected clock.
+//!   and the peers, with `now` from the tenant's clock (`app::clock`: the
+//!   injected clock, or the tenant's test clock), and the billing clock
+//!   (`app::renew`) that renews, finalizes and collects what falls due,
+//!   run in the background here and by AdvanceClock for test-mode tenants.
 //! - [`domain`]: the rules, with no I/O and no wire or SQL types: the records,
 //!   the subscription state machine, billing anchors, invoices made from a
 //!   priced offering, and the typed events every change writes.
@@ -72,7 +75,12 @@ pub async fn register(env: ServiceEnv, mut routes: RoutesBuilder) -> Result<Rout
         payments: Arc::new(payments),
         catalog: Arc::new(catalog),
         clock: env.clock.clone(),
+        test_clocks: Default::default(),
+        peer_key: Some(env.key.clone()),
     };
+    app.refresh_test_clocks().await.map_err(|e| StartError::Storage(format!("subscription: {}", e.message())))?;
+    let app = Arc::new(app);
+    spawn_billing_clock(&env, app.clone());
     let api = api::SubscriptionApi::new(app);
     routes
         .add_service(AccountServiceServer::new(api.clone()))
@@ -81,4 +89,42 @@ pub async fn register(env: ServiceEnv, mut routes: RoutesBuilder) -> Result<Rout
         .add_service(EventServiceServer::new(api.clone()))
         .add_service(ClockServiceServer::new(api));
     Ok(routes)
+}
+
+/// The billing clock in the background: every interval, one pass over
+/// what is due (renewals, then invoices to finalize and collect), and the
+/// test clocks reloaded, so replicas see another's AdvanceClock.
+fn spawn_billing_clock(env: &ServiceEnv, app: Arc<app::App>) {
+    let interval = env.config.billing_clock_interval;
+    if interval.is_zero() {
+        return;
+    }
+    // Leases name the process that holds them.
+    let owner = recur_id::new_id(recur_id::Kind::Event);
+    env.tasks.spawn(async move {
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if let Err(e) = app.refresh_test_clocks().await {
+                tracing::warn!(error = %e.message(), "test clocks not reloaded");
+            }
+            // A full batch: go on at once, the backlog is not done.
+            loop {
+                match app.run_clock(&owner, 200).await {
+                    Ok(done) if !done.is_empty() => {
+                        tracing::info!(actions = done.len(), "billing clock pass");
+                        if done.len() < 200 {
+                            break;
+                        }
+                    }
+                    Ok(_) => break,
+                    Err(e) => {
+                        tracing::warn!(error = %e.message(), "billing clock pass failed");
+                        break;
+                    }
+                }
+            }
+        }
+    });
 }

@@ -108,6 +108,7 @@ fn subscription(id: &str, account_id: &str, bg: &str) -> Subscription {
         cancel_reason: String::new(),
         cancel_comment: String::new(),
         previous_billing_at: None,
+        parked_reason: String::new(),
         version: 0,
         created_at: t(2),
         updated_at: t(2),
@@ -168,6 +169,8 @@ fn invoice(id: &str, sub: &Subscription, amounts: &[&str]) -> Invoice {
         payment_ids: vec![],
         created_at: t(2),
         updated_at: t(2),
+        reason: InvoiceReason::SubscriptionCreate,
+        next_action_at: None,
     };
     inv.total_lines();
     inv
@@ -907,6 +910,177 @@ async fn credit_moves_once_per_source_and_never_below_zero(repo: &dyn Subscripti
     assert!(repo.credit_balances("globex", "acct_1").await.expect("other tenant").is_empty());
 }
 
+/// A change of `sub` by `action` with no key, credit, coupon or event.
+fn plain<'a>(sub: &'a Subscription, action: &'a str, invoice: Option<&'a Invoice>) -> Change<'a> {
+    Change { sub, action, idem: NO_KEY, invoice, credits: &[], redeem: &[], release: &[], events: &[] }
+}
+
+fn parked_event(id: &str) -> Event {
+    Event::new(
+        SubscriptionEvent::SubscriptionParked { subscription_id: id.into(), reason: "R".into(), message: "m".into() },
+        t(3),
+    )
+}
+
+/// A renewal of `sub` (read at its version) to `[start, end)` with a cycle
+/// invoice `inv_id`.
+async fn renew(
+    repo: &dyn SubscriptionRepo,
+    sub: &Subscription,
+    inv_id: &str,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+) -> Result<bool, recur_storage::StorageError> {
+    let mut next = sub.clone();
+    next.current_period_start = start;
+    next.current_period_end = end;
+    next.next_billing_at = Some(end);
+    let mut inv = invoice(inv_id, &next, &["10.00"]);
+    inv.reason = InvoiceReason::SubscriptionCycle;
+    inv.status = InvoiceStatus::Draft;
+    inv.next_action_at = Some(start + Duration::hours(1));
+    let change = plain(&next, "renew", Some(&inv));
+    repo.save_subscription("acme", &change).await
+}
+
+fn due(tenant: Option<&'static str>, owner: &'static str, wall: i64) -> repo::DueQuery<'static> {
+    repo::DueQuery { tenant, due: t(100), owner, wall_now: t(wall), lease_until: t(wall + 60), limit: 10 }
+}
+
+async fn due_subscriptions_are_leased_to_one_run_until_the_lease_ends(repo: &dyn SubscriptionRepo) {
+    seed(repo, "acme", "acct_1", "bg_1").await;
+    for (id, at) in [("sub_a", 10), ("sub_b", 20), ("sub_later", 1000), ("sub_parked", 5)] {
+        let mut s = subscription(id, "acct_1", "bg_1");
+        s.next_billing_at = Some(t(at));
+        repo.insert_subscription("acme", &s, None, NO_KEY, &[], &[]).await.expect("insert");
+    }
+    assert!(
+        repo.park_subscription("acme", "sub_parked", 0, "R", t(3), &parked_event("sub_parked")).await.expect("park")
+    );
+    let ids = |v: Vec<(String, String)>| v.into_iter().map(|(_, id)| id).collect::<Vec<_>>();
+    let first = repo.claim_due(&due(None, "run-a", 0)).await.expect("claim");
+    assert_eq!(ids(first), vec!["sub_a", "sub_b"], "due, not parked, not later");
+    assert!(repo.claim_due(&due(None, "run-b", 30)).await.expect("claim").is_empty(), "leased to run-a");
+    // run-a died: its lease ends and another run takes the work.
+    assert_eq!(ids(repo.claim_due(&due(None, "run-b", 61)).await.expect("claim")), vec!["sub_a", "sub_b"]);
+    repo.release_lease("acme", "sub_a", "run-a").await.expect("not run-a's any more");
+    assert_eq!(ids(repo.claim_due(&due(None, "run-c", 62)).await.expect("claim")), Vec::<String>::new());
+    repo.release_lease("acme", "sub_a", "run-b").await.expect("release");
+    assert_eq!(ids(repo.claim_due(&due(None, "run-c", 62)).await.expect("claim")), vec!["sub_a"]);
+}
+
+async fn a_parked_subscription_keeps_its_reason_until_changed(repo: &dyn SubscriptionRepo) {
+    seed(repo, "acme", "acct_1", "bg_1").await;
+    let s = subscription("sub_1", "acct_1", "bg_1");
+    repo.insert_subscription("acme", &s, None, NO_KEY, &[], &[]).await.expect("insert");
+    assert!(!repo.park_subscription("acme", "sub_1", 7, "R", t(3), &parked_event("sub_1")).await.expect("stale"));
+    assert!(repo.park_subscription("acme", "sub_1", 0, "RATE_GONE", t(3), &parked_event("sub_1")).await.expect("park"));
+    let parked = repo.get_subscription("acme", "sub_1").await.expect("get").expect("sub");
+    assert_eq!((parked.parked_reason.as_str(), parked.version), ("RATE_GONE", 1));
+    assert!(event_types(repo, "acme").await.contains(&"subscription.parked".to_string()));
+    assert_eq!(repo.next_due("acme").await.expect("next"), None, "the clock leaves it alone");
+    let mut cleared = parked.clone();
+    cleared.parked_reason.clear();
+    let change = plain(&cleared, "change", None);
+    assert!(repo.save_subscription("acme", &change).await.expect("change"));
+    assert_eq!(repo.next_due("acme").await.expect("next"), s.next_billing_at);
+}
+
+async fn a_period_is_invoiced_once_by_the_database(repo: &dyn SubscriptionRepo) {
+    seed(repo, "acme", "acct_1", "bg_1").await;
+    let s = subscription("sub_1", "acct_1", "bg_1");
+    repo.insert_subscription("acme", &s, None, NO_KEY, &[], &[]).await.expect("insert");
+    let (start, end) = (s.current_period_end, s.current_period_end + Duration::days(31));
+    assert!(renew(repo, &s, "inv_c1", start, end).await.expect("renew"));
+    // Another run that read the same version: refused by the version.
+    assert!(!renew(repo, &s, "inv_c2", start, end).await.expect("stale"));
+    // Even over the current version, the same period is not invoiced twice.
+    let mut v1 = s.clone();
+    v1.version = 1;
+    let twice = renew(repo, &v1, "inv_c3", start, end).await.expect_err("the same period again");
+    assert!(twice.is_unique(), "{twice:?}");
+    assert_eq!(repo.invoices_of_subscription("acme", "sub_1").await.expect("invoices").len(), 1);
+    let stored = repo.get_invoice("acme", "inv_c1").await.expect("get").expect("invoice");
+    assert_eq!((stored.reason, stored.status), (InvoiceReason::SubscriptionCycle, InvoiceStatus::Draft));
+    assert_eq!(stored.number, "", "a draft has no number yet");
+    assert_eq!(stored.next_action_at, Some(start + Duration::hours(1)));
+    let ids = repo.invoices_due(Some("acme"), start + Duration::hours(1), 10).await.expect("due");
+    assert_eq!(ids, vec![("acme".to_string(), "inv_c1".to_string())]);
+    assert!(repo.invoices_due(Some("acme"), start, 10).await.expect("due").is_empty(), "not before the grace");
+    assert_eq!(repo.next_due("acme").await.expect("next"), Some(start + Duration::hours(1)));
+    // One run takes it; another that read the same time does not.
+    let grace = start + Duration::hours(1);
+    assert!(!repo.take_invoice("acme", "inv_c1", start, t(999)).await.expect("not that time"));
+    assert!(repo.take_invoice("acme", "inv_c1", grace, grace + Duration::seconds(60)).await.expect("take"));
+    assert!(!repo.take_invoice("acme", "inv_c1", grace, grace + Duration::seconds(60)).await.expect("taken"));
+    assert!(repo.invoices_due(Some("acme"), grace, 10).await.expect("due").is_empty(), "leased");
+    assert_eq!(repo.next_due("acme").await.expect("next"), Some(grace + Duration::seconds(60)));
+    // The next period is a new one.
+    assert!(renew(repo, &v1, "inv_c4", end, end + Duration::days(30)).await.expect("next period"));
+}
+
+async fn one_off_charges_are_billed_by_one_renewal(repo: &dyn SubscriptionRepo) {
+    seed(repo, "acme", "acct_1", "bg_1").await;
+    let s = subscription("sub_1", "acct_1", "bg_1");
+    repo.insert_subscription("acme", &s, None, NO_KEY, &[], &[]).await.expect("insert");
+    let charge = PendingCharge {
+        id: "pch_1".into(),
+        account_id: "acct_1".into(),
+        subscription_id: "sub_1".into(),
+        product_id: "prod_1".into(),
+        description: "Setup".into(),
+        quantity: Decimal::ONE,
+        unit_amount: "5".into(),
+        amount: d("5.00"),
+        currency: s.currency,
+        created_at: t(3),
+    };
+    repo.insert_pending_charge("acme", &charge, NO_KEY).await.expect("charge");
+    let mut next = s.clone();
+    next.current_period_start = s.current_period_end;
+    next.current_period_end = s.current_period_end + Duration::days(31);
+    let mut inv = invoice("inv_c1", &next, &["10.00"]);
+    inv.reason = InvoiceReason::SubscriptionCycle;
+    inv.lines.push(InvoiceLine { id: "pch_1".into(), kind: LineKind::OneOff, ..inv.lines[0].clone() });
+    inv.total_lines();
+    let change = plain(&next, "renew", Some(&inv));
+    assert!(repo.save_subscription("acme", &change).await.expect("renew"));
+    assert!(repo.pending_charges("acme", "sub_1").await.expect("pending").is_empty(), "billed");
+}
+
+async fn coupons_count_the_periods_they_discounted(repo: &dyn SubscriptionRepo) {
+    seed(repo, "acme", "acct_1", "bg_1").await;
+    let s = subscription("sub_1", "acct_1", "bg_1");
+    let first = invoice("inv_1", &s, &["90.00"]);
+    let redeem = [repo::Redemption { code: "SAVE10".into(), max_redemptions: 0 }];
+    repo.insert_subscription("acme", &s, Some(&first), NO_KEY, &redeem, &[]).await.expect("insert");
+    assert_eq!(repo.coupon_periods("acme", "sub_1").await.expect("periods"), vec![("SAVE10".to_string(), 1)]);
+    let (start, end) = (s.current_period_end, s.current_period_end + Duration::days(31));
+    assert!(renew(repo, &s, "inv_c1", start, end).await.expect("renew"));
+    assert_eq!(repo.coupon_periods("acme", "sub_1").await.expect("periods"), vec![("SAVE10".to_string(), 2)]);
+    assert!(repo.coupon_periods("globex", "sub_1").await.expect("other tenant").is_empty());
+}
+
+async fn test_clocks_start_once_move_forward_only_and_keep_the_tenant_apart(repo: &dyn SubscriptionRepo) {
+    seed(repo, "acme", "acct_1", "bg_1").await;
+    seed(repo, "globex", "acct_1", "bg_1").await;
+    let mut s = subscription("sub_1", "acct_1", "bg_1");
+    s.next_billing_at = Some(t(10));
+    repo.insert_subscription("acme", &s, None, NO_KEY, &[], &[]).await.expect("insert");
+    repo.insert_subscription("globex", &s, None, NO_KEY, &[], &[]).await.expect("insert");
+    assert!(repo.start_test_clock("acme", t(0), t(0)).await.expect("start"));
+    assert!(!repo.start_test_clock("acme", t(50), t(0)).await.expect("again"));
+    assert!(repo.move_test_clock("acme", t(20), t(1)).await.expect("forward"));
+    assert!(!repo.move_test_clock("acme", t(5), t(1)).await.expect("back"));
+    assert!(!repo.move_test_clock("globex", t(5), t(1)).await.expect("not in test mode"));
+    assert_eq!(repo.test_clocks().await.expect("clocks"), vec![("acme".to_string(), t(20))]);
+    // The real clock's runs skip a tenant in test mode; its own runs find it.
+    let all = repo.claim_due(&due(None, "run-a", 0)).await.expect("claim");
+    assert_eq!(all, vec![("globex".to_string(), "sub_1".to_string())]);
+    let own = repo.claim_due(&due(Some("acme"), "test-clock", 0)).await.expect("claim");
+    assert_eq!(own, vec![("acme".to_string(), "sub_1".to_string())]);
+}
+
 async fn sqlite() -> (TestDatabase, Arc<dyn SubscriptionRepo>) {
     let db = TestDatabase::sqlite();
     let repo = repo::open(&recur_storage::sqlite_file_url(&db.data_dir(), "subscription"), 4).await.expect("open");
@@ -946,6 +1120,12 @@ macro_rules! on_both {
 }
 
 on_both!(
+    due_subscriptions_are_leased_to_one_run_until_the_lease_ends,
+    a_parked_subscription_keeps_its_reason_until_changed,
+    a_period_is_invoiced_once_by_the_database,
+    one_off_charges_are_billed_by_one_renewal,
+    coupons_count_the_periods_they_discounted,
+    test_clocks_start_once_move_forward_only_and_keep_the_tenant_apart,
     an_account_with_its_contacts_round_trips,
     an_account_is_read_alone_without_its_contacts,
     a_create_reads_its_key_account_and_bill_group_at_once,

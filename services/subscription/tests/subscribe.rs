@@ -3,7 +3,9 @@
 //! refuses as the caller's mistake, after the subscription was written
 //! (its card removed between the check and the charge), voids the invoice
 //! and cancels the subscription, visibly, before the error is returned;
-//! a declined card makes the subscription PAST_DUE instead.
+//! a declined card makes the subscription PAST_DUE instead. Two runs of
+//! the billing clock at once renew each period once and charge each
+//! invoice under its own key.
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -29,17 +31,25 @@ use rust_decimal::Decimal;
 
 struct FixedPrice;
 
-/// Subscribing asks nothing of the catalog.
+/// Subscribing asks nothing of the catalog; the billing clock asks for the
+/// tenant's policy and the rate's period.
 struct NoCatalog;
 
 #[async_trait]
 impl Catalog for NoCatalog {
+    /// The billing clock asks: UTC, monthly.
     async fn policy(&self, _: &CallContext) -> AppResult<Policy> {
-        Err(AppError::internal("not asked"))
+        Ok(Policy {
+            time_zone: "UTC".into(),
+            proration: recur_subscription::domain::lifecycle::ProrationMode::Day,
+            change_at_period_end: false,
+            credit_unused_on_cancel: false,
+            invoice_due_days: 30,
+        })
     }
 
     async fn rate_terms(&self, _: &CallContext, _: &str) -> AppResult<RateTerms> {
-        Err(AppError::internal("not asked"))
+        Ok(RateTerms { period: recur_period::Period { unit: recur_period::Unit::Month, count: 1 }, notice_days: 0 })
     }
 
     async fn coupon_terms(&self, _: &CallContext, _: &str) -> AppResult<Option<(String, i64)>> {
@@ -84,6 +94,7 @@ impl Pricing for FixedPrice {
                 recurring_amount: amount,
                 period_start: Some(start),
                 period_end: Some(start + Duration::days(30)),
+                next_billing_at: Some(start + Duration::days(30)),
                 ..Default::default()
             }],
         })
@@ -93,7 +104,10 @@ impl Pricing for FixedPrice {
 /// A gateway whose check passes and whose charge answers `outcome`.
 struct Gateway {
     refuse: bool,
+    /// Charges succeed (else they are declined).
+    succeed: bool,
     charges: AtomicU32,
+    keys: std::sync::Mutex<Vec<String>>,
 }
 
 #[async_trait]
@@ -104,31 +118,40 @@ impl Payments for Gateway {
 
     async fn charge(&self, _: &CallContext, c: &ChargeInput) -> AppResult<PaymentOutcome> {
         self.charges.fetch_add(1, Ordering::SeqCst);
+        self.keys.lock().expect("keys").push(c.idempotency_key.clone());
         if self.refuse {
             return Err(AppError::new(tonic::Code::InvalidArgument, "PAYMENT_METHOD_NOT_FOUND", "removed")
                 .with_field("payment_method_id", "no such payment method"));
         }
         Ok(PaymentOutcome {
             payment_id: format!("pay_for_{}", c.invoice_id),
-            status: PaymentStatus::Failed,
+            status: if self.succeed { PaymentStatus::Succeeded } else { PaymentStatus::Failed },
             amount: c.amount.amount(),
-            decline_code: "card_declined".into(),
+            decline_code: if self.succeed { String::new() } else { "card_declined".into() },
         })
     }
 }
 
 async fn app(refuse: bool) -> (TestDatabase, App, Arc<Gateway>) {
+    let (db, app, gateway, _) = app_with(refuse, false).await;
+    (db, app, gateway)
+}
+
+async fn app_with(refuse: bool, succeed: bool) -> (TestDatabase, App, Arc<Gateway>, Arc<recur_clock::ManualClock>) {
     let db = TestDatabase::sqlite();
     let repo = repo::open(&recur_storage::sqlite_file_url(&db.data_dir(), "subscription"), 2).await.expect("open");
-    let gateway = Arc::new(Gateway { refuse, charges: AtomicU32::new(0) });
+    let gateway = Arc::new(Gateway { refuse, succeed, charges: AtomicU32::new(0), keys: Default::default() });
+    let clock = recur_clock::ManualClock::new(DateTime::from_timestamp(1_800_000_000, 0).expect("valid"));
     let app = App {
         repo,
         pricing: Arc::new(FixedPrice),
         payments: gateway.clone(),
         catalog: Arc::new(NoCatalog),
-        clock: recur_clock::ManualClock::new(DateTime::from_timestamp(1_800_000_000, 0).expect("valid")),
+        clock: clock.clone(),
+        test_clocks: Default::default(),
+        peer_key: None,
     };
-    (db, app, gateway)
+    (db, app, gateway, clock)
 }
 
 fn ctx() -> CallContext {
@@ -201,5 +224,37 @@ async fn a_declined_first_charge_makes_the_subscription_past_due() {
     let (events, _) = app.list_events(&tenant, 0, "").await.expect("events");
     let types: Vec<_> = events.iter().map(|e| e.event.type_name()).collect();
     assert!(types.ends_with(&["invoice.payment_failed", "subscription.past_due"]), "{types:?}");
+    db.cleanup().await;
+}
+
+#[tokio::test]
+async fn two_runs_of_the_clock_renew_each_period_once_and_charge_each_invoice_once() {
+    let (db, app, gateway, clock) = app_with(false, true).await;
+    let (result, tenant) = subscribe(&app).await;
+    let first = result.expect("subscribed");
+    assert_eq!(first.subscription.state, SubscriptionState::Active);
+    // Three months later, two runs (two replicas) at once, twice over.
+    clock.set(first.subscription.current_period_end + Duration::days(90));
+    for _ in 0..2 {
+        let (a, b) = tokio::join!(app.run_clock("run-a", 10), app.run_clock("run-b", 10));
+        a.expect("run a");
+        b.expect("run b");
+    }
+    let invoices = app.repo.invoices_of_subscription(&tenant, &first.subscription.id).await.expect("invoices");
+    let mut periods: Vec<_> = invoices.iter().map(|i| (i.period_start, i.period_end)).collect();
+    periods.sort();
+    let unique: std::collections::BTreeSet<_> = periods.iter().collect();
+    assert_eq!(unique.len(), periods.len(), "each period invoiced once: {periods:?}");
+    assert!(periods.len() >= 4, "the first invoice and a renewal per missed period: {periods:?}");
+    assert!(periods.windows(2).all(|w| w[0].1 == w[1].0), "contiguous: {periods:?}");
+    assert!(invoices.iter().all(|i| i.status == InvoiceStatus::Paid), "all finalized and paid");
+    // Every charge is under its invoice's key, each invoice charged once.
+    let keys = gateway.keys.lock().expect("keys").clone();
+    let distinct: std::collections::BTreeSet<_> = keys.iter().collect();
+    assert_eq!(distinct.len(), invoices.len(), "{keys:?}");
+    assert_eq!(keys.len(), invoices.len(), "no invoice charged twice: {keys:?}");
+    for inv in &invoices {
+        assert!(keys.contains(&format!("invoice:{}", inv.id)));
+    }
     db.cleanup().await;
 }

@@ -130,6 +130,11 @@ pub const VARS: &[Var] = &[
         description: "How often the reconciler looks for payments and refunds to settle (0: off).",
     },
     Var {
+        name: "RECUR_BILLING_CLOCK_INTERVAL_MS",
+        default: "1000",
+        description: "How often the subscription service's billing clock looks for due renewals and invoices to finalize and collect (0: off; test-mode tenants move only by AdvanceClock).",
+    },
+    Var {
         name: "RECUR_RATE_LIMIT_READ_PER_SEC",
         default: "0: unlimited",
         description: "Per tenant and process group (shared through RECUR_REDIS_URL when set): read calls (Get*, List*, Quote, PreviewChange, ExportCatalog, …) per second; decimals allowed.",
@@ -255,6 +260,7 @@ pub struct Config {
     pub payment_providers: Option<PathBuf>,
     pub reconcile_after: Duration,
     pub reconcile_interval: Duration,
+    pub billing_clock_interval: Duration,
     pub rate_limits: RateLimits,
     pub log_filter: String,
     pub log_format: LogFormat,
@@ -421,6 +427,7 @@ impl Config {
             payment_providers: get("RECUR_PAYMENT_PROVIDERS").map(PathBuf::from),
             reconcile_after: Duration::from_millis(number("RECUR_PAYMENT_RECONCILE_AFTER_MS", 30_000)?.max(1)),
             reconcile_interval: Duration::from_millis(number("RECUR_PAYMENT_RECONCILE_INTERVAL_MS", 5_000)?),
+            billing_clock_interval: Duration::from_millis(number("RECUR_BILLING_CLOCK_INTERVAL_MS", 1_000)?),
             rate_limits,
             log_filter: get("RECUR_LOG").unwrap_or_else(|| "info".into()),
             log_format,

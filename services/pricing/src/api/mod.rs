@@ -389,7 +389,9 @@ impl PricingApi {
                 offering: &o.offering_id,
                 rate: &o.rate_id,
                 items,
-                allow_archived: false,
+                // A contract going on keeps its rate: archiving one stops
+                // new sign-ups, not the renewals of those who have it.
+                allow_archived: req.continuation,
                 carry: &|_| None,
                 ceilings: &ceilings,
             };

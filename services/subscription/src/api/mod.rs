@@ -23,8 +23,8 @@ pub struct SubscriptionApi {
 }
 
 impl SubscriptionApi {
-    pub fn new(app: App) -> Self {
-        SubscriptionApi { app: Arc::new(app) }
+    pub fn new(app: Arc<App>) -> Self {
+        SubscriptionApi { app }
     }
 }
 

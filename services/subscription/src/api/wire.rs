@@ -362,6 +362,7 @@ pub fn subscription_into_pb(s: Subscription) -> pb::Subscription {
         cancel_comment: s.cancel_comment,
         version: s.version,
         previous_billing_time: opt_timestamp(s.previous_billing_at),
+        parked_reason: s.parked_reason,
     }
 }
 
@@ -444,6 +445,8 @@ pub fn invoice_pb(i: &Invoice) -> pb::Invoice {
         create_time: Some(timestamp(i.created_at)),
         update_time: Some(timestamp(i.updated_at)),
         credit_applied: Some(money_of(i.credit_applied, c)),
+        billing_reason: i.reason.as_str().to_string(),
+        next_action_time: opt_timestamp(i.next_action_at),
     }
 }
 
@@ -596,5 +599,40 @@ pub fn cancel_timing_in(t: i32) -> Result<crate::domain::lifecycle::CancelTiming
         Ok(pb::CancelTiming::EndOfTerm | pb::CancelTiming::Unspecified) => Ok(CancelTiming::EndOfTerm),
         Ok(pb::CancelTiming::WithNotice) => Ok(CancelTiming::WithNotice),
         Err(_) => Err(recur_error::AppError::invalid("timing", "unknown cancel timing")),
+    }
+}
+
+/// A timestamp of the request (INVALID_ARGUMENT on `field` when out of range).
+pub fn time_in(
+    t: &prost_types::Timestamp,
+    field: &str,
+) -> Result<chrono::DateTime<chrono::Utc>, recur_error::AppError> {
+    recur_proto::convert::from_timestamp(t).ok_or_else(|| recur_error::AppError::invalid(field, "is not a valid time"))
+}
+
+pub fn opt_time_in(
+    t: Option<&prost_types::Timestamp>,
+    field: &str,
+) -> Result<Option<chrono::DateTime<chrono::Utc>>, recur_error::AppError> {
+    t.map(|t| time_in(t, field)).transpose()
+}
+
+/// A duration of the request: positive, at most 100 years.
+pub fn duration_in(d: &prost_types::Duration, field: &str) -> Result<chrono::Duration, recur_error::AppError> {
+    let ok = d.seconds >= 0 && d.nanos >= 0 && d.seconds <= 100 * 366 * 86_400;
+    if !ok {
+        return Err(recur_error::AppError::invalid(field, "must be positive and at most 100 years"));
+    }
+    Ok(chrono::Duration::seconds(d.seconds) + chrono::Duration::nanoseconds(i64::from(d.nanos)))
+}
+
+pub fn clock_action_pb(a: crate::app::renew::ClockAction) -> pb::ClockAction {
+    pb::ClockAction {
+        time: Some(timestamp(a.at)),
+        kind: a.kind.to_string(),
+        subscription_id: a.subscription_id,
+        invoice_id: a.invoice_id,
+        payment_id: a.payment_id,
+        reason: a.reason,
     }
 }

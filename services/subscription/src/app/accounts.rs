@@ -206,7 +206,7 @@ impl App {
             check_email(&mut v, format!("account.contacts[{i}].email"), &c.email);
         }
         v.finish()?;
-        let now = self.clock.now_micros();
+        let now = self.now(&ctx.tenant_id);
         let account = Account {
             id: recur_id::new_id(recur_id::Kind::Account),
             custom_id: (!a.custom_id.is_empty()).then(|| a.custom_id.clone()),
@@ -268,7 +268,7 @@ impl App {
         u.check_paths(&mut v, ACCOUNT_PATHS);
         check_account(&mut v, &u.input, |p| u.wants(p));
         v.finish()?;
-        let now = self.clock.now_micros();
+        let now = self.now(&ctx.tenant_id);
         let a = &u.input;
         let apply = |cur: &Account| {
             let mut next = cur.clone();
@@ -312,7 +312,7 @@ impl App {
         v.check(!n.account_id.is_empty(), "contact.account_id", "is required");
         check_email(&mut v, "contact.email".into(), &n.contact.email);
         v.finish()?;
-        let now = self.clock.now_micros();
+        let now = self.now(&ctx.tenant_id);
         let c = &n.contact;
         let contact = Contact {
             id: recur_id::new_id(recur_id::Kind::Contact),
@@ -359,7 +359,7 @@ impl App {
             check_email(&mut v, "contact.email".into(), &u.input.contact.email);
         }
         v.finish()?;
-        let now = self.clock.now_micros();
+        let now = self.now(&ctx.tenant_id);
         let c = &u.input.contact;
         let apply = |cur: &Contact| {
             let mut next = cur.clone();
@@ -461,7 +461,7 @@ impl App {
                 },
             )?;
         }
-        let now = self.clock.now_micros();
+        let now = self.now(&ctx.tenant_id);
         let bg = BillGroup {
             id: recur_id::new_id(recur_id::Kind::BillGroup),
             account_id: account.id.clone(),
@@ -531,7 +531,7 @@ impl App {
             v.check(!b.name.trim().is_empty(), "bill_group.name", "is required");
         }
         v.finish()?;
-        let now = self.clock.now_micros();
+        let now = self.now(&ctx.tenant_id);
         let patch = |cur: &BillGroup| {
             let mut next = cur.clone();
             let mut changed = Vec::new();

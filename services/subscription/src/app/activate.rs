@@ -20,7 +20,20 @@ impl App {
         if let Some(done) = self.replayed(ctx, id, idem).await? {
             return Ok(done.into());
         }
-        let mut sub = self.subscription(tenant, id).await?;
+        let sub = self.subscription(tenant, id).await?;
+        let plan = self.activation(ctx, sub, None).await?;
+        Ok(self.commit(ctx, Action::Activate, idem, plan).await?.into())
+    }
+
+    /// What activating PENDING `sub` makes: its first period from
+    /// `start_date` (`None`: today), priced then, and its first invoice.
+    pub(crate) async fn activation(
+        &self,
+        ctx: &CallContext,
+        mut sub: crate::domain::Subscription,
+        start_date: Option<chrono::NaiveDate>,
+    ) -> AppResult<Plan> {
+        let tenant = ctx.tenant_id.as_str();
         let next = sub.state.after(Action::Activate).map_err(|r| AppError::failed_precondition(r.reason, r.message))?;
         let account = self.account_alone(tenant, &sub.account_id, "id").await?;
         let bill_group = self.bill_group(tenant, &sub.bill_group_id).await?;
@@ -28,13 +41,20 @@ impl App {
             .pricing
             .quote(
                 ctx,
-                &QuoteInput { billing_day: bill_group.billing_day, ..QuoteInput::of_contract(&sub, &account, false) },
+                &QuoteInput {
+                    billing_day: bill_group.billing_day,
+                    start_date: match start_date {
+                        Some(d) => d.format("%Y-%m-%d").to_string(),
+                        None => self.quote_today(ctx, &account).await?,
+                    },
+                    ..QuoteInput::of_contract(&sub, &account, false)
+                },
             )
             .await
             // The contract was priced once; it must price again to start.
             .map_err(crate::peers::repriced)?;
         let offering = quote.offerings.first().ok_or_else(|| AppError::internal("quote without offering"))?;
-        let now = self.clock.now_micros();
+        let now = self.now(tenant);
         let start = offering.period_start.ok_or_else(|| AppError::internal("quote without period"))?;
         sub.state = if offering.trial_end.is_some() { SubscriptionState::Trialing } else { next };
         sub.start_date =
@@ -47,6 +67,7 @@ impl App {
         sub.next_billing_at = offering.next_billing_at;
         sub.recurring_amount = offering.recurring_amount;
         sub.activated_at = Some(now);
+        sub.parked_reason.clear();
         sub.updated_at = now;
         let invoice = first_invoice(&sub, &bill_group, offering, now, self.due_days(ctx, &bill_group).await?);
         if let Some(inv) = &invoice
@@ -65,7 +86,7 @@ impl App {
             },
             now,
         )];
-        Ok(self.commit(ctx, Action::Activate, idem, Plan::new(sub, invoice, events)).await?.into())
+        Ok(Plan::new(sub, invoice, events))
     }
 }
 

@@ -138,7 +138,7 @@ impl App {
         // rate brings its own prices.
         let same_rate = change.rate.is_empty() || change.rate == sub.rate_id;
         let kept_prices = if same_rate { crate::domain::custom_prices(&sub.items) } else { Vec::new() };
-        let now = self.clock.now_micros();
+        let now = self.now(tenant);
         let mut at_period_end = change.at_period_end.unwrap_or(policy.change_at_period_end);
         if sub.state == SubscriptionState::Pending || sub.state == SubscriptionState::Trialing {
             // Nothing paid yet: the contract simply becomes the new one.
@@ -249,7 +249,7 @@ impl App {
         }
         let tenant = ctx.tenant_id.as_str();
         let sub = self.subscription(tenant, id).await?;
-        let now = self.clock.now_micros();
+        let now = self.now(tenant);
         if change.cancel_scheduled {
             if !change.rate.is_empty() || !change.items.is_empty() {
                 return Err(AppError::invalid("change", "must be empty to drop the scheduled change"));

@@ -59,11 +59,13 @@ impl App {
                 other => other.to_string(),
             })
         })?;
-        let now = self.clock.now_micros();
+        let now = self.now(&ctx.tenant_id);
         if !inv.payment_ids.contains(&payment.payment_id) {
             inv.payment_ids.push(payment.payment_id.clone());
         }
         inv.updated_at = now;
+        // Charged: nothing left for the billing clock until dunning says.
+        inv.next_action_at = None;
         let mut events = Vec::new();
         match payment.status {
             PaymentStatus::Succeeded => {

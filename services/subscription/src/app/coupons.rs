@@ -97,7 +97,7 @@ impl App {
             all_usages.push((c.clone(), 0, 1));
         }
         let recurring = self.recurring_with(ctx, &sub, &codes, all_usages).await?;
-        let now = self.clock.now_micros();
+        let now = self.now(&ctx.tenant_id);
         let mut next = sub.clone();
         next.coupon_codes = codes;
         next.recurring_amount = recurring;
@@ -127,7 +127,7 @@ impl App {
         let codes: Vec<String> = sub.coupon_codes.iter().filter(|c| *c != code).cloned().collect();
         let usages = codes.iter().map(|c| (c.clone(), 0, 1)).collect();
         let recurring = self.recurring_with(ctx, &sub, &codes, usages).await?;
-        let now = self.clock.now_micros();
+        let now = self.now(&ctx.tenant_id);
         let mut next = sub.clone();
         next.coupon_codes = codes;
         next.recurring_amount = recurring;

@@ -38,7 +38,7 @@ pub struct ImportInput {
 impl App {
     pub async fn import(&self, ctx: &CallContext, r: &ImportInput, idem: &Idem) -> AppResult<Subscription> {
         let tenant = ctx.tenant_id.as_str();
-        let now = self.clock.now_micros();
+        let now = self.now(tenant);
         let mut v = Violations::new();
         v.check(!r.account_id.is_empty(), "account_id", "is required");
         v.check(!r.bill_group_id.is_empty(), "bill_group_id", "is required");
@@ -82,7 +82,7 @@ impl App {
                     tax_address: account.billing_address.clone(),
                     tax_exempt: account.tax_exempt,
                     compute_tax: !account.billing_address.country.is_empty(),
-                    start_date: String::new(),
+                    start_date: self.quote_today(ctx, &account).await?,
                     time_zone: zone,
                     // Going on from elsewhere: no trial or setup fee again.
                     continuation: true,
@@ -128,6 +128,7 @@ impl App {
             cancel_reason: String::new(),
             cancel_comment: String::new(),
             previous_billing_at: r.previous_billing_at,
+            parked_reason: String::new(),
             version: 0,
             created_at: now,
             updated_at: now,

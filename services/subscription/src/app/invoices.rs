@@ -21,7 +21,7 @@ use super::{App, Idem};
 use crate::domain::invoice::first_invoice;
 use crate::domain::lifecycle::{self, Terms};
 use crate::domain::{
-    CreditEntry, Event, Invoice, InvoiceLine, InvoiceStatus, LineKind, PendingCharge, SubscriptionEvent,
+    CreditEntry, Event, Invoice, InvoiceLine, InvoiceReason, InvoiceStatus, LineKind, PendingCharge, SubscriptionEvent,
     SubscriptionState,
 };
 use crate::peers::QuoteInput;
@@ -87,7 +87,7 @@ impl App {
         let balance = self.credit_balance(tenant, &inv.account_id, inv.currency.code()).await?;
         let taken = inv.apply_credit(balance);
         if !taken.is_zero() {
-            let now = self.clock.now_micros();
+            let now = self.now(tenant);
             let mut e = CreditEntry::new(
                 &inv.account_id,
                 inv.currency,
@@ -153,7 +153,7 @@ impl App {
         let tenant = ctx.tenant_id.as_str();
         let sub = self.subscription(tenant, &inv.subscription_id).await?;
         if sub.state == SubscriptionState::PastDue {
-            let at = self.clock.now_micros();
+            let at = self.now(tenant);
             let event = Event::new(
                 SubscriptionEvent::SubscriptionActivated {
                     subscription_id: sub.id.clone(),
@@ -180,9 +180,11 @@ impl App {
             return Err(not_open(&inv, if void { "voided" } else { "marked uncollectible" }));
         }
         let before = (inv.status, inv.updated_at);
-        let now = self.clock.now_micros();
+        let now = self.now(tenant);
         inv.status = target;
         inv.updated_at = now;
+        // A voided draft is not finalized or collected by the billing clock.
+        inv.next_action_at = None;
         let mut credits = Vec::new();
         let mut events = Vec::new();
         if void && !inv.credit_applied.is_zero() {
@@ -191,15 +193,7 @@ impl App {
             e.invoice_id = inv.id.clone();
             e.subscription_id = inv.subscription_id.clone();
             e.description = "returned by a voided invoice".into();
-            events.push(Event::new(
-                SubscriptionEvent::AccountCreditChanged {
-                    account_id: inv.account_id.clone(),
-                    amount: e.amount.to_string(),
-                    currency: inv.currency.code().into(),
-                    source: e.source.clone(),
-                },
-                now,
-            ));
+            events.push(super::mutate::credit_event(&e, now));
             credits.push(e);
             inv.credit_applied = Decimal::ZERO;
         }
@@ -273,7 +267,7 @@ impl App {
             }
             r.description.clone()
         };
-        let now = self.clock.now_micros();
+        let now = self.now(tenant);
         if !r.subscription_id.is_empty() {
             // On the subscription's next invoice.
             let sub = self
@@ -360,6 +354,8 @@ impl App {
             payment_ids: Vec::new(),
             created_at: now,
             updated_at: now,
+            reason: InvoiceReason::Manual,
+            next_action_at: None,
         };
         inv.total_lines();
         if bill_group.can_charge_automatically() {
@@ -400,6 +396,20 @@ impl App {
                 "NO_UPCOMING_INVOICE",
                 "the subscription is not invoiced again (it ends, or is paused)",
             ));
+        }
+        if sub.state != SubscriptionState::Pending {
+            // Exactly what the billing clock will make at the period end.
+            let at = sub.next_billing_at.unwrap_or(sub.current_period_end);
+            if let Some(mut inv) = self.renewal(ctx, &sub, at).await?.invoice {
+                inv.id = String::new();
+                inv.issued_at = Some(at);
+                inv.next_action_at = None;
+                inv.created_at = self.now(tenant);
+                inv.updated_at = inv.created_at;
+                let balance = self.credit_balance(tenant, &sub.account_id, sub.currency.code()).await?;
+                inv.apply_credit(balance);
+                return Ok(inv);
+            }
         }
         let account = self.account_alone(tenant, &sub.account_id, "id").await?;
         let bill_group = self.bill_group(tenant, &sub.bill_group_id).await?;
@@ -452,7 +462,7 @@ impl App {
         let offering = quote.offerings.first().ok_or_else(|| AppError::internal("quote without offering"))?;
         next.current_period_start = start;
         next.current_period_end = end;
-        let now = self.clock.now_micros();
+        let now = self.now(tenant);
         let mut inv =
             first_invoice(&next, &bill_group, offering, now, policy.invoice_due_days).unwrap_or_else(|| Invoice {
                 id: String::new(),
@@ -477,6 +487,8 @@ impl App {
                 payment_ids: Vec::new(),
                 created_at: now,
                 updated_at: now,
+                reason: InvoiceReason::SubscriptionCycle,
+                next_action_at: None,
             });
         for pending in self.repo.pending_charges(tenant, &sub.id).await? {
             inv.lines.push(InvoiceLine {

@@ -50,7 +50,7 @@ impl App {
         what: &str,
     ) -> AppResult<Option<Invoice>> {
         let tenant = ctx.tenant_id.as_str();
-        let now = self.clock.now_micros();
+        let now = self.now(tenant);
         let invoices = self.repo.invoices_of_subscription(tenant, &sub.id).await?;
         let lines = lifecycle::unused_credit_lines(sub, &invoices, now, terms, sub.currency, what);
         if lines.is_empty() {
@@ -75,7 +75,7 @@ impl App {
         let sub = self.subscription(&ctx.tenant_id, id).await?;
         sub.state.after(Action::Cancel).map_err(refused)?;
         let (terms, policy) = self.terms(ctx, &sub).await?;
-        let now = self.clock.now_micros();
+        let now = self.now(&ctx.tenant_id);
         let next = lifecycle::cancel(&sub, timing, &terms, now, reason, comment).map_err(refused)?;
         let mut invoice = None;
         let event = if next.state == SubscriptionState::Canceled {
@@ -99,7 +99,7 @@ impl App {
             return Ok(done);
         }
         let sub = self.subscription(&ctx.tenant_id, id).await?;
-        let now = self.clock.now_micros();
+        let now = self.now(&ctx.tenant_id);
         let event = Event::new(SubscriptionEvent::SubscriptionReactivated { subscription_id: sub.id.clone() }, now);
         if let Some(next) = lifecycle::undo_cancellation(&sub, now) {
             return self.commit(ctx, Action::Reactivate, idem, Plan::new(next, None, vec![event])).await;
@@ -125,7 +125,7 @@ impl App {
             return Ok(done);
         }
         let sub = self.subscription(&ctx.tenant_id, id).await?;
-        let now = self.clock.now_micros();
+        let now = self.now(&ctx.tenant_id);
         let next = lifecycle::pause(&sub, at_period_end, resume_at, now).map_err(refused)?;
         if let Some(r) = resume_at
             && next.paused_at.is_some_and(|p| r <= p)
@@ -153,7 +153,7 @@ impl App {
             return Ok(done);
         }
         let sub = self.subscription(&ctx.tenant_id, id).await?;
-        let now = self.clock.now_micros();
+        let now = self.now(&ctx.tenant_id);
         let event = Event::new(SubscriptionEvent::SubscriptionResumed { subscription_id: sub.id.clone() }, now);
         if lifecycle::pause_scheduled(&sub) {
             // A pause that has not begun is dropped.
@@ -184,12 +184,18 @@ impl App {
         let bill_group = self.bill_group(tenant, &sub.bill_group_id).await?;
         let quote = self
             .pricing
-            .quote(ctx, &QuoteInput::of_contract(sub, &account, true))
+            .quote(
+                ctx,
+                &QuoteInput {
+                    start_date: self.quote_today(ctx, &account).await?,
+                    ..QuoteInput::of_contract(sub, &account, true)
+                },
+            )
             .await
             // The contract was priced before; it must price again.
             .map_err(crate::peers::repriced)?;
         let offering = quote.offerings.first().ok_or_else(|| AppError::internal("quote without offering"))?;
-        let now = self.clock.now_micros();
+        let now = self.now(tenant);
         let missing = || AppError::internal("quote without period");
         let today = chrono::NaiveDate::parse_from_str(&quote.start_date, "%Y-%m-%d").map_err(AppError::internal)?;
         let mut next = sub.clone();

@@ -5,13 +5,15 @@
 //! canceling, pausing, resuming and reactivating ([`lifecycle`]), coupons
 //! ([`coupons`]), invoices after they are made and one-off charges
 //! ([`invoices`]), collecting an invoice ([`collect`]), listings
-//! ([`list`]) and the event list ([`events`]). Every change of a stored
+//! ([`list`]), the event list ([`events`]), the tenants' clocks
+//! ([`clock`]) and the billing clock ([`renew`]). Every change of a stored
 //! subscription goes through [`mutate`]: idempotent, written over the
 //! version it read, with its invoice, credit and events in one transaction.
 
 pub mod accounts;
 pub mod activate;
 pub mod change;
+pub mod clock;
 pub mod collect;
 pub mod coupons;
 pub mod events;
@@ -20,6 +22,7 @@ pub mod invoices;
 pub mod lifecycle;
 pub mod list;
 pub mod mutate;
+pub mod renew;
 pub mod subscribe;
 
 use std::sync::Arc;
@@ -38,6 +41,11 @@ pub struct App {
     pub payments: Arc<dyn Payments>,
     pub catalog: Arc<dyn Catalog>,
     pub clock: SharedClock,
+    /// The tenants in test mode and their times (see [`clock`]).
+    pub test_clocks: Arc<clock::TestClocks>,
+    /// Mints the tokens the billing clock calls the peers with on a
+    /// tenant's behalf (`None`: peers that check none, in unit tests).
+    pub peer_key: Option<recur_auth::TokenKey>,
 }
 
 /// The idempotency key of a create and the fingerprint of its request.

@@ -50,7 +50,7 @@ pub fn refused(r: Refusal) -> AppError {
 
 /// The credit an invoice moves: a credit note grants what it credits; a
 /// charge consumes the credit applied to it.
-fn credit_of(inv: &Invoice) -> Option<CreditEntry> {
+pub(crate) fn credit_of(inv: &Invoice) -> Option<CreditEntry> {
     let amount = if inv.amount < Decimal::ZERO { -inv.amount } else { -inv.credit_applied };
     if amount.is_zero() {
         return None;
@@ -60,6 +60,19 @@ fn credit_of(inv: &Invoice) -> Option<CreditEntry> {
     e.invoice_id = inv.id.clone();
     e.description = if amount > Decimal::ZERO { "credit note".into() } else { "applied to invoice".into() };
     Some(e)
+}
+
+/// The event of credit movement `e`.
+pub(crate) fn credit_event(e: &CreditEntry, at: chrono::DateTime<chrono::Utc>) -> Event {
+    Event::new(
+        SubscriptionEvent::AccountCreditChanged {
+            account_id: e.account_id.clone(),
+            amount: e.amount.to_string(),
+            currency: e.currency.code().to_string(),
+            source: e.source.clone(),
+        },
+        at,
+    )
 }
 
 impl App {
@@ -93,11 +106,15 @@ impl App {
         mut plan: Plan,
     ) -> AppResult<Changed> {
         let tenant = ctx.tenant_id.as_str();
+        if action != Action::Renew {
+            // A change of a parked subscription is what un-parks it.
+            plan.sub.parked_reason.clear();
+        }
         let mut credits = Vec::new();
         if let Some(inv) = &mut plan.invoice {
             // A charge consumes the account's credit before anything is
-            // charged.
-            if inv.amount > Decimal::ZERO {
+            // charged (a draft when it is finalized).
+            if inv.amount > Decimal::ZERO && inv.status != InvoiceStatus::Draft {
                 let balance = self.credit_balance(tenant, &inv.account_id, inv.currency.code()).await?;
                 inv.apply_credit(balance);
                 if inv.amount_due().is_zero() && inv.status == InvoiceStatus::Open {
@@ -106,15 +123,7 @@ impl App {
                 }
             }
             if let Some(e) = credit_of(inv) {
-                plan.events.push(Event::new(
-                    SubscriptionEvent::AccountCreditChanged {
-                        account_id: e.account_id.clone(),
-                        amount: e.amount.to_string(),
-                        currency: e.currency.code().to_string(),
-                        source: e.source.clone(),
-                    },
-                    inv.created_at,
-                ));
+                plan.events.push(credit_event(&e, inv.created_at));
                 credits.push(e);
             }
             plan.events.push(Event::new(
@@ -197,7 +206,7 @@ impl App {
             && let Ok(next) = sub.state.after(Action::PaymentFailed)
             && next != sub.state
         {
-            let at = self.clock.now_micros();
+            let at = self.now(tenant);
             let event = Event::new(
                 SubscriptionEvent::SubscriptionPastDue {
                     subscription_id: sub.id.clone(),

@@ -86,6 +86,8 @@ impl App {
             .ok_or_else(|| super::accounts::no_account(&r.account_id, "account_id").into_invalid_reference())?;
         let bill_group = super::accounts::of_account(found.bill_group, &account.id, &r.bill_group_id)?;
 
+        let start_date =
+            if r.start_date.is_empty() { self.quote_today(ctx, &account).await? } else { r.start_date.clone() };
         // Coupons are counted here; pricing refuses one used up.
         let (coupon_usages, redeem) =
             self.coupon_usages(ctx, &r.coupon_codes, &|i| format!("coupon_codes[{i}]")).await?;
@@ -101,7 +103,7 @@ impl App {
                     tax_address: account.billing_address.clone(),
                     tax_exempt: account.tax_exempt,
                     compute_tax: !account.billing_address.country.is_empty(),
-                    start_date: r.start_date.clone(),
+                    start_date,
                     time_zone: account.time_zone.clone(),
                     continuation: false,
                     coupon_usages,
@@ -111,7 +113,7 @@ impl App {
             )
             .await?;
         let offering = quote.offerings.first().ok_or_else(|| AppError::internal("quote without offering"))?;
-        let now = self.clock.now_micros();
+        let now = self.now(tenant);
         let period_start = offering.period_start.ok_or_else(|| AppError::internal("quote without period"))?;
         let period_end = offering.period_end.ok_or_else(|| AppError::internal("quote without period"))?;
         let start = quote.start.unwrap_or(period_start);
@@ -146,7 +148,13 @@ impl App {
             current_period_end: period_end,
             trial_start: offering.trial_end.map(|_| start),
             trial_end: offering.trial_end,
-            next_billing_at: offering.next_billing_at,
+            // A contract starting later is started by the billing clock; one
+            // agreed as pending waits for ActivateSubscription.
+            next_billing_at: match state {
+                SubscriptionState::Pending if r.pending => None,
+                SubscriptionState::Pending => Some(start),
+                _ => offering.next_billing_at,
+            },
             activated_at: (state != SubscriptionState::Pending).then_some(now),
             canceled_at: None,
             expires_at: None,
@@ -157,6 +165,7 @@ impl App {
             cancel_reason: String::new(),
             cancel_comment: String::new(),
             previous_billing_at: None,
+            parked_reason: String::new(),
             version: 0,
             created_at: now,
             updated_at: now,
@@ -286,7 +295,7 @@ impl App {
             Err(e) => return Err(e),
         };
         if collected.failed {
-            let at = self.clock.now_micros();
+            let at = self.now(tenant);
             if let Ok(next) = sub.state.after(Action::PaymentFailed)
                 && next != sub.state
             {
@@ -307,7 +316,7 @@ impl App {
 
     /// Voids `inv` and cancels `sub`, with events naming `reason`.
     async fn undo_subscription(&self, tenant: &str, sub: &Subscription, inv: &Invoice, reason: &str) -> AppResult<()> {
-        let at = self.clock.now_micros();
+        let at = self.now(tenant);
         let events = [
             Event::new(SubscriptionEvent::InvoiceVoided { invoice_id: inv.id.clone(), reason: reason.into() }, at),
             Event::new(

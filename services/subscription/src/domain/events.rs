@@ -52,8 +52,18 @@ pub enum SubscriptionEvent {
     CouponRemoved { subscription_id: String, code: String },
     #[serde(rename = "account.credit_changed")]
     AccountCreditChanged { account_id: String, amount: String, currency: String, source: String },
+    /// The billing clock started period `period_start`..`period_end`
+    /// (RFC 3339), invoiced by `invoice_id` (empty: nothing was due).
+    #[serde(rename = "subscription.renewed")]
+    SubscriptionRenewed { subscription_id: String, period_start: String, period_end: String, invoice_id: String },
+    /// The billing clock stopped renewing it: `reason` says why.
+    #[serde(rename = "subscription.parked")]
+    SubscriptionParked { subscription_id: String, reason: String, message: String },
     #[serde(rename = "invoice.created")]
     InvoiceCreated { invoice_id: String, amount: String },
+    /// A draft made final: numbered, no longer changed, to be collected.
+    #[serde(rename = "invoice.finalized")]
+    InvoiceFinalized { invoice_id: String, number: String },
     #[serde(rename = "invoice.paid")]
     InvoicePaid { invoice_id: String, payment_id: String },
     #[serde(rename = "invoice.payment_failed")]
@@ -86,6 +96,9 @@ impl SubscriptionEvent {
             SubscriptionEvent::AccountCreditChanged { .. } => "account.credit_changed",
             SubscriptionEvent::CouponApplied { .. } => "subscription.coupon_applied",
             SubscriptionEvent::CouponRemoved { .. } => "subscription.coupon_removed",
+            SubscriptionEvent::SubscriptionRenewed { .. } => "subscription.renewed",
+            SubscriptionEvent::SubscriptionParked { .. } => "subscription.parked",
+            SubscriptionEvent::InvoiceFinalized { .. } => "invoice.finalized",
             SubscriptionEvent::InvoiceCreated { .. } => "invoice.created",
             SubscriptionEvent::InvoicePaid { .. } => "invoice.paid",
             SubscriptionEvent::InvoicePaymentFailed { .. } => "invoice.payment_failed",
@@ -114,8 +127,11 @@ impl SubscriptionEvent {
             | SubscriptionEvent::SubscriptionResumed { subscription_id }
             | SubscriptionEvent::SubscriptionChanged { subscription_id, .. }
             | SubscriptionEvent::CouponApplied { subscription_id, .. }
-            | SubscriptionEvent::CouponRemoved { subscription_id, .. } => subscription_id,
+            | SubscriptionEvent::CouponRemoved { subscription_id, .. }
+            | SubscriptionEvent::SubscriptionRenewed { subscription_id, .. }
+            | SubscriptionEvent::SubscriptionParked { subscription_id, .. } => subscription_id,
             SubscriptionEvent::InvoiceCreated { invoice_id, .. }
+            | SubscriptionEvent::InvoiceFinalized { invoice_id, .. }
             | SubscriptionEvent::InvoicePaid { invoice_id, .. }
             | SubscriptionEvent::InvoicePaymentFailed { invoice_id, .. }
             | SubscriptionEvent::InvoiceVoided { invoice_id, .. }

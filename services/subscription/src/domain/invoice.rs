@@ -6,7 +6,7 @@ use chrono::{DateTime, Duration, Utc};
 use recur_money::Currency;
 use rust_decimal::Decimal;
 
-use super::{BillGroup, Invoice, InvoiceLine, InvoiceStatus, LineKind, Subscription, TierLine};
+use super::{BillGroup, Invoice, InvoiceLine, InvoiceReason, InvoiceStatus, LineKind, Subscription, TierLine};
 
 /// What pricing answered for one offering of a cart, in domain terms.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -131,7 +131,22 @@ pub fn first_invoice(
             }
         })
         .collect();
-    let mut inv = Invoice {
+    let mut inv = period_invoice(sub, bill_group, lines, now, due_days);
+    inv.total_lines();
+    Some(inv)
+}
+
+/// An OPEN invoice of `sub`'s current period with `lines` (not totaled
+/// yet), made at `now`, due now on a bill group that pays automatically,
+/// else after `due_days`.
+pub fn period_invoice(
+    sub: &Subscription,
+    bill_group: &BillGroup,
+    lines: Vec<InvoiceLine>,
+    now: DateTime<Utc>,
+    due_days: u32,
+) -> Invoice {
+    Invoice {
         id: recur_id::new_id(recur_id::Kind::Invoice),
         number: String::new(),
         account_id: sub.account_id.clone(),
@@ -157,10 +172,10 @@ pub fn first_invoice(
         payment_ids: Vec::new(),
         created_at: now,
         updated_at: now,
+        reason: InvoiceReason::SubscriptionCreate,
+        next_action_at: None,
         credit_applied: Decimal::ZERO,
-    };
-    inv.total_lines();
-    Some(inv)
+    }
 }
 
 /// The invoice of a change made during a period (`lines`, each already
@@ -206,6 +221,8 @@ pub fn adjustment_invoice(
         payment_ids: Vec::new(),
         created_at: now,
         updated_at: now,
+        reason: InvoiceReason::SubscriptionUpdate,
+        next_action_at: None,
     };
     inv.total_lines();
     if inv.amount <= Decimal::ZERO {
@@ -221,7 +238,7 @@ mod tests {
     use std::str::FromStr;
 
     use super::*;
-    use crate::domain::{BillingAnchor, CollectionMethod, Item, SubscriptionState};
+    use crate::domain::{BillingAnchor, CollectionMethod};
 
     fn d(s: &str) -> Decimal {
         Decimal::from_str(s).expect("literal")
@@ -240,41 +257,17 @@ mod tests {
     }
 
     fn fixtures(now: DateTime<Utc>) -> (Subscription, BillGroup) {
-        let usd = Currency::from_code("USD").expect("usd");
         let sub = Subscription {
-            id: "sub_1".into(),
-            custom_id: None,
-            account_id: "acct_1".into(),
-            bill_group_id: "bg_1".into(),
-            offering_id: "offr_1".into(),
-            rate_id: "rate_1".into(),
-            state: SubscriptionState::Active,
-            items: vec![Item { product_id: "prod_1".into(), quantity: Decimal::ONE, custom_price: None }],
-            coupon_codes: vec![],
-            currency: usd,
             recurring_amount: d("100"),
             start_date: now.date_naive(),
             billing_anchor: BillingAnchor::of(now.date_naive(), false),
-            metadata: Default::default(),
-            cancel_at_period_end: false,
             current_period_start: now,
             current_period_end: now + Duration::days(30),
-            trial_start: None,
-            trial_end: None,
             next_billing_at: None,
             activated_at: Some(now),
-            canceled_at: None,
-            expires_at: None,
-            quote_id: String::new(),
-            scheduled_change: None,
-            paused_at: None,
-            resume_at: None,
-            cancel_reason: String::new(),
-            cancel_comment: String::new(),
-            previous_billing_at: None,
-            version: 0,
             created_at: now,
             updated_at: now,
+            ..crate::domain::test_subscription()
         };
         let bg = BillGroup {
             id: "bg_1".into(),

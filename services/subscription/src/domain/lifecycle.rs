@@ -112,17 +112,22 @@ pub fn cancel(
             s.cancel_at_period_end = true;
             s.expires_at = Some(end);
         }
-        _ => {
-            s.state = canceled;
-            s.cancel_at_period_end = false;
-            s.expires_at = Some(now);
-            s.next_billing_at = None;
-            s.scheduled_change = None;
-            s.paused_at = None;
-            s.resume_at = None;
-        }
+        _ => end_now(&mut s, canceled, now),
     }
     Ok(s)
+}
+
+/// `s` ended at `at` in `state` (CANCELED): nothing scheduled or billed
+/// any more.
+pub fn end_now(s: &mut Subscription, state: SubscriptionState, at: DateTime<Utc>) {
+    s.state = state;
+    s.cancel_at_period_end = false;
+    s.expires_at = Some(at);
+    s.next_billing_at = None;
+    s.scheduled_change = None;
+    s.paused_at = None;
+    s.resume_at = None;
+    s.updated_at = at;
 }
 
 /// `sub` with its scheduled cancellation undone (ReactivateSubscription on a
@@ -238,7 +243,6 @@ pub fn unused_credit_lines(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{BillingAnchor, Item};
     use chrono::TimeZone;
     use recur_period::Unit;
 
@@ -256,41 +260,7 @@ mod tests {
     }
 
     fn sub() -> Subscription {
-        Subscription {
-            id: "sub_1".into(),
-            custom_id: None,
-            account_id: "acct_1".into(),
-            bill_group_id: "bg_1".into(),
-            offering_id: "offr_1".into(),
-            rate_id: "rate_1".into(),
-            state: SubscriptionState::Active,
-            items: vec![Item { product_id: "prod_1".into(), quantity: Decimal::ONE, custom_price: None }],
-            coupon_codes: Vec::new(),
-            currency: Currency::from_code("USD").expect("usd"),
-            recurring_amount: Decimal::from(31),
-            start_date: chrono::NaiveDate::from_ymd_opt(2023, 1, 31).expect("date"),
-            billing_anchor: BillingAnchor { day: 31, month: 0 },
-            metadata: Default::default(),
-            cancel_at_period_end: false,
-            current_period_start: at(2023, 1, 31),
-            current_period_end: at(2023, 2, 28),
-            trial_start: None,
-            trial_end: None,
-            next_billing_at: Some(at(2023, 2, 28)),
-            activated_at: Some(at(2023, 1, 31)),
-            canceled_at: None,
-            expires_at: None,
-            quote_id: String::new(),
-            scheduled_change: None,
-            paused_at: None,
-            resume_at: None,
-            cancel_reason: String::new(),
-            cancel_comment: String::new(),
-            previous_billing_at: None,
-            version: 0,
-            created_at: at(2023, 1, 31),
-            updated_at: at(2023, 1, 31),
-        }
+        crate::domain::test_subscription()
     }
 
     #[test]
@@ -375,6 +345,8 @@ mod tests {
             payment_ids: Vec::new(),
             created_at: at(2023, 1, 31),
             updated_at: at(2023, 1, 31),
+            reason: crate::domain::InvoiceReason::SubscriptionCycle,
+            next_action_at: None,
         };
         let lines =
             unused_credit_lines(&s, std::slice::from_ref(&inv), at(2023, 2, 21), &terms(0), s.currency, "Unused");

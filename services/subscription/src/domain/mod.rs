@@ -8,6 +8,7 @@ pub mod anchor;
 pub mod events;
 pub mod invoice;
 pub mod lifecycle;
+pub mod renewal;
 pub mod state;
 
 use std::collections::BTreeMap;
@@ -67,6 +68,16 @@ recur_storage::stored_enum!(InvoiceStatus {
     Paid => "paid",
     Void => "void",
     Uncollectible => "uncollectible",
+});
+// Why an invoice was made (`Unknown`: before reasons were kept). A
+// `SubscriptionCycle` invoice is a renewal by the billing clock, unique per
+// subscription and period in the database.
+recur_storage::stored_enum!(InvoiceReason {
+    Unknown => "",
+    SubscriptionCreate => "subscription_create",
+    SubscriptionCycle => "subscription_cycle",
+    SubscriptionUpdate => "subscription_update",
+    Manual => "manual",
 });
 recur_storage::stored_enum!(LineKind {
     Subscription => "subscription",
@@ -189,6 +200,8 @@ pub struct Subscription {
     pub cancel_comment: String,
     /// For an imported subscription, when it was last billed elsewhere.
     pub previous_billing_at: Option<DateTime<Utc>>,
+    /// Why the billing clock stopped renewing it (empty: it did not).
+    pub parked_reason: String,
     /// Bumped by every stored change; a change is written only over the
     /// version it read.
     pub version: i64,
@@ -320,6 +333,10 @@ pub struct Invoice {
     pub payment_ids: Vec<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    pub reason: InvoiceReason,
+    /// When the billing clock next acts on it (finalizes a draft, collects
+    /// it); `None`: nothing left for the clock.
+    pub next_action_at: Option<DateTime<Utc>>,
 }
 
 impl Invoice {
@@ -341,5 +358,48 @@ impl Invoice {
         let take = available.max(Decimal::ZERO).min(self.amount_due());
         self.credit_applied += take;
         take
+    }
+}
+
+/// A monthly contract anchored on the 31st, in its period Jan 31 to Feb 28
+/// 2023 (UTC), for the rules' unit tests.
+#[cfg(test)]
+pub(crate) fn test_subscription() -> Subscription {
+    let at = |m, d| chrono::TimeZone::with_ymd_and_hms(&Utc, 2023, m, d, 0, 0, 0).single().expect("date");
+    Subscription {
+        id: "sub_1".into(),
+        custom_id: None,
+        account_id: "acct_1".into(),
+        bill_group_id: "bg_1".into(),
+        offering_id: "offr_1".into(),
+        rate_id: "rate_1".into(),
+        state: SubscriptionState::Active,
+        items: vec![Item { product_id: "prod_1".into(), quantity: Decimal::ONE, custom_price: None }],
+        coupon_codes: Vec::new(),
+        currency: Currency::from_code("USD").expect("usd"),
+        recurring_amount: Decimal::from(31),
+        start_date: NaiveDate::from_ymd_opt(2023, 1, 31).expect("date"),
+        billing_anchor: BillingAnchor { day: 31, month: 0 },
+        metadata: Default::default(),
+        cancel_at_period_end: false,
+        current_period_start: at(1, 31),
+        current_period_end: at(2, 28),
+        trial_start: None,
+        trial_end: None,
+        next_billing_at: Some(at(2, 28)),
+        activated_at: Some(at(1, 31)),
+        canceled_at: None,
+        expires_at: None,
+        quote_id: String::new(),
+        scheduled_change: None,
+        paused_at: None,
+        resume_at: None,
+        cancel_reason: String::new(),
+        cancel_comment: String::new(),
+        previous_billing_at: None,
+        parked_reason: String::new(),
+        version: 0,
+        created_at: at(1, 31),
+        updated_at: at(1, 31),
     }
 }

@@ -36,6 +36,8 @@ pub enum Action {
     PaymentFailed,
     /// Its open invoices are paid.
     PaymentSucceeded,
+    /// The billing clock starts its next period (a trial's end included).
+    Renew,
 }
 
 /// Why an action is not possible now.
@@ -62,6 +64,8 @@ impl SubscriptionState {
             (S::Active | S::Trialing | S::PastDue, A::PaymentFailed) => Some(S::PastDue),
             (S::PastDue, A::PaymentSucceeded) => Some(S::Active),
             (S::Active | S::Trialing, A::PaymentSucceeded) => Some(self),
+            (S::Trialing, A::Renew) => Some(S::Active),
+            (S::Active | S::PastDue, A::Renew) => Some(self),
             _ => None,
         };
         next.ok_or_else(|| Refusal {
@@ -83,6 +87,7 @@ impl Action {
             Action::Reactivate => "reactivate",
             Action::PaymentFailed => "payment_failed",
             Action::PaymentSucceeded => "payment_succeeded",
+            Action::Renew => "renew",
         }
     }
 
@@ -96,6 +101,7 @@ impl Action {
             Action::Reactivate => "reactivated",
             Action::PaymentFailed => "marked past due",
             Action::PaymentSucceeded => "marked paid",
+            Action::Renew => "renewed",
         }
     }
 }
@@ -115,6 +121,9 @@ mod tests {
         assert_eq!(S::Paused.after(A::Resume), Ok(S::Active));
         assert_eq!(S::Canceled.after(A::Reactivate), Ok(S::Active));
         assert_eq!(S::Trialing.after(A::Cancel), Ok(S::Canceled));
+        assert_eq!(S::Trialing.after(A::Renew), Ok(S::Active));
+        assert_eq!(S::PastDue.after(A::Renew), Ok(S::PastDue));
+        assert!(S::Paused.after(A::Renew).is_err());
     }
 
     #[test]

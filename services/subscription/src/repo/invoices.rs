@@ -94,7 +94,7 @@ macro_rules! store {
             async fn record_payment(&self, tenant: &str, inv: &Invoice, events: &[Event]) -> Result<(), StorageError> {
                 // One statement on Postgres, one transaction on SQLite.
                 let mut w = Writes::new();
-                let (t, id, status, paid, paid_at, payment_ids, at) = (
+                let (t, id, status, paid, paid_at, payment_ids, at, next_action) = (
                     tenant.to_string(),
                     inv.id.clone(),
                     inv.status.as_str(),
@@ -102,6 +102,7 @@ macro_rules! store {
                     inv.paid_at,
                     to_json(&inv.payment_ids)?,
                     inv.updated_at,
+                    inv.next_action_at,
                 );
                 w.add(move |qb| {
                     qb.push("UPDATE invoices SET status = ")
@@ -114,6 +115,8 @@ macro_rules! store {
                         .push_bind(payment_ids)
                         .push(", updated_at = ")
                         .push_bind(at)
+                        .push(", next_action_at = ")
+                        .push_bind(next_action)
                         .push(" WHERE tenant_id = ")
                         .push_bind(t)
                         .push(" AND id = ")
@@ -136,7 +139,7 @@ macro_rules! store {
                 let mut tx = self.pool.begin().await?;
                 let changed = sqlx::query(
                     "UPDATE invoices SET status = $3, amount_paid = $4, credit_applied = $5, paid_at = $6, \
-                     payment_ids = $7, updated_at = $8 \
+                     payment_ids = $7, updated_at = $8, issued_at = $11, due_at = $12, next_action_at = $13 \
                      WHERE tenant_id = $1 AND id = $2 AND status = $9 AND updated_at = $10",
                 )
                 .bind(tenant)
@@ -149,6 +152,9 @@ macro_rules! store {
                 .bind(inv.updated_at)
                 .bind(was.as_str())
                 .bind(read_at)
+                .bind(inv.issued_at)
+                .bind(inv.due_at)
+                .bind(inv.next_action_at)
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();

@@ -9,6 +9,7 @@
 //! numbered per tenant when first listed ([`recur_storage::outbox`]).
 
 mod accounts;
+mod clock;
 mod events;
 mod invoices;
 mod numbering;
@@ -401,10 +402,89 @@ pub trait EventStore: Send + Sync {
     async fn list_events(&self, tenant: &str, after: i64, limit: i64) -> Result<Vec<Event>, StorageError>;
 }
 
-/// Every store of the service, on one backend.
-pub trait SubscriptionRepo: AccountStore + SubscriptionStore + InvoiceStore + EventStore + 'static {}
+/// Which due subscriptions a run of the billing clock claims: due at or
+/// before `due` (the tenant's time), of `tenant` (`None`: of every tenant
+/// not in test mode), not leased by another run until after `wall_now`
+/// (the system time), leased to `owner` until `lease_until`.
+#[derive(Clone, Copy, Debug)]
+pub struct DueQuery<'a> {
+    pub tenant: Option<&'a str>,
+    pub due: DateTime<Utc>,
+    pub owner: &'a str,
+    pub wall_now: DateTime<Utc>,
+    pub lease_until: DateTime<Utc>,
+    pub limit: i64,
+}
 
-impl<T: AccountStore + SubscriptionStore + InvoiceStore + EventStore + 'static> SubscriptionRepo for T {}
+#[async_trait]
+pub trait ClockStore: Send + Sync {
+    /// Leases up to `q.limit` due subscriptions to `q.owner` and answers
+    /// them (tenant, id). On Postgres the candidates are locked with `FOR
+    /// UPDATE SKIP LOCKED`, so runs of several replicas claim disjoint
+    /// sets; a lease that expired (its run died) is claimed again.
+    async fn claim_due(&self, q: &DueQuery<'_>) -> Result<Vec<(String, String)>, StorageError>;
+    /// Gives up `owner`'s lease of subscription `id`.
+    async fn release_lease(&self, tenant: &str, id: &str, owner: &str) -> Result<(), StorageError>;
+    /// Parks subscription `id` (read at `version`) with `reason` and its
+    /// event: the clock leaves it alone until a change clears the reason.
+    /// `Ok(false)`: it changed meanwhile, nothing written.
+    async fn park_subscription(
+        &self,
+        tenant: &str,
+        id: &str,
+        version: i64,
+        reason: &str,
+        at: DateTime<Utc>,
+        event: &Event,
+    ) -> Result<bool, StorageError>;
+    /// Invoices (tenant, id) the clock is to act on at or before `due`, of
+    /// `tenant` (`None`: of every tenant not in test mode), earliest first.
+    async fn invoices_due(
+        &self,
+        tenant: Option<&str>,
+        due: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<(String, String)>, StorageError>;
+    /// Takes invoice `id` for one run of the clock: moves its next action
+    /// from `seen` (as the run read it) to `until`, so other runs leave it
+    /// alone until then (and take it again if this run dies). `Ok(false)`:
+    /// another run took it first.
+    async fn take_invoice(
+        &self,
+        tenant: &str,
+        id: &str,
+        seen: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StorageError>;
+    /// For each coupon subscription `id` redeemed, how many of its start
+    /// and renewal invoices were made since (the periods it has applied to).
+    async fn coupon_periods(&self, tenant: &str, subscription_id: &str) -> Result<Vec<(String, i64)>, StorageError>;
+    /// The earliest time the clock has something to do for `tenant`: a
+    /// subscription's next billing time (parked ones aside) or an
+    /// invoice's next action.
+    async fn next_due(&self, tenant: &str) -> Result<Option<DateTime<Utc>>, StorageError>;
+    /// Every tenant in test mode and its time.
+    async fn test_clocks(&self) -> Result<Vec<(String, DateTime<Utc>)>, StorageError>;
+    /// Puts `tenant` in test mode at `at`; `Ok(false)` when it already was.
+    async fn start_test_clock(
+        &self,
+        tenant: &str,
+        at: DateTime<Utc>,
+        wall: DateTime<Utc>,
+    ) -> Result<bool, StorageError>;
+    /// Moves `tenant`'s test clock to `at`; `Ok(false)` when it is not in
+    /// test mode or its time is already past `at` (never backwards).
+    async fn move_test_clock(&self, tenant: &str, at: DateTime<Utc>, wall: DateTime<Utc>)
+    -> Result<bool, StorageError>;
+}
+
+/// Every store of the service, on one backend.
+pub trait SubscriptionRepo:
+    AccountStore + SubscriptionStore + InvoiceStore + EventStore + ClockStore + 'static
+{
+}
+
+impl<T: AccountStore + SubscriptionStore + InvoiceStore + EventStore + ClockStore + 'static> SubscriptionRepo for T {}
 
 pub const MIGRATIONS: Migrations = Migrations {
     table: "subscription_migrations",
@@ -438,6 +518,11 @@ pub const MIGRATIONS: Migrations = Migrations {
         },
         // SQLite compares text byte by byte already (BINARY).
         Migration { version: 8, name: "byte-order keys", sql: recur_storage::BYTE_ORDER_KEYS },
+        Migration {
+            version: 9,
+            name: "billing clock",
+            sql: include_str!("../../migrations/postgres/0009_billing_clock.sql"),
+        },
     ],
     sqlite: &[
         Migration { version: 1, name: "init", sql: include_str!("../../migrations/sqlite/0001_init.sql") },
@@ -466,6 +551,11 @@ pub const MIGRATIONS: Migrations = Migrations {
             version: 7,
             name: "invoice numbering",
             sql: include_str!("../../migrations/sqlite/0007_invoice_numbering.sql"),
+        },
+        Migration {
+            version: 9,
+            name: "billing clock",
+            sql: include_str!("../../migrations/sqlite/0009_billing_clock.sql"),
         },
     ],
 };

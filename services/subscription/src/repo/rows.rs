@@ -215,6 +215,7 @@ pub(crate) struct SubscriptionRow {
     cancel_comment: String,
     scheduled_change: String,
     previous_billing_at: Option<DateTime<Utc>>,
+    parked_reason: String,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
 }
@@ -256,6 +257,7 @@ impl TryFrom<SubscriptionRow> for Subscription {
             cancel_reason: r.cancel_reason,
             cancel_comment: r.cancel_comment,
             previous_billing_at: r.previous_billing_at,
+            parked_reason: r.parked_reason,
             version: r.version,
             created_at: r.created_at,
             updated_at: r.updated_at,
@@ -286,6 +288,8 @@ pub(crate) struct InvoiceRow {
     payment_ids: String,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
+    billing_reason: String,
+    next_action_at: Option<DateTime<Utc>>,
 }
 
 impl TryFrom<InvoiceRow> for Invoice {
@@ -315,6 +319,8 @@ impl TryFrom<InvoiceRow> for Invoice {
             payment_ids: from_json(&r.payment_ids)?,
             created_at: r.created_at,
             updated_at: r.updated_at,
+            reason: parse(&r.billing_reason)?,
+            next_action_at: r.next_action_at,
         })
     }
 }

@@ -74,7 +74,8 @@ macro_rules! helpers {
                 qb.push(
                     "INSERT INTO invoices (tenant_id, id, number, account_id, bill_group_id, subscription_id, \
                      status, currency, amount_without_tax, discount, tax, amount, amount_paid, period_start, \
-                     period_end, issued_at, due_at, paid_at, payment_ids, created_at, updated_at, credit_applied) ",
+                     period_end, issued_at, due_at, paid_at, payment_ids, created_at, updated_at, credit_applied, \
+                     billing_reason, next_action_at) ",
                 );
                 qb.push_values([()], |mut row, ()| {
                     row.push_bind(t.clone())
@@ -98,11 +99,32 @@ macro_rules! helpers {
                         .push_bind(payment_ids.clone())
                         .push_bind(i.created_at)
                         .push_bind(i.updated_at)
-                        .push_bind(Dec(i.credit_applied));
+                        .push_bind(Dec(i.credit_applied))
+                        .push_bind(i.reason.as_str())
+                        .push_bind(i.next_action_at);
                 });
             });
             if invoice_lines.is_empty() {
                 return Ok(());
+            }
+            // One-off charges waiting for this invoice are billed by it: the
+            // line keeps the charge's id.
+            let charges: Vec<String> =
+                invoice_lines.iter().filter(|l| l.kind == crate::domain::LineKind::OneOff).map(|l| l.id.clone()).collect();
+            if !charges.is_empty() && inv.reason == crate::domain::InvoiceReason::SubscriptionCycle {
+                let (t, invoice_id) = (tenant.clone(), inv.id.clone());
+                w.add(move |qb| {
+                    qb.push("UPDATE pending_charges SET invoice_id = ")
+                        .push_bind(invoice_id)
+                        .push(" WHERE tenant_id = ")
+                        .push_bind(t)
+                        .push(" AND invoice_id IS NULL AND id IN (");
+                    let mut sep = qb.separated(", ");
+                    for c in charges {
+                        sep.push_bind(c);
+                    }
+                    qb.push(")");
+                });
             }
             let mut lines = Vec::with_capacity(invoice_lines.len());
             for (position, l) in invoice_lines.into_iter().enumerate() {

@@ -260,7 +260,7 @@ macro_rules! store {
                      current_period_end = $16, trial_start = $17, trial_end = $18, next_billing_at = $19, \
                      activated_at = $20, canceled_at = $21, expires_at = $22, paused_at = $23, resume_at = $24, \
                      cancel_reason = $25, cancel_comment = $26, scheduled_change = $27, \
-                     previous_billing_at = $28, updated_at = $29, version = version + 1 \
+                     previous_billing_at = $28, updated_at = $29, parked_reason = $30, version = version + 1 \
                      WHERE tenant_id = $1 AND id = $2 AND version = $3",
                 )
                 .bind(tenant)
@@ -292,6 +292,7 @@ macro_rules! store {
                 .bind(scheduled)
                 .bind(s.previous_billing_at)
                 .bind(s.updated_at)
+                .bind(&s.parked_reason)
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();

@@ -1,0 +1,445 @@
+//! The billing clock: what becomes due without anyone calling an RPC.
+//!
+//! - **Subscriptions** whose next billing time has come
+//!   ([`App::bill_subscription`]): a later start begins, a trial ends, a
+//!   period renews (a scheduled change applied, coupons counted per period,
+//!   one-off charges waiting for it added), a cancellation or pause
+//!   scheduled for the period end takes effect, a pause ends by itself. A
+//!   subscription several periods behind gets one invoice per missed
+//!   period, in order, each dated at its own period's start.
+//! - **Invoices** whose next action has come ([`App::act_on_invoice`]): a
+//!   renewal's DRAFT is finalized once the grace period has passed (the
+//!   account's credit applied, numbered), then collected.
+//!
+//! Exactly once: each step is written over the subscription's version, and
+//! the database keeps one renewal invoice per subscription and period (a
+//! unique index), so a step that lost a race or is re-run after a crash
+//! writes nothing twice; collection goes through the gateway under the
+//! invoice's key, so it charges once. A step refused for a reason a retry
+//! does not fix (its rate cannot be priced) parks the subscription with the
+//! reason and an event; the others go on.
+
+use chrono::{DateTime, Duration, Utc};
+use recur_auth::CallContext;
+use recur_error::{AppError, AppResult};
+use tonic::Code;
+
+use super::mutate::Plan;
+use super::{App, Idem};
+use crate::domain::lifecycle::Terms;
+use crate::domain::renewal::{Due, cycle_invoice, due_step, finalize, next_period};
+use crate::domain::state::Action;
+use crate::domain::{Event, InvoiceStatus, Subscription, SubscriptionEvent, SubscriptionState};
+use crate::peers::QuoteInput;
+
+/// How long a renewal's invoice stays DRAFT (late usage for the closed
+/// period still counts) before it is finalized and collected.
+pub const GRACE_PERIOD: Duration = Duration::hours(1);
+
+/// Most periods one subscription is caught up by in one pass.
+const MAX_CATCH_UP: usize = 400;
+
+/// One thing the clock did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClockAction {
+    pub at: DateTime<Utc>,
+    /// `activated`, `trial_ended`, `renewed`, `canceled`, `paused`,
+    /// `resumed`, `parked`, `finalized`, `paid`, `payment_failed`.
+    pub kind: &'static str,
+    pub subscription_id: String,
+    pub invoice_id: String,
+    pub payment_id: String,
+    pub reason: String,
+}
+
+impl ClockAction {
+    fn new(at: DateTime<Utc>, kind: &'static str, subscription_id: &str) -> ClockAction {
+        ClockAction {
+            at,
+            kind,
+            subscription_id: subscription_id.to_string(),
+            invoice_id: String::new(),
+            payment_id: String::new(),
+            reason: String::new(),
+        }
+    }
+}
+
+/// Whether a refusal will not go away by itself: the subscription is
+/// parked rather than retried.
+fn is_permanent(e: &AppError) -> bool {
+    matches!(e.code(), Code::InvalidArgument | Code::FailedPrecondition | Code::NotFound | Code::OutOfRange)
+}
+
+fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+impl App {
+    /// Does, in order, everything due for subscription `id` up to `now`
+    /// (see the module docs), appending what it did to `out`. An error is
+    /// transient (the next run tries again); a permanent refusal parks the
+    /// subscription and is answered as a `parked` action.
+    pub async fn bill_subscription(
+        &self,
+        ctx: &CallContext,
+        id: &str,
+        now: DateTime<Utc>,
+        out: &mut Vec<ClockAction>,
+    ) -> AppResult<()> {
+        let tenant = ctx.tenant_id.as_str();
+        for _ in 0..MAX_CATCH_UP {
+            let sub = self.subscription(tenant, id).await?;
+            if !sub.parked_reason.is_empty() {
+                return Ok(());
+            }
+            let Some(at) = sub.next_billing_at.filter(|t| *t <= now) else { return Ok(()) };
+            let Some(step) = due_step(&sub) else {
+                // Nothing to do at that time (a state that does not bill):
+                // the time is cleared, so the clock stops finding it.
+                let mut next = sub.clone();
+                next.next_billing_at = None;
+                Box::pin(self.commit(ctx, Action::Renew, &Idem::default(), Plan::new(next, None, Vec::new()))).await?;
+                return Ok(());
+            };
+            let version = sub.version;
+            match Box::pin(self.do_step(ctx, sub, step, at)).await {
+                Ok(action) => out.push(action),
+                Err(e) if is_permanent(&e) => {
+                    let reason = e.reason().to_string();
+                    let event = Event::new(
+                        SubscriptionEvent::SubscriptionParked {
+                            subscription_id: id.to_string(),
+                            reason: reason.clone(),
+                            message: e.message().to_string(),
+                        },
+                        at,
+                    );
+                    if self.repo.park_subscription(tenant, id, version, &reason, at, &event).await? {
+                        let mut a = ClockAction::new(at, "parked", id);
+                        a.reason = reason;
+                        out.push(a);
+                    }
+                    return Ok(());
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    async fn do_step(
+        &self,
+        ctx: &CallContext,
+        sub: Subscription,
+        step: Due,
+        at: DateTime<Utc>,
+    ) -> AppResult<ClockAction> {
+        let none = Idem::default();
+        let id = sub.id.clone();
+        let (kind, changed) = match step {
+            Due::Activate => {
+                let start = sub.start_date;
+                let plan = Box::pin(self.activation(ctx, sub, Some(start))).await?;
+                ("activated", Box::pin(self.commit(ctx, Action::Activate, &none, plan)).await?)
+            }
+            Due::Resume => ("resumed", Box::pin(self.resume(ctx, &id, &none)).await?),
+            Due::Cancel => {
+                let mut next = sub.clone();
+                crate::domain::lifecycle::end_now(&mut next, SubscriptionState::Canceled, at);
+                let reason =
+                    if sub.cancel_reason.is_empty() { "end_of_term".into() } else { sub.cancel_reason.clone() };
+                let event =
+                    Event::new(SubscriptionEvent::SubscriptionCanceled { subscription_id: id.clone(), reason }, at);
+                (
+                    "canceled",
+                    Box::pin(self.commit(ctx, Action::Cancel, &none, Plan::new(next, None, vec![event]))).await?,
+                )
+            }
+            Due::Pause => {
+                let mut next = sub.clone();
+                next.state = SubscriptionState::Paused;
+                next.next_billing_at = next.resume_at;
+                next.scheduled_change = None;
+                next.updated_at = at;
+                let event = Event::new(
+                    SubscriptionEvent::SubscriptionPaused {
+                        subscription_id: id.clone(),
+                        pause_at: rfc3339(at),
+                        resume_at: next.resume_at.map(rfc3339).unwrap_or_default(),
+                    },
+                    at,
+                );
+                ("paused", Box::pin(self.commit(ctx, Action::Pause, &none, Plan::new(next, None, vec![event]))).await?)
+            }
+            Due::Renew => {
+                let kind = if sub.state == SubscriptionState::Trialing { "trial_ended" } else { "renewed" };
+                let plan = Box::pin(self.renewal(ctx, &sub, at)).await?;
+                (kind, Box::pin(self.commit(ctx, Action::Renew, &none, plan)).await?)
+            }
+        };
+        let mut a = ClockAction::new(at, kind, &id);
+        a.invoice_id = changed.invoice.map(|i| i.id).unwrap_or_default();
+        a.payment_id = changed.payment_id;
+        Ok(a)
+    }
+
+    /// The renewal of `sub` at `at`: its next period and that period's
+    /// draft invoice.
+    pub(crate) async fn renewal(&self, ctx: &CallContext, sub: &Subscription, at: DateTime<Utc>) -> AppResult<Plan> {
+        let tenant = ctx.tenant_id.as_str();
+        let account = self.account_alone(tenant, &sub.account_id, "id").await?;
+        let bill_group = self.bill_group(tenant, &sub.bill_group_id).await?;
+        let policy = self.catalog.policy(ctx).await?;
+        let rate_id = sub.scheduled_change.as_ref().map(|c| c.rate_id.as_str()).unwrap_or(&sub.rate_id);
+        let rate = self.catalog.rate_terms(ctx, rate_id).await.map_err(crate::peers::repriced)?;
+        let zone = if account.time_zone.is_empty() { policy.time_zone.as_str() } else { account.time_zone.as_str() };
+        let tz = std::str::FromStr::from_str(zone).unwrap_or(chrono_tz::UTC);
+        let terms = Terms { period: rate.period, notice_days: rate.notice_days, tz, mode: policy.proration };
+        let next =
+            next_period(sub, &terms, at).ok_or_else(|| AppError::internal("renewal of a state that does not renew"))?;
+        // Each coupon knows how many periods it has discounted already
+        // (ONCE, REPEATING and FOREVER are pricing's to apply).
+        let usages = self
+            .repo
+            .coupon_periods(tenant, &sub.id)
+            .await?
+            .into_iter()
+            .map(|(code, n)| (code, 0, i32::try_from(n).unwrap_or(i32::MAX)))
+            .collect();
+        let quote = self
+            .pricing
+            .quote(
+                ctx,
+                &QuoteInput {
+                    start_date: recur_period::local_date(next.current_period_start, tz).format("%Y-%m-%d").to_string(),
+                    coupon_usages: usages,
+                    time_zone: zone.to_string(),
+                    ..QuoteInput::of_contract(&next, &account, true)
+                },
+            )
+            .await
+            .map_err(crate::peers::repriced)?;
+        let offering = quote.offerings.first().ok_or_else(|| AppError::internal("quote without offering"))?;
+        let mut next = next;
+        next.recurring_amount = offering.recurring_amount;
+        let pending = self.repo.pending_charges(tenant, &sub.id).await?;
+        let invoice = cycle_invoice(&next, &bill_group, offering, &pending, at, at + GRACE_PERIOD);
+        let event = Event::new(
+            SubscriptionEvent::SubscriptionRenewed {
+                subscription_id: sub.id.clone(),
+                period_start: rfc3339(next.current_period_start),
+                period_end: rfc3339(next.current_period_end),
+                invoice_id: invoice.as_ref().map(|i| i.id.clone()).unwrap_or_default(),
+            },
+            at,
+        );
+        Ok(Plan::new(next, invoice, vec![event]))
+    }
+
+    /// Does what is due at `now` for invoice `id`: finalizes a draft whose
+    /// grace period has passed, collects a final one waiting to be charged.
+    pub async fn act_on_invoice(
+        &self,
+        ctx: &CallContext,
+        id: &str,
+        now: DateTime<Utc>,
+        out: &mut Vec<ClockAction>,
+    ) -> AppResult<()> {
+        let tenant = ctx.tenant_id.as_str();
+        let mut inv = self.invoice(tenant, id).await?;
+        let Some(at) = inv.next_action_at.filter(|t| *t <= now) else { return Ok(()) };
+        if !matches!(inv.status, InvoiceStatus::Draft | InvoiceStatus::Open) {
+            // Settled meanwhile (paid, voided): nothing left for the clock.
+            return self.stop_collecting(tenant, inv).await;
+        }
+        // This run's until the lease ends (then, should it have died, the
+        // next run's): no two runs finalize or charge it at once.
+        let leased = now + LEASE;
+        if !self.repo.take_invoice(tenant, id, at, leased).await? {
+            return Ok(());
+        }
+        inv.next_action_at = Some(leased);
+        let bill_group = self.bill_group(tenant, &inv.bill_group_id).await?;
+        if inv.status == InvoiceStatus::Draft {
+            let (was, read_at) = (inv.status, inv.updated_at);
+            let credit = if inv.amount > rust_decimal::Decimal::ZERO {
+                self.credit_balance(tenant, &inv.account_id, inv.currency.code()).await?
+            } else {
+                rust_decimal::Decimal::ZERO
+            };
+            let auto = bill_group.can_charge_automatically();
+            finalize(&mut inv, credit, at, auto, self.due_days(ctx, &bill_group).await?);
+            if auto && inv.status == InvoiceStatus::Open {
+                // Collected next, still leased (a crash in between leaves it
+                // due when the lease ends).
+                inv.next_action_at = Some(leased);
+            }
+            let mut events = vec![Event::new(
+                SubscriptionEvent::InvoiceFinalized { invoice_id: inv.id.clone(), number: String::new() },
+                at,
+            )];
+            let mut credits = Vec::new();
+            if let Some(e) = super::mutate::credit_of(&inv) {
+                events.push(super::mutate::credit_event(&e, at));
+                credits.push(e);
+            }
+            if inv.status == InvoiceStatus::Paid {
+                events.push(Event::new(
+                    SubscriptionEvent::InvoicePaid { invoice_id: inv.id.clone(), payment_id: String::new() },
+                    at,
+                ));
+            }
+            if !self.repo.update_invoice(tenant, &inv, was, read_at, &credits, &events).await? {
+                // Another run finalized it meanwhile.
+                return Ok(());
+            }
+            inv.number = self.repo.invoice_number(tenant, &inv.id).await?;
+            let mut a = ClockAction::new(at, "finalized", &inv.subscription_id);
+            a.invoice_id = inv.id.clone();
+            out.push(a);
+            if inv.status == InvoiceStatus::Paid {
+                let mut a = ClockAction::new(at, "paid", &inv.subscription_id);
+                a.invoice_id = inv.id.clone();
+                out.push(a);
+            }
+        }
+        if inv.status != InvoiceStatus::Open || inv.next_action_at.is_none() {
+            return Ok(());
+        }
+        let invoice_id = inv.id.clone();
+        if !bill_group.can_charge_automatically() {
+            // The payment method went away since: the invoice stays open.
+            return self.stop_collecting(tenant, inv).await;
+        }
+        let sub = self.subscription(tenant, &inv.subscription_id).await?;
+        let changed = match Box::pin(self.collect_change(ctx, sub, Some(inv.clone()))).await {
+            Ok(c) => c,
+            Err(e) if is_permanent(&e) => {
+                // Refused by the gateway as it stands (the method is gone):
+                // left open, not charged again until something changes.
+                let mut a = ClockAction::new(at, "payment_failed", &inv.subscription_id);
+                a.invoice_id = invoice_id;
+                a.reason = e.reason().to_string();
+                out.push(a);
+                return self.stop_collecting(tenant, inv).await;
+            }
+            Err(e) => return Err(e),
+        };
+        if !changed.payment_id.is_empty() {
+            let paid = changed.invoice.as_ref().is_some_and(|i| i.status == InvoiceStatus::Paid);
+            let kind = if paid {
+                "paid"
+            } else if changed.subscription.state == SubscriptionState::PastDue {
+                "payment_failed"
+            } else {
+                "payment_pending"
+            };
+            let mut a = ClockAction::new(at, kind, &changed.subscription.id);
+            a.invoice_id = invoice_id;
+            a.payment_id = changed.payment_id;
+            out.push(a);
+        }
+        Ok(())
+    }
+
+    /// Leaves open invoice `inv` to be paid by other means: nothing more for
+    /// the clock to do with it.
+    async fn stop_collecting(&self, tenant: &str, mut inv: crate::domain::Invoice) -> AppResult<()> {
+        let (was, read_at) = (inv.status, inv.updated_at);
+        inv.next_action_at = None;
+        self.repo.update_invoice(tenant, &inv, was, read_at, &[], &[]).await?;
+        Ok(())
+    }
+
+    /// One pass of the clock over every tenant not in test mode, at the
+    /// injected clock's time: up to `limit` due subscriptions leased to
+    /// `owner` (other replicas skip them), then up to `limit` due
+    /// invoices. Answers what it did; a subscription or invoice that failed
+    /// transiently is left for the next pass.
+    pub async fn run_clock(&self, owner: &str, limit: i64) -> AppResult<Vec<ClockAction>> {
+        let now = self.clock.now_micros();
+        let claimed = self
+            .repo
+            .claim_due(&crate::repo::DueQuery {
+                tenant: None,
+                due: now,
+                owner,
+                wall_now: now,
+                lease_until: now + LEASE,
+                limit,
+            })
+            .await?;
+        let mut out = Vec::new();
+        for (tenant, id) in &claimed {
+            let ctx = self.peer_context(tenant);
+            if let Err(e) = Box::pin(self.bill_subscription(&ctx, id, now, &mut out)).await {
+                tracing::warn!(tenant = %tenant, subscription = %id, error = %e, "renewal failed; retried next pass");
+            }
+            self.repo.release_lease(tenant, id, owner).await?;
+        }
+        for (tenant, id) in self.repo.invoices_due(None, now, limit).await? {
+            let ctx = self.peer_context(&tenant);
+            if let Err(e) = Box::pin(self.act_on_invoice(&ctx, &id, now, &mut out)).await {
+                tracing::warn!(tenant = %tenant, invoice = %id, error = %e, "invoice step failed; retried next pass");
+            }
+        }
+        Ok(out)
+    }
+
+    /// Everything due for test-mode `tenant` up to its clock's time `now`,
+    /// in time order.
+    pub async fn run_tenant_clock(&self, ctx: &CallContext, now: DateTime<Utc>) -> AppResult<Vec<ClockAction>> {
+        let tenant = ctx.tenant_id.as_str();
+        let wall = self.clock.now_micros();
+        let mut out = Vec::new();
+        // Subscriptions first: a renewal's draft is finalized in the same
+        // pass only when its grace period has passed too.
+        loop {
+            let claimed = self
+                .repo
+                .claim_due(&crate::repo::DueQuery {
+                    tenant: Some(tenant),
+                    due: now,
+                    owner: TEST_CLOCK_OWNER,
+                    wall_now: wall,
+                    lease_until: wall + LEASE,
+                    limit: 500,
+                })
+                .await?;
+            let mut progressed = false;
+            for (_, id) in &claimed {
+                let before = out.len();
+                let result = Box::pin(self.bill_subscription(ctx, id, now, &mut out)).await;
+                self.repo.release_lease(tenant, id, TEST_CLOCK_OWNER).await?;
+                result?;
+                progressed |= out.len() > before;
+            }
+            if claimed.is_empty() || !progressed {
+                break;
+            }
+        }
+        for (_, id) in self.repo.invoices_due(Some(tenant), now, 10_000).await? {
+            Box::pin(self.act_on_invoice(ctx, &id, now, &mut out)).await?;
+        }
+        Ok(out)
+    }
+
+    /// A context to call the peers on `tenant`'s behalf with (a token this
+    /// process mints for it).
+    pub fn peer_context(&self, tenant: &str) -> CallContext {
+        let bearer = match &self.peer_key {
+            Some(key) => key.mint(tenant, self.clock.now(), Duration::minutes(5)),
+            None => String::new(),
+        };
+        let peer_proof = self.peer_key.as_ref().map(|k| k.peer_proof(&bearer)).unwrap_or_default();
+        CallContext { tenant_id: tenant.to_string(), bearer, deadline: None, peer_proof }
+    }
+}
+
+/// How long a run holds the subscriptions it claimed; one that died is
+/// taken over after it.
+pub const LEASE: Duration = Duration::seconds(60);
+
+/// The lease owner of AdvanceClock's runs.
+const TEST_CLOCK_OWNER: &str = "test-clock";

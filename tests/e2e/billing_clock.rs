@@ -1,0 +1,320 @@
+//! The billing clock over gRPC on both backends: renewals through a
+//! tenant's test clock (24 monthly periods from Jan 31, each invoiced once,
+//! periods contiguous and on the anchor, amounts exact, every invoice
+//! finalized after the grace period and charged), another tenant's clock
+//! untouched, a scheduled cancellation taking effect at the period end, a
+//! subscription whose price the tenant's ceiling refuses parked while the others go on, and
+//! the background clock catching up on a subscription three periods behind.
+
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, TimeZone, Utc};
+use recur_e2e::{Clients, TestApp, details, mask};
+use recur_proto::catalog::v1 as cat;
+use recur_proto::subscription::v1 as sub;
+use rust_decimal::Decimal;
+use tonic::Code;
+
+fn at(y: i32, m: u32, d: u32, h: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(y, m, d, h, 0, 0).single().expect("date")
+}
+
+fn ts(t: DateTime<Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp { seconds: t.timestamp(), nanos: 0 }
+}
+
+fn time(t: &Option<prost_types::Timestamp>) -> DateTime<Utc> {
+    let t = t.as_ref().expect("timestamp");
+    DateTime::from_timestamp(t.seconds, t.nanos as u32).expect("valid")
+}
+
+fn amount(m: &Option<recur_proto::common::v1::Money>) -> Decimal {
+    Decimal::from_str(&m.as_ref().expect("money").amount).expect("decimal")
+}
+
+async fn enable(c: &mut Clients, start: DateTime<Utc>) -> DateTime<Utc> {
+    let r = c.clock.enable_test_mode(sub::EnableTestModeRequest { start_time: Some(ts(start)) }).await;
+    time(&r.expect("test mode").into_inner().clock.expect("clock").now)
+}
+
+async fn advance(c: &mut Clients, to: DateTime<Utc>) -> sub::AdvanceClockResponse {
+    c.clock
+        .advance_clock(sub::AdvanceClockRequest { target: Some(sub::advance_clock_request::Target::To(ts(to))) })
+        .await
+        .expect("advance")
+        .into_inner()
+}
+
+async fn subscribe(c: &mut Clients, account: &str, bg: &str, plan: &recur_e2e::Plan) -> sub::Subscription {
+    c.subscriptions
+        .create_subscription(sub::CreateSubscriptionRequest {
+            account_id: account.into(),
+            bill_group_id: bg.into(),
+            offering: plan.offering_id.clone(),
+            rate: plan.rate_id.clone(),
+            ..Default::default()
+        })
+        .await
+        .expect("create")
+        .into_inner()
+        .subscription
+        .expect("subscription")
+}
+
+async fn get(c: &mut Clients, id: &str) -> sub::Subscription {
+    let r = c.subscriptions.get_subscription(sub::GetSubscriptionRequest { id: id.into() }).await;
+    r.expect("get").into_inner().subscription.expect("subscription")
+}
+
+/// The subscription's invoices, by period start.
+async fn invoices(c: &mut Clients, subscription: &str) -> Vec<sub::Invoice> {
+    let mut all = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let r = c
+            .invoices
+            .list_invoices(sub::ListInvoicesRequest {
+                subscription_id: subscription.into(),
+                page_size: 100,
+                page_token,
+                ..Default::default()
+            })
+            .await
+            .expect("list")
+            .into_inner();
+        all.extend(r.invoices);
+        if r.next_page_token.is_empty() {
+            break;
+        }
+        page_token = r.next_page_token;
+    }
+    all.sort_by_key(|i| i.period_start.as_ref().map(|t| t.seconds));
+    all
+}
+
+async fn event_types(c: &mut Clients) -> Vec<String> {
+    let mut types = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let r = c
+            .events
+            .list_events(sub::ListEventsRequest { page_size: 500, page_token, ..Default::default() })
+            .await
+            .expect("events")
+            .into_inner();
+        types.extend(r.events.into_iter().map(|e| e.r#type));
+        if r.next_page_token.is_empty() {
+            break;
+        }
+        page_token = r.next_page_token;
+    }
+    types
+}
+
+/// 24 monthly renewals from Jan 31 through the test clock, in one call.
+async fn test_clock_renews_every_period_once(app: &TestApp) {
+    let mut c = app.clients("acme");
+    let start = at(2023, 1, 31, 0);
+    assert_eq!(enable(&mut c, start).await, start);
+    let plan = recur_e2e::create_monthly_plan(&mut c, "30.00", None).await;
+    let (account, bg) = recur_e2e::card_account(&mut c, "Initech").await;
+    let s = subscribe(&mut c, &account, &bg, &plan).await;
+    assert_eq!(time(&s.current_period_end), at(2023, 2, 28, 0));
+
+    // Another tenant, not in test mode: its clock is the real one.
+    let mut other = app.clients("globex");
+    let clock = other.clock.get_clock(sub::GetClockRequest {}).await.expect("clock").into_inner().clock.expect("c");
+    assert!(!clock.test_mode);
+    assert!((time(&clock.now) - Utc::now()).num_seconds().abs() < 60);
+    let err = other
+        .clock
+        .advance_clock(sub::AdvanceClockRequest {
+            target: Some(sub::advance_clock_request::Target::By(prost_types::Duration { seconds: 60, nanos: 0 })),
+        })
+        .await
+        .expect_err("not in test mode");
+    assert_eq!((err.code(), details(&err).reason.as_str()), (Code::FailedPrecondition, "NOT_TEST_MODE"));
+
+    let began = Instant::now();
+    let done = advance(&mut c, at(2025, 1, 31, 2)).await;
+    let took = began.elapsed();
+    eprintln!("24 renewals through the test clock took {took:?} ({:?})", app.backend);
+    assert_eq!(time(&done.clock.as_ref().expect("clock").now), at(2025, 1, 31, 2));
+    let count = |kind: &str| done.actions.iter().filter(|a| a.kind == kind).count();
+    assert_eq!((count("renewed"), count("finalized"), count("paid")), (24, 24, 24), "{:?}", done.actions);
+    let times: Vec<i64> = done.actions.iter().map(|a| a.time.as_ref().expect("time").seconds).collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "actions in time order");
+
+    let all = invoices(&mut c, &s.id).await;
+    assert_eq!(all.len(), 25, "the first invoice and one per renewal");
+    let mut expected_start = at(2023, 1, 31, 0);
+    for (i, inv) in all.iter().enumerate() {
+        assert_eq!(time(&inv.period_start), expected_start, "invoice {i} starts where the last ended");
+        let end = time(&inv.period_end);
+        // Anchored on the 31st: the month's last day when it is shorter.
+        assert_eq!(chrono::Datelike::day(&end), last_day(end), "invoice {i} ends on the anchor: {end}");
+        assert_eq!(amount(&inv.amount), Decimal::from_str("30.00").expect("lit"), "invoice {i}");
+        assert_eq!(inv.status, sub::InvoiceStatus::Paid as i32, "invoice {i}");
+        assert!(!inv.number.is_empty(), "invoice {i} numbered");
+        if i > 0 {
+            assert_eq!(inv.billing_reason, "subscription_cycle");
+            assert_eq!(time(&inv.create_time), expected_start, "dated in its own period");
+            assert_eq!(time(&inv.issue_time), expected_start + chrono::Duration::hours(1), "after the grace period");
+            assert!(inv.next_action_time.is_none());
+        }
+        expected_start = end;
+    }
+    assert_eq!(expected_start, at(2025, 2, 28, 0));
+    let s = get(&mut c, &s.id).await;
+    assert_eq!(s.state, sub::SubscriptionState::Active as i32);
+    assert_eq!(time(&s.next_billing_time), at(2025, 2, 28, 0));
+    assert_eq!(app.count_rows("payment", "payments").await, 25, "one charge per invoice");
+    let types = event_types(&mut c).await;
+    assert_eq!(types.iter().filter(|t| *t == "subscription.renewed").count(), 24);
+    assert_eq!(types.iter().filter(|t| *t == "invoice.finalized").count(), 24);
+
+    // Moving again to the same time does nothing; backwards is refused.
+    let again = advance(&mut c, at(2025, 1, 31, 2)).await;
+    assert!(again.actions.is_empty());
+    let back = c
+        .clock
+        .advance_clock(sub::AdvanceClockRequest {
+            target: Some(sub::advance_clock_request::Target::To(ts(at(2024, 1, 1, 0)))),
+        })
+        .await
+        .expect_err("backwards");
+    assert_eq!(back.code(), Code::InvalidArgument);
+    assert_eq!(invoices(&mut c, &s.id).await.len(), 25);
+    // The other tenant still reads the real time.
+    let clock = other.clock.get_clock(sub::GetClockRequest {}).await.expect("clock").into_inner().clock.expect("c");
+    assert!((time(&clock.now) - Utc::now()).num_seconds().abs() < 60);
+}
+
+/// The last day of `t`'s month (the 31st anchor falls there).
+fn last_day(t: DateTime<Utc>) -> u32 {
+    use chrono::Datelike;
+    let d = t.date_naive();
+    let next = if d.month() == 12 {
+        chrono::NaiveDate::from_ymd_opt(d.year() + 1, 1, 1)
+    } else {
+        chrono::NaiveDate::from_ymd_opt(d.year(), d.month() + 1, 1)
+    };
+    next.and_then(|n| n.pred_opt()).map(|p| p.day()).expect("date")
+}
+
+/// A cancellation at the period end takes effect there; a subscription
+/// whose contract no longer prices is parked, with its reason and an
+/// event, and another subscription renews all the same.
+async fn cancellation_and_parking(app: &TestApp) {
+    let mut c = app.clients("acme");
+    enable(&mut c, at(2024, 3, 10, 12)).await;
+    let plan = recur_e2e::create_monthly_plan(&mut c, "12.50", None).await;
+    let (account, bg) = recur_e2e::card_account(&mut c, "Hooli").await;
+    let ending = subscribe(&mut c, &account, &bg, &plan).await;
+    let parked = subscribe(&mut c, &account, &bg, &plan).await;
+    c.subscriptions
+        .cancel_subscription(sub::CancelSubscriptionRequest {
+            id: ending.id.clone(),
+            timing: sub::CancelTiming::EndOfTerm as i32,
+            reason: "too expensive".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("cancel at the period end");
+    let healthy_plan = recur_e2e::create_plan_named(&mut c, "healthy", "7.00", None).await;
+    let healthy = subscribe(&mut c, &account, &bg, &healthy_plan).await;
+    // The tenant's ceiling drops below what `parked` pays: its renewal
+    // cannot be priced any more; 7.00 still can.
+    c.catalog
+        .update_tenant_settings(cat::UpdateTenantSettingsRequest {
+            settings: Some(cat::TenantSettings {
+                max_amounts: [("USD".to_string(), "10.00".to_string())].into_iter().collect(),
+                ..Default::default()
+            }),
+            update_mask: Some(mask(&["max_amounts"])),
+        })
+        .await
+        .expect("settings");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let done = advance(&mut c, at(2024, 4, 10, 14)).await;
+    let kinds: Vec<(&str, &str)> = done.actions.iter().map(|a| (a.kind.as_str(), a.subscription_id.as_str())).collect();
+    assert!(kinds.contains(&("canceled", ending.id.as_str())), "{kinds:?}");
+    assert!(kinds.contains(&("parked", parked.id.as_str())), "{kinds:?}");
+    assert!(kinds.contains(&("renewed", healthy.id.as_str())), "{kinds:?}");
+    let e = get(&mut c, &ending.id).await;
+    assert_eq!(e.state, sub::SubscriptionState::Canceled as i32);
+    assert!(e.next_billing_time.is_none());
+    assert_eq!(invoices(&mut c, &ending.id).await.len(), 1, "nothing billed after the end");
+    let p = get(&mut c, &parked.id).await;
+    assert!(!p.parked_reason.is_empty(), "the reason is on the subscription");
+    assert_eq!(invoices(&mut c, &parked.id).await.len(), 1);
+    assert_eq!(invoices(&mut c, &healthy.id).await.len(), 2);
+    let types = event_types(&mut c).await;
+    assert!(types.contains(&"subscription.parked".to_string()));
+    // A parked subscription is left alone afterwards.
+    let later = advance(&mut c, at(2024, 6, 10, 14)).await;
+    assert!(!later.actions.iter().any(|a| a.subscription_id == parked.id), "{:?}", later.actions);
+    assert_eq!(invoices(&mut c, &healthy.id).await.len(), 4);
+}
+
+/// The background clock (no test mode): a subscription three periods
+/// behind gets one invoice per missed period, in order, each dated in its
+/// own period, finalized and charged once.
+async fn background_clock_catches_up(app: &TestApp) {
+    let mut c = app.clients("acme");
+    let plan = recur_e2e::create_monthly_plan(&mut c, "9.99", None).await;
+    let (account, bg) = recur_e2e::card_account(&mut c, "Pied Piper").await;
+    let s = subscribe(&mut c, &account, &bg, &plan).await;
+    assert_eq!(time(&s.current_period_start), at(2023, 3, 31, 0));
+    app.set_time(at(2023, 6, 30, 5));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let all = invoices(&mut c, &s.id).await;
+        if all.len() == 4 && all.iter().all(|i| i.status == sub::InvoiceStatus::Paid as i32) {
+            let starts: Vec<DateTime<Utc>> = all.iter().map(|i| time(&i.period_start)).collect();
+            assert_eq!(starts, vec![at(2023, 3, 31, 0), at(2023, 4, 30, 0), at(2023, 5, 31, 0), at(2023, 6, 30, 0)]);
+            for inv in &all[1..] {
+                assert_eq!(time(&inv.create_time), time(&inv.period_start), "dated in its own period");
+            }
+            break;
+        }
+        assert!(Instant::now() < deadline, "not caught up: {all:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Later passes find nothing more to do.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(invoices(&mut c, &s.id).await.len(), 4);
+    assert_eq!(app.count_rows("payment", "payments").await, 4);
+}
+
+recur_e2e::on_both_backends!(test_clock_sqlite, test_clock_postgres, test_clock_renews_every_period_once);
+recur_e2e::on_both_backends_with!(
+    parking_sqlite,
+    parking_postgres,
+    cancellation_and_parking,
+    &[("RECUR_PRICING_CACHE_TTL_MS", "50"), ("RECUR_CATALOG_CACHE_TTL_MS", "50")]
+);
+
+const BACKGROUND: &[(&str, &str)] = &[("RECUR_BILLING_CLOCK_INTERVAL_MS", "100")];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn catch_up_sqlite() {
+    let app = TestApp::spawn_at_with(recur_e2e::Backend::SqliteMemory, at(2023, 3, 31, 9), BACKGROUND)
+        .await
+        .expect("sqlite always works");
+    background_clock_catches_up(&app).await;
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn catch_up_postgres() {
+    let Some(app) = TestApp::spawn_at_with(recur_e2e::Backend::PostgresRedis, at(2023, 3, 31, 9), BACKGROUND).await
+    else {
+        eprintln!("RECUR_TEST_DATABASE_URL / RECUR_TEST_REDIS_URL unset: Postgres + Redis run skipped");
+        return;
+    };
+    background_clock_catches_up(&app).await;
+    app.stop().await;
+}
