@@ -4,7 +4,10 @@
 //! finalized after the grace period and charged), another tenant's clock
 //! untouched, a scheduled cancellation taking effect at the period end, a
 //! subscription whose price the tenant's ceiling refuses parked while the others go on, and
-//! the background clock catching up on a subscription three periods behind.
+//! the background clock catching up on a subscription three periods behind;
+//! dunning: a declined renewal retried on the tenant's schedule until a new
+//! card pays it, a hard decline not retried, a REMITTANCE invoice overdue,
+//! and each final action.
 
 use std::str::FromStr;
 use std::time::{Duration, Instant};
@@ -289,7 +292,202 @@ async fn background_clock_catches_up(app: &TestApp) {
     assert_eq!(app.count_rows("payment", "payments").await, 4);
 }
 
+/// Puts bill group `bg` on a new card `token` of its customer.
+async fn switch_card(c: &mut Clients, bg: &str, token: &str) {
+    let group = c
+        .accounts
+        .get_bill_group(sub::GetBillGroupRequest { id: bg.into() })
+        .await
+        .expect("bill group")
+        .into_inner()
+        .bill_group
+        .expect("bill group");
+    let pm = recur_e2e::attach_card(c, &group.gateway_customer_id, token).await;
+    c.accounts
+        .update_bill_group(sub::UpdateBillGroupRequest {
+            bill_group: Some(sub::BillGroup { id: bg.into(), payment_method_id: pm, ..Default::default() }),
+            update_mask: Some(mask(&["payment_method_id"])),
+        })
+        .await
+        .expect("new card");
+}
+
+async fn set_dunning(c: &mut Clients, days: &[i32], last: cat::DunningFinalAction) {
+    c.catalog
+        .update_tenant_settings(cat::UpdateTenantSettingsRequest {
+            settings: Some(cat::TenantSettings {
+                dunning: Some(cat::DunningSchedule { retry_offset_days: days.to_vec(), final_action: last as i32 }),
+                ..Default::default()
+            }),
+            update_mask: Some(mask(&["dunning"])),
+        })
+        .await
+        .expect("dunning settings");
+}
+
+fn latest(all: &[sub::Invoice]) -> &sub::Invoice {
+    all.last().expect("an invoice")
+}
+
+/// A renewal declined, retried 1 and 3 days after the first failure (the
+/// subscription PAST_DUE meanwhile), then paid at once by a new card: the
+/// subscription ACTIVE again, one charge per attempt, each under its own key.
+async fn a_declined_renewal_is_retried_until_a_new_card_pays(app: &TestApp) {
+    let mut c = app.clients("acme");
+    enable(&mut c, at(2024, 1, 10, 0)).await;
+    set_dunning(&mut c, &[1, 3, 5], cat::DunningFinalAction::CancelSubscription).await;
+    let plan = recur_e2e::create_monthly_plan(&mut c, "20.00", None).await;
+    let (account, bg) = recur_e2e::card_account(&mut c, "Umbrella").await;
+    let s = subscribe(&mut c, &account, &bg, &plan).await;
+    switch_card(&mut c, &bg, "tok_decline").await;
+    let done = advance(&mut c, at(2024, 2, 10, 2)).await;
+    let failed: Vec<_> = done.actions.iter().filter(|a| a.kind == "payment_failed").collect();
+    assert_eq!(failed.len(), 1, "{:?}", done.actions);
+    assert_eq!(failed[0].reason, "generic_decline");
+    assert_eq!(get(&mut c, &s.id).await.state, sub::SubscriptionState::PastDue as i32);
+    let inv = latest(&invoices(&mut c, &s.id).await).clone();
+    assert_eq!((inv.status, inv.attempt_count), (sub::InvoiceStatus::Open as i32, 1));
+    let first_failure = at(2024, 2, 10, 1);
+    assert_eq!(time(&inv.next_action_time), first_failure + chrono::Duration::days(1));
+    // The first retry, a day later, declines again; the next is two days on.
+    let done = advance(&mut c, at(2024, 2, 12, 0)).await;
+    assert_eq!(done.actions.iter().filter(|a| a.kind == "payment_failed").count(), 1, "{:?}", done.actions);
+    let inv = latest(&invoices(&mut c, &s.id).await).clone();
+    assert_eq!(inv.attempt_count, 2);
+    assert_eq!(time(&inv.next_action_time), first_failure + chrono::Duration::days(3));
+    // A new card on the bill group: the open invoice is collected at once.
+    switch_card(&mut c, &bg, "tok_visa").await;
+    let inv = latest(&invoices(&mut c, &s.id).await).clone();
+    assert_eq!(inv.status, sub::InvoiceStatus::Paid as i32, "paid by the new card at once");
+    assert!(inv.next_action_time.is_none());
+    assert_eq!(inv.payment_ids.len(), 3, "one payment per attempt: {:?}", inv.payment_ids);
+    assert_eq!(get(&mut c, &s.id).await.state, sub::SubscriptionState::Active as i32);
+    // Nothing more is attempted on it.
+    let later = advance(&mut c, at(2024, 2, 20, 0)).await;
+    assert!(!later.actions.iter().any(|a| a.invoice_id == inv.id), "{:?}", later.actions);
+}
+
+/// A hard decline (a lost card) is not retried; the final actions of the
+/// schedule: cancel, mark uncollectible (ACTIVE again), leave past due; a
+/// REMITTANCE invoice not paid by its due date is overdue and follows the
+/// schedule without a charge.
+async fn hard_declines_overdue_invoices_and_final_actions(app: &TestApp) {
+    // A lost card: paused, not retried.
+    let mut c = app.clients("acme");
+    enable(&mut c, at(2024, 1, 10, 0)).await;
+    let plan = recur_e2e::create_monthly_plan(&mut c, "20.00", None).await;
+    let (account, bg) = recur_e2e::card_account(&mut c, "Soylent").await;
+    let s = subscribe(&mut c, &account, &bg, &plan).await;
+    switch_card(&mut c, &bg, "tok_lost_card").await;
+    advance(&mut c, at(2024, 2, 10, 2)).await;
+    let inv = latest(&invoices(&mut c, &s.id).await).clone();
+    assert_eq!((inv.collection_paused_reason.as_str(), inv.attempt_count), ("hard_decline", 1));
+    assert!(inv.next_action_time.is_none());
+    let later = advance(&mut c, at(2024, 2, 25, 0)).await;
+    assert!(!later.actions.iter().any(|a| a.invoice_id == inv.id), "no retry: {:?}", later.actions);
+
+    for (tenant, last, state, status) in [
+        (
+            "cancels",
+            cat::DunningFinalAction::CancelSubscription,
+            sub::SubscriptionState::Canceled,
+            sub::InvoiceStatus::Open,
+        ),
+        (
+            "writes-off",
+            cat::DunningFinalAction::MarkUncollectible,
+            sub::SubscriptionState::Active,
+            sub::InvoiceStatus::Uncollectible,
+        ),
+        ("waits", cat::DunningFinalAction::LeavePastDue, sub::SubscriptionState::PastDue, sub::InvoiceStatus::Open),
+    ] {
+        let mut c = app.clients(tenant);
+        enable(&mut c, at(2024, 1, 10, 0)).await;
+        set_dunning(&mut c, &[2], last).await;
+        let plan = recur_e2e::create_monthly_plan(&mut c, "20.00", None).await;
+        let (account, bg) = recur_e2e::card_account(&mut c, "Tyrell").await;
+        let s = subscribe(&mut c, &account, &bg, &plan).await;
+        switch_card(&mut c, &bg, "tok_insufficient_funds").await;
+        let done = advance(&mut c, at(2024, 2, 13, 0)).await;
+        let ended: Vec<_> = done.actions.iter().filter(|a| a.kind == "dunning_ended").collect();
+        assert_eq!(ended.len(), 1, "{tenant}: {:?}", done.actions);
+        assert_eq!(get(&mut c, &s.id).await.state, state as i32, "{tenant}");
+        let inv = latest(&invoices(&mut c, &s.id).await).clone();
+        assert_eq!((inv.status, inv.attempt_count), (status as i32, 2), "{tenant}");
+        assert!(inv.next_action_time.is_none(), "{tenant}");
+    }
+
+    // Remittance: overdue at its due date (30 days), then the schedule.
+    let mut c = app.clients("remits");
+    enable(&mut c, at(2024, 1, 10, 0)).await;
+    set_dunning(&mut c, &[3], cat::DunningFinalAction::LeavePastDue).await;
+    let plan = recur_e2e::create_monthly_plan(&mut c, "20.00", None).await;
+    let (account, bg) = recur_e2e::remittance_account(&mut c, "Wayne").await;
+    let s = subscribe(&mut c, &account, &bg, &plan).await;
+    let first = latest(&invoices(&mut c, &s.id).await).clone();
+    assert_eq!(time(&first.next_action_time), at(2024, 2, 9, 0), "looked at on its due date");
+    let done = advance(&mut c, at(2024, 2, 9, 12)).await;
+    assert!(done.actions.iter().any(|a| a.kind == "overdue" && a.invoice_id == first.id), "{:?}", done.actions);
+    assert_eq!(get(&mut c, &s.id).await.state, sub::SubscriptionState::PastDue as i32);
+    assert!(event_types(&mut c).await.contains(&"invoice.overdue".to_string()));
+    let done = advance(&mut c, at(2024, 2, 13, 0)).await;
+    assert!(done.actions.iter().any(|a| a.kind == "dunning_ended" && a.invoice_id == first.id), "{:?}", done.actions);
+    let after = invoices(&mut c, &s.id).await.into_iter().find(|i| i.id == first.id).expect("the first invoice");
+    assert!(after.payment_ids.is_empty(), "a remittance invoice is never charged");
+    assert_eq!((after.status, after.attempt_count), (sub::InvoiceStatus::Open as i32, 2));
+}
+
+async fn set_grace(c: &mut Clients, seconds: i64) -> Result<(), tonic::Status> {
+    c.catalog
+        .update_tenant_settings(cat::UpdateTenantSettingsRequest {
+            settings: Some(cat::TenantSettings {
+                subscription_defaults: Some(cat::SubscriptionDefaults {
+                    invoice_grace_period: Some(prost_types::Duration { seconds, nanos: 0 }),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            update_mask: Some(mask(&["subscription_defaults"])),
+        })
+        .await
+        .map(|_| ())
+}
+
+/// The grace period is the tenant's: one hour unless set, at most 7 days,
+/// 0 finalizing a renewal's invoice as the period starts.
+async fn the_grace_period_is_a_tenant_setting(app: &TestApp) {
+    let mut c = app.clients("acme");
+    let settings = c.catalog.get_tenant_settings(cat::GetTenantSettingsRequest {}).await.expect("settings");
+    let defaults = settings.into_inner().settings.expect("settings").subscription_defaults.expect("defaults");
+    assert_eq!(defaults.invoice_grace_period.map(|g| g.seconds), Some(3600));
+    let err = set_grace(&mut c, 7 * 86_400 + 1).await.expect_err("too long");
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert_eq!(details(&err).fields, vec!["settings.subscription_defaults.invoice_grace_period".to_string()]);
+    set_grace(&mut c, 0).await.expect("no grace");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    enable(&mut c, at(2024, 5, 1, 0)).await;
+    let plan = recur_e2e::create_monthly_plan(&mut c, "5.00", None).await;
+    let (account, bg) = recur_e2e::card_account(&mut c, "Stark").await;
+    let s = subscribe(&mut c, &account, &bg, &plan).await;
+    advance(&mut c, at(2024, 6, 1, 0)).await;
+    let renewal = latest(&invoices(&mut c, &s.id).await).clone();
+    assert_eq!(time(&renewal.issue_time), at(2024, 6, 1, 0), "finalized as the period starts");
+    assert_eq!(renewal.status, sub::InvoiceStatus::Paid as i32);
+}
+
 recur_e2e::on_both_backends!(test_clock_sqlite, test_clock_postgres, test_clock_renews_every_period_once);
+recur_e2e::on_both_backends_with!(
+    grace_sqlite,
+    grace_postgres,
+    the_grace_period_is_a_tenant_setting,
+    &[("RECUR_CATALOG_CACHE_TTL_MS", "50"), ("RECUR_PRICING_CACHE_TTL_MS", "50")]
+);
+recur_e2e::on_both_backends!(dunning_sqlite, dunning_postgres, a_declined_renewal_is_retried_until_a_new_card_pays);
+recur_e2e::on_both_backends!(
+    final_actions_sqlite,
+    final_actions_postgres,
+    hard_declines_overdue_invoices_and_final_actions
+);
 recur_e2e::on_both_backends_with!(
     parking_sqlite,
     parking_postgres,

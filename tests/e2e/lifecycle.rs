@@ -589,23 +589,6 @@ on_both_backends_at!(
 on_both_backends_at!(lifecycle_sqlite, lifecycle_postgres, cancel_pause_resume_and_reactivate, day(2023, 3, 1));
 on_both_backends_at!(concurrency_sqlite, concurrency_postgres, concurrent_changes_serialize, day(2023, 4, 1));
 
-async fn attach(c: &mut Clients, customer: &str, token: &str) -> String {
-    use recur_proto::payment::v1 as pay;
-    c.payments
-        .attach_payment_method(pay::AttachPaymentMethodRequest {
-            customer_id: customer.into(),
-            payment_token: token.into(),
-            set_default: false,
-            ..Default::default()
-        })
-        .await
-        .expect("attach")
-        .into_inner()
-        .payment_method
-        .expect("method")
-        .id
-}
-
 fn usd(amount: &str) -> Option<common::Money> {
     Some(common::Money { currency_code: "USD".into(), amount: amount.into() })
 }
@@ -629,7 +612,7 @@ async fn invoices_are_paid_voided_and_previewed(app: &TestApp) {
 
     // A card that declines: the first invoice stays OPEN, PAST_DUE.
     let (customer, _) = recur_e2e::customer_with_card(&mut c).await;
-    let declining = attach(&mut c, &customer, "tok_decline").await;
+    let declining = recur_e2e::attach_card(&mut c, &customer, "tok_decline").await;
     let account = c
         .accounts
         .create_account(sub::CreateAccountRequest {
@@ -665,7 +648,7 @@ async fn invoices_are_paid_voided_and_previewed(app: &TestApp) {
     assert_eq!(first.status, sub::InvoiceStatus::Open as i32);
 
     // Paid with another card: PAID, and the subscription ACTIVE again.
-    let good = attach(&mut c, &customer, "tok_mastercard").await;
+    let good = recur_e2e::attach_card(&mut c, &customer, "tok_mastercard").await;
     let paid = c
         .invoices
         .pay_invoice(sub::PayInvoiceRequest { id: first.id.clone(), payment_method_id: good })

@@ -23,19 +23,7 @@ async fn account(c: &mut Clients, name: &str) -> String {
 }
 
 async fn card(c: &mut Clients, customer: &str) -> String {
-    c.payments
-        .attach_payment_method(pay::AttachPaymentMethodRequest {
-            customer_id: customer.into(),
-            payment_token: "tok_visa".into(),
-            set_default: true,
-            ..Default::default()
-        })
-        .await
-        .expect("attach")
-        .into_inner()
-        .payment_method
-        .expect("method")
-        .id
+    recur_e2e::attach_card_as(c, customer, "tok_visa", true).await
 }
 
 async fn bill_group(c: &mut Clients, account_id: &str, customer: &str, pm: &str) -> String {

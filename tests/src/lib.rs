@@ -491,6 +491,30 @@ pub async fn remittance_account(c: &mut Clients, name: &str) -> (String, String)
 
 /// A new gateway customer with the sandbox's Visa as its default method:
 /// their ids.
+/// Attaches the sandbox card `token` to gateway customer `customer`
+/// (not as its default); the payment method's id.
+pub async fn attach_card(c: &mut Clients, customer: &str, token: &str) -> String {
+    attach_card_as(c, customer, token, false).await
+}
+
+/// Like [`attach_card`], as the customer's default when `default`.
+pub async fn attach_card_as(c: &mut Clients, customer: &str, token: &str, default: bool) -> String {
+    use recur_proto::payment::v1 as pay;
+    c.payments
+        .attach_payment_method(pay::AttachPaymentMethodRequest {
+            customer_id: customer.into(),
+            payment_token: token.into(),
+            set_default: default,
+            ..Default::default()
+        })
+        .await
+        .expect("attach")
+        .into_inner()
+        .payment_method
+        .expect("method")
+        .id
+}
+
 pub async fn customer_with_card(c: &mut Clients) -> (String, String) {
     use recur_proto::payment::v1 as pay;
     let customer = c

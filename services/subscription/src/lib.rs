@@ -77,6 +77,7 @@ pub async fn register(env: ServiceEnv, mut routes: RoutesBuilder) -> Result<Rout
         clock: env.clock.clone(),
         test_clocks: Default::default(),
         peer_key: Some(env.key.clone()),
+        lease: chrono::Duration::from_std(env.config.billing_clock_lease).unwrap_or(app::renew::LEASE),
     };
     app.refresh_test_clocks().await.map_err(|e| StartError::Storage(format!("subscription: {}", e.message())))?;
     let app = Arc::new(app);

@@ -171,6 +171,9 @@ fn invoice(id: &str, sub: &Subscription, amounts: &[&str]) -> Invoice {
         updated_at: t(2),
         reason: InvoiceReason::SubscriptionCreate,
         next_action_at: None,
+        attempt_count: 0,
+        first_failed_at: None,
+        collection_paused: String::new(),
     };
     inv.total_lines();
     inv
@@ -1081,6 +1084,37 @@ async fn test_clocks_start_once_move_forward_only_and_keep_the_tenant_apart(repo
     assert_eq!(own, vec![("acme".to_string(), "sub_1".to_string())]);
 }
 
+async fn a_declined_payment_keeps_the_invoice_dunning_state(repo: &dyn SubscriptionRepo) {
+    seed(repo, "acme", "acct_1", "bg_1").await;
+    let sub = subscription("sub_1", "acct_1", "bg_1");
+    let mut inv = invoice("inv_1", &sub, &["10.00"]);
+    repo.insert_subscription("acme", &sub, Some(&inv), NO_KEY, &[], &[]).await.expect("insert");
+    inv.payment_ids = vec!["pay_1".into()];
+    inv.attempt_count = 1;
+    inv.first_failed_at = Some(t(3));
+    inv.next_action_at = Some(t(3) + Duration::days(1));
+    inv.updated_at = t(3);
+    repo.record_payment("acme", &inv, &[]).await.expect("record");
+    let got = repo.get_invoice("acme", "inv_1").await.expect("get").expect("inv");
+    assert_eq!(
+        (got.attempt_count, got.first_failed_at, got.next_action_at),
+        (1, inv.first_failed_at, inv.next_action_at)
+    );
+    // A hard decline pauses collection, written over what was read.
+    let mut paused = got.clone();
+    paused.attempt_count = 2;
+    paused.collection_paused = "hard_decline".into();
+    paused.next_action_at = None;
+    paused.updated_at = t(4);
+    assert!(repo.update_invoice("acme", &paused, got.status, got.updated_at, &[], &[]).await.expect("update"));
+    let again = repo.get_invoice("acme", "inv_1").await.expect("get").expect("inv");
+    assert_eq!(
+        (again.attempt_count, again.collection_paused.as_str(), again.next_action_at),
+        (2, "hard_decline", None)
+    );
+    assert!(!repo.update_invoice("acme", &paused, got.status, got.updated_at, &[], &[]).await.expect("stale"));
+}
+
 async fn sqlite() -> (TestDatabase, Arc<dyn SubscriptionRepo>) {
     let db = TestDatabase::sqlite();
     let repo = repo::open(&recur_storage::sqlite_file_url(&db.data_dir(), "subscription"), 4).await.expect("open");
@@ -1120,6 +1154,7 @@ macro_rules! on_both {
 }
 
 on_both!(
+    a_declined_payment_keeps_the_invoice_dunning_state,
     due_subscriptions_are_leased_to_one_run_until_the_lease_ends,
     a_parked_subscription_keeps_its_reason_until_changed,
     a_period_is_invoiced_once_by_the_database,

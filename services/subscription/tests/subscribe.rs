@@ -45,6 +45,8 @@ impl Catalog for NoCatalog {
             change_at_period_end: false,
             credit_unused_on_cancel: false,
             invoice_due_days: 30,
+            grace: Duration::hours(1),
+            dunning: Default::default(),
         })
     }
 
@@ -150,6 +152,7 @@ async fn app_with(refuse: bool, succeed: bool) -> (TestDatabase, App, Arc<Gatewa
         clock: clock.clone(),
         test_clocks: Default::default(),
         peer_key: None,
+        lease: recur_subscription::app::renew::LEASE,
     };
     (db, app, gateway, clock)
 }

@@ -135,6 +135,11 @@ pub const VARS: &[Var] = &[
         description: "How often the subscription service's billing clock looks for due renewals and invoices to finalize and collect (0: off; test-mode tenants move only by AdvanceClock).",
     },
     Var {
+        name: "RECUR_BILLING_CLOCK_LEASE_MS",
+        default: "60000",
+        description: "How long a billing-clock run holds the subscriptions and invoices it took; a replica that died is taken over after it.",
+    },
+    Var {
         name: "RECUR_RATE_LIMIT_READ_PER_SEC",
         default: "0: unlimited",
         description: "Per tenant and process group (shared through RECUR_REDIS_URL when set): read calls (Get*, List*, Quote, PreviewChange, ExportCatalog, …) per second; decimals allowed.",
@@ -261,6 +266,7 @@ pub struct Config {
     pub reconcile_after: Duration,
     pub reconcile_interval: Duration,
     pub billing_clock_interval: Duration,
+    pub billing_clock_lease: Duration,
     pub rate_limits: RateLimits,
     pub log_filter: String,
     pub log_format: LogFormat,
@@ -428,6 +434,9 @@ impl Config {
             reconcile_after: Duration::from_millis(number("RECUR_PAYMENT_RECONCILE_AFTER_MS", 30_000)?.max(1)),
             reconcile_interval: Duration::from_millis(number("RECUR_PAYMENT_RECONCILE_INTERVAL_MS", 5_000)?),
             billing_clock_interval: Duration::from_millis(number("RECUR_BILLING_CLOCK_INTERVAL_MS", 1_000)?),
+            billing_clock_lease: Duration::from_millis(
+                number("RECUR_BILLING_CLOCK_LEASE_MS", 60_000)?.clamp(100, 3_600_000),
+            ),
             rate_limits,
             log_filter: get("RECUR_LOG").unwrap_or_else(|| "info".into()),
             log_format,

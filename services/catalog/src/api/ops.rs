@@ -621,10 +621,20 @@ impl CatalogApi {
             if !(0..=365).contains(&d.invoice_due_days) {
                 v.add("settings.subscription_defaults.invoice_due_days", "must be between 0 and 365 days");
             }
+            let grace = d.invoice_grace_period.as_ref().map(|g| g.seconds);
+            if let Some(g) = &d.invoice_grace_period
+                && (g.seconds < 0 || g.seconds > crate::domain::MAX_GRACE_SECS || g.nanos != 0)
+            {
+                v.add(
+                    "settings.subscription_defaults.invoice_grace_period",
+                    "must be whole seconds between 0 and 7 days",
+                );
+            }
             s.subscription_defaults = crate::domain::SubscriptionDefaults {
                 change_at_period_end: d.change_at_period_end,
                 credit_unused_on_cancel: d.credit_unused_on_cancel,
                 invoice_due_days: d.invoice_due_days.clamp(0, 365) as u32,
+                invoice_grace_secs: grace.map(|g| g.clamp(0, crate::domain::MAX_GRACE_SECS) as u32),
             };
         }
         v.finish()?;

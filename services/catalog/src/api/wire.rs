@@ -238,6 +238,12 @@ pub(super) fn settings_pb(tenant: &str, s: &TenantSettings) -> pb::TenantSetting
             change_at_period_end: s.subscription_defaults.change_at_period_end,
             credit_unused_on_cancel: s.subscription_defaults.credit_unused_on_cancel,
             invoice_due_days: s.subscription_defaults.invoice_due_days as i32,
+            invoice_grace_period: Some(prost_types::Duration {
+                seconds: i64::from(
+                    s.subscription_defaults.invoice_grace_secs.unwrap_or(crate::domain::DEFAULT_GRACE_SECS),
+                ),
+                nanos: 0,
+            }),
         }),
         update_time: s.updated_at.map(timestamp),
     }

@@ -178,7 +178,16 @@ pub struct SubscriptionDefaults {
     /// 0: 30 days.
     #[serde(default)]
     pub invoice_due_days: u32,
+    /// Seconds a renewal's invoice stays a draft; `None`: one hour.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invoice_grace_secs: Option<u32>,
 }
+
+/// The grace period of a tenant that set none.
+pub const DEFAULT_GRACE_SECS: u32 = 3600;
+
+/// The longest grace period a tenant may set (7 days).
+pub const MAX_GRACE_SECS: i64 = 7 * 86_400;
 
 /// A tenant's defaults. Stored as one JSON document per tenant.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -447,6 +447,8 @@ pub fn invoice_pb(i: &Invoice) -> pb::Invoice {
         credit_applied: Some(money_of(i.credit_applied, c)),
         billing_reason: i.reason.as_str().to_string(),
         next_action_time: opt_timestamp(i.next_action_at),
+        attempt_count: i32::try_from(i.attempt_count).unwrap_or(i32::MAX),
+        collection_paused_reason: i.collection_paused.clone(),
     }
 }
 

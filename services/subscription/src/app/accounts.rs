@@ -610,10 +610,16 @@ impl App {
             };
             Some((next, Event::new(event, now)))
         };
-        self.repo
-            .update_bill_group(&ctx.tenant_id, &u.id, &apply)
-            .await?
-            .ok_or_else(|| AppError::not_found("bill group", &u.id).with_field("bill_group.id", "no such bill group"))
+        let updated = self.repo.update_bill_group(&ctx.tenant_id, &u.id, &apply).await?.ok_or_else(|| {
+            AppError::not_found("bill group", &u.id).with_field("bill_group.id", "no such bill group")
+        })?;
+        if updated.payment_method_id != current.payment_method_id
+            && let Err(e) = self.retry_open_invoices(ctx, &updated).await
+        {
+            // The change is made; the clock retries what this could not.
+            tracing::warn!(bill_group = %updated.id, error = %e, "open invoices not retried at once");
+        }
+        Ok(updated)
     }
 
     /// The bill groups of account `account_id` (NOT_FOUND when there is

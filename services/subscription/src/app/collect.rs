@@ -15,6 +15,30 @@ pub struct Collected {
     pub payment_id: String,
     /// The payment was declined.
     pub failed: bool,
+    pub decline_code: String,
+}
+
+/// `inv` after its payment failed at `now` with `decline_code`: one more
+/// failed attempt, and its next action by `schedule` (see
+/// `domain::dunning`).
+pub(crate) fn schedule_retry(
+    inv: &mut Invoice,
+    schedule: &crate::domain::dunning::Dunning,
+    decline_code: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) {
+    use crate::domain::dunning::{Next, after_failure, is_hard_decline};
+    inv.attempt_count += 1;
+    let first = *inv.first_failed_at.get_or_insert(now);
+    inv.next_action_at = match after_failure(schedule, inv.attempt_count, first, is_hard_decline(decline_code)) {
+        Next::RetryAt(t) => Some(t),
+        // The clock takes the final action at once.
+        Next::Final => Some(now),
+        Next::Stop => {
+            inv.collection_paused = "hard_decline".into();
+            None
+        }
+    };
 }
 
 /// The gateway's idempotency key for the charge of invoice `id`: however
@@ -28,17 +52,20 @@ impl App {
     /// records the outcome (with its events) on the invoice.
     pub async fn collect(&self, ctx: &CallContext, bg: &BillGroup, inv: Invoice) -> AppResult<Collected> {
         let key = charge_key(&inv.id);
-        self.collect_with(ctx, bg, inv, key).await
+        self.collect_with(ctx, bg, inv, key, true).await
     }
 
     /// Like [`App::collect`], under the gateway idempotency key `key` (a
-    /// second attempt at an invoice has its own).
+    /// second attempt at an invoice has its own). With `dunning`, a decline
+    /// schedules the next attempt by the tenant's dunning schedule (or, a
+    /// hard decline, pauses collection until the payment method changes).
     pub async fn collect_with(
         &self,
         ctx: &CallContext,
         bg: &BillGroup,
         mut inv: Invoice,
         key: String,
+        dunning: bool,
     ) -> AppResult<Collected> {
         if inv.number.is_empty() {
             // The charge names the number: every attempt sees the same one.
@@ -64,8 +91,9 @@ impl App {
             inv.payment_ids.push(payment.payment_id.clone());
         }
         inv.updated_at = now;
-        // Charged: nothing left for the billing clock until dunning says.
-        inv.next_action_at = None;
+        // Charged: nothing left for the billing clock until dunning says
+        // (a declined attempt by hand keeps the schedule it had).
+        let scheduled = inv.next_action_at.take();
         let mut events = Vec::new();
         match payment.status {
             PaymentStatus::Succeeded => {
@@ -83,6 +111,12 @@ impl App {
                 }
             }
             PaymentStatus::Failed => {
+                if dunning {
+                    let policy = self.catalog.policy(ctx).await?;
+                    schedule_retry(&mut inv, &policy.dunning, &payment.decline_code, now);
+                } else {
+                    inv.next_action_at = scheduled;
+                }
                 events.push(Event::new(
                     SubscriptionEvent::InvoicePaymentFailed {
                         invoice_id: inv.id.clone(),
@@ -95,6 +129,11 @@ impl App {
             PaymentStatus::Pending => {}
         }
         self.repo.record_payment(&ctx.tenant_id, &inv, &events).await?;
-        Ok(Collected { invoice: inv, payment_id: payment.payment_id, failed: payment.status == PaymentStatus::Failed })
+        Ok(Collected {
+            invoice: inv,
+            payment_id: payment.payment_id,
+            failed: payment.status == PaymentStatus::Failed,
+            decline_code: payment.decline_code,
+        })
     }
 }

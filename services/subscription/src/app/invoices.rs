@@ -48,6 +48,17 @@ pub struct OneOff {
     pub line_id: String,
 }
 
+/// When the billing clock looks at an invoice of `bill_group` made at
+/// `now` again: at its due date when the customer pays it (overdue then),
+/// never when it is charged at once.
+fn inv_due_for_remittance(
+    bill_group: &crate::domain::BillGroup,
+    now: chrono::DateTime<chrono::Utc>,
+    due_days: u32,
+) -> Option<chrono::DateTime<chrono::Utc>> {
+    (!bill_group.can_charge_automatically()).then(|| now + Duration::days(i64::from(due_days)))
+}
+
 fn not_open(inv: &Invoice, what: &str) -> AppError {
     AppError::failed_precondition(
         format!("INVOICE_{}", inv.status.as_str().to_ascii_uppercase()),
@@ -138,7 +149,7 @@ impl App {
             None if inv.payment_ids.is_empty() => charge_key(&inv.id),
             None => format!("{}:attempt:{}", charge_key(&inv.id), inv.payment_ids.len() + 1),
         };
-        let collected = self.collect_with(ctx, &bill_group, inv, key).await?;
+        let collected = self.collect_with(ctx, &bill_group, inv, key, false).await?;
         if collected.invoice.status == InvoiceStatus::Paid {
             self.settled(ctx, &collected.invoice).await?;
         }
@@ -146,7 +157,7 @@ impl App {
     }
 
     /// A subscription PAST_DUE whose invoice is now paid is ACTIVE again.
-    async fn settled(&self, ctx: &CallContext, inv: &Invoice) -> AppResult<()> {
+    pub(crate) async fn settled(&self, ctx: &CallContext, inv: &Invoice) -> AppResult<()> {
         if inv.subscription_id.is_empty() {
             return Ok(());
         }
@@ -355,7 +366,10 @@ impl App {
             created_at: now,
             updated_at: now,
             reason: InvoiceReason::Manual,
-            next_action_at: None,
+            next_action_at: inv_due_for_remittance(&bill_group, now, policy.invoice_due_days),
+            attempt_count: 0,
+            first_failed_at: None,
+            collection_paused: String::new(),
         };
         inv.total_lines();
         if bill_group.can_charge_automatically() {
@@ -489,6 +503,9 @@ impl App {
                 updated_at: now,
                 reason: InvoiceReason::SubscriptionCycle,
                 next_action_at: None,
+                attempt_count: 0,
+                first_failed_at: None,
+                collection_paused: String::new(),
             });
         for pending in self.repo.pending_charges(tenant, &sub.id).await? {
             inv.lines.push(InvoiceLine {

@@ -46,6 +46,8 @@ pub struct App {
     /// Mints the tokens the billing clock calls the peers with on a
     /// tenant's behalf (`None`: peers that check none, in unit tests).
     pub peer_key: Option<recur_auth::TokenKey>,
+    /// How long a run of the billing clock holds what it took.
+    pub lease: chrono::Duration,
 }
 
 /// The idempotency key of a create and the fingerprint of its request.

@@ -202,24 +202,32 @@ impl App {
             return Ok(Changed { subscription: sub, invoice: Some(inv), payment_id, credited });
         }
         let collected = self.collect(ctx, &bill_group, inv).await?;
-        if collected.failed
-            && let Ok(next) = sub.state.after(Action::PaymentFailed)
-            && next != sub.state
-        {
-            let at = self.now(tenant);
-            let event = Event::new(
-                SubscriptionEvent::SubscriptionPastDue {
-                    subscription_id: sub.id.clone(),
-                    invoice_id: collected.invoice.id.clone(),
-                },
-                at,
-            );
-            self.repo.set_subscription_state(tenant, &sub.id, next, at, &event).await?;
-            sub.state = next;
-            sub.updated_at = at;
-            sub.version += 1;
+        if collected.failed {
+            self.past_due(tenant, &mut sub, &collected.invoice.id).await?;
         }
         Ok(Changed { subscription: sub, invoice: Some(collected.invoice), payment_id: collected.payment_id, credited })
+    }
+
+    /// `sub` PAST_DUE for unpaid invoice `invoice_id` (with its event),
+    /// when its state allows and it is not already.
+    pub(crate) async fn past_due(&self, tenant: &str, sub: &mut Subscription, invoice_id: &str) -> AppResult<()> {
+        let Ok(next) = sub.state.after(Action::PaymentFailed) else { return Ok(()) };
+        if next == sub.state {
+            return Ok(());
+        }
+        let at = self.now(tenant);
+        let event = Event::new(
+            SubscriptionEvent::SubscriptionPastDue {
+                subscription_id: sub.id.clone(),
+                invoice_id: invoice_id.to_string(),
+            },
+            at,
+        );
+        self.repo.set_subscription_state(tenant, &sub.id, next, at, &event).await?;
+        sub.state = next;
+        sub.updated_at = at;
+        sub.version += 1;
+        Ok(())
     }
 
     /// The days an invoice of `bill_group` is due after it is issued: the

@@ -8,8 +8,11 @@
 //!   subscription several periods behind gets one invoice per missed
 //!   period, in order, each dated at its own period's start.
 //! - **Invoices** whose next action has come ([`App::act_on_invoice`]): a
-//!   renewal's DRAFT is finalized once the grace period has passed (the
-//!   account's credit applied, numbered), then collected.
+//!   renewal's DRAFT is finalized once the tenant's grace period has passed
+//!   (the account's credit applied, numbered), then collected; an unpaid
+//!   one follows dunning (`domain::dunning`): a declined charge retried on
+//!   the tenant's schedule, an invoice the customer pays found overdue at
+//!   its due date, the final action when the schedule is used up.
 //!
 //! Exactly once: each step is written over the subscription's version, and
 //! the database keeps one renewal invoice per subscription and period (a
@@ -33,7 +36,8 @@ use crate::domain::{Event, InvoiceStatus, Subscription, SubscriptionEvent, Subsc
 use crate::peers::QuoteInput;
 
 /// How long a renewal's invoice stays DRAFT (late usage for the closed
-/// period still counts) before it is finalized and collected.
+/// period still counts) before it is finalized and collected, unless the
+/// tenant says otherwise (`subscription_defaults.invoice_grace_period`).
 pub const GRACE_PERIOD: Duration = Duration::hours(1);
 
 /// Most periods one subscription is caught up by in one pass.
@@ -44,7 +48,8 @@ const MAX_CATCH_UP: usize = 400;
 pub struct ClockAction {
     pub at: DateTime<Utc>,
     /// `activated`, `trial_ended`, `renewed`, `canceled`, `paused`,
-    /// `resumed`, `parked`, `finalized`, `paid`, `payment_failed`.
+    /// `resumed`, `parked`, `finalized`, `paid`, `payment_failed`,
+    /// `payment_pending`, `overdue`, `dunning_ended`.
     pub kind: &'static str,
     pub subscription_id: String,
     pub invoice_id: String,
@@ -224,7 +229,7 @@ impl App {
         let mut next = next;
         next.recurring_amount = offering.recurring_amount;
         let pending = self.repo.pending_charges(tenant, &sub.id).await?;
-        let invoice = cycle_invoice(&next, &bill_group, offering, &pending, at, at + GRACE_PERIOD);
+        let invoice = cycle_invoice(&next, &bill_group, offering, &pending, at, at + policy.grace);
         let event = Event::new(
             SubscriptionEvent::SubscriptionRenewed {
                 subscription_id: sub.id.clone(),
@@ -255,7 +260,7 @@ impl App {
         }
         // This run's until the lease ends (then, should it have died, the
         // next run's): no two runs finalize or charge it at once.
-        let leased = now + LEASE;
+        let leased = now + self.lease;
         if !self.repo.take_invoice(tenant, id, at, leased).await? {
             return Ok(());
         }
@@ -274,6 +279,9 @@ impl App {
                 // Collected next, still leased (a crash in between leaves it
                 // due when the lease ends).
                 inv.next_action_at = Some(leased);
+            } else if inv.status == InvoiceStatus::Open {
+                // Paid by the customer: overdue if not paid by its due date.
+                inv.next_action_at = inv.due_at;
             }
             let mut events = vec![Event::new(
                 SubscriptionEvent::InvoiceFinalized { invoice_id: inv.id.clone(), number: String::new() },
@@ -307,13 +315,69 @@ impl App {
         if inv.status != InvoiceStatus::Open || inv.next_action_at.is_none() {
             return Ok(());
         }
+        Box::pin(self.collect_due(ctx, inv, &bill_group, at, out)).await
+    }
+
+    /// The next step of collecting open invoice `inv` (taken by this run),
+    /// due at `at`: the final action once the dunning schedule is used up;
+    /// else a charge (the first, or a retry under its own key) on a bill
+    /// group that pays automatically, or, for one paid by remittance, the
+    /// next overdue step, charging nothing.
+    async fn collect_due(
+        &self,
+        ctx: &CallContext,
+        mut inv: crate::domain::Invoice,
+        bill_group: &crate::domain::BillGroup,
+        at: DateTime<Utc>,
+        out: &mut Vec<ClockAction>,
+    ) -> AppResult<()> {
+        use crate::domain::dunning::{Next, after_failure};
+        let tenant = ctx.tenant_id.as_str();
         let invoice_id = inv.id.clone();
-        if !bill_group.can_charge_automatically() {
-            // The payment method went away since: the invoice stays open.
+        let policy = self.catalog.policy(ctx).await?;
+        if let Some(first) = inv.first_failed_at
+            && after_failure(&policy.dunning, inv.attempt_count, first, false) == Next::Final
+        {
+            return Box::pin(self.final_action(ctx, inv, &policy, at, out)).await;
+        }
+        if inv.amount_due().is_zero() || !inv.collection_paused.is_empty() {
             return self.stop_collecting(tenant, inv).await;
         }
-        let sub = self.subscription(tenant, &inv.subscription_id).await?;
-        let changed = match Box::pin(self.collect_change(ctx, sub, Some(inv.clone()))).await {
+        // A one-off charge's invoice belongs to no subscription.
+        let mut sub = match inv.subscription_id.as_str() {
+            "" => None,
+            id => Some(self.subscription(tenant, id).await?),
+        };
+        if !bill_group.can_charge_automatically() {
+            // Not paid by its due date (remittance, or nothing to charge it
+            // to): overdue, then the schedule's steps, charging nothing.
+            let (was, read_at) = (inv.status, inv.updated_at);
+            let first_time = inv.attempt_count == 0;
+            crate::app::collect::schedule_retry(&mut inv, &policy.dunning, "", at);
+            inv.updated_at = at;
+            let events = if first_time {
+                vec![Event::new(SubscriptionEvent::InvoiceOverdue { invoice_id: invoice_id.clone() }, at)]
+            } else {
+                Vec::new()
+            };
+            if !self.repo.update_invoice(tenant, &inv, was, read_at, &[], &events).await? {
+                return Ok(());
+            }
+            if first_time && let Some(sub) = sub.as_mut() {
+                self.past_due(tenant, sub, &invoice_id).await?;
+            }
+            let mut a = ClockAction::new(at, "overdue", &inv.subscription_id);
+            a.invoice_id = invoice_id;
+            out.push(a);
+            return Ok(());
+        }
+        // Each attempt has its own key at the gateway; a run cut off and
+        // re-run makes the same attempt again, answered with its payment.
+        let key = match inv.payment_ids.len() {
+            0 => super::collect::charge_key(&inv.id),
+            n => format!("{}:attempt:{}", super::collect::charge_key(&inv.id), n + 1),
+        };
+        let collected = match Box::pin(self.collect_with(ctx, bill_group, inv.clone(), key, true)).await {
             Ok(c) => c,
             Err(e) if is_permanent(&e) => {
                 // Refused by the gateway as it stands (the method is gone):
@@ -326,19 +390,106 @@ impl App {
             }
             Err(e) => return Err(e),
         };
-        if !changed.payment_id.is_empty() {
-            let paid = changed.invoice.as_ref().is_some_and(|i| i.status == InvoiceStatus::Paid);
-            let kind = if paid {
-                "paid"
-            } else if changed.subscription.state == SubscriptionState::PastDue {
-                "payment_failed"
-            } else {
-                "payment_pending"
-            };
-            let mut a = ClockAction::new(at, kind, &changed.subscription.id);
-            a.invoice_id = invoice_id;
-            a.payment_id = changed.payment_id;
-            out.push(a);
+        let kind = if collected.invoice.status == InvoiceStatus::Paid {
+            self.settled(ctx, &collected.invoice).await?;
+            "paid"
+        } else if collected.failed {
+            if let Some(sub) = sub.as_mut() {
+                self.past_due(tenant, sub, &invoice_id).await?;
+            }
+            "payment_failed"
+        } else {
+            "payment_pending"
+        };
+        let mut a = ClockAction::new(at, kind, &inv.subscription_id);
+        a.invoice_id = invoice_id;
+        a.payment_id = collected.payment_id;
+        a.reason = collected.decline_code;
+        out.push(a);
+        Ok(())
+    }
+
+    /// The tenant's final dunning action for `inv`, whose schedule is used
+    /// up: cancel its subscription, or mark the invoice uncollectible (the
+    /// subscription goes on, ACTIVE again), or leave it past due. Either
+    /// way the clock is done with the invoice.
+    async fn final_action(
+        &self,
+        ctx: &CallContext,
+        inv: crate::domain::Invoice,
+        policy: &crate::peers::Policy,
+        at: DateTime<Utc>,
+        out: &mut Vec<ClockAction>,
+    ) -> AppResult<()> {
+        use crate::domain::dunning::FinalAction;
+        let tenant = ctx.tenant_id.as_str();
+        let mut a = ClockAction::new(at, "dunning_ended", &inv.subscription_id);
+        a.invoice_id = inv.id.clone();
+        match policy.dunning.final_action {
+            FinalAction::CancelSubscription => {
+                a.reason = "subscription_canceled".into();
+                self.stop_collecting(tenant, inv.clone()).await?;
+                let sub = match inv.subscription_id.as_str() {
+                    "" => None,
+                    id => Some(self.subscription(tenant, id).await?),
+                };
+                if let Some(sub) = sub
+                    && sub.state.after(Action::Cancel).is_ok()
+                {
+                    let mut next = sub.clone();
+                    crate::domain::lifecycle::end_now(&mut next, SubscriptionState::Canceled, at);
+                    next.cancel_reason = "unpaid".into();
+                    let event = Event::new(
+                        SubscriptionEvent::SubscriptionCanceled {
+                            subscription_id: sub.id.clone(),
+                            reason: "unpaid".into(),
+                        },
+                        at,
+                    );
+                    let plan = Plan::new(next, None, vec![event]);
+                    Box::pin(self.commit(ctx, Action::Cancel, &Idem::default(), plan)).await?;
+                }
+            }
+            FinalAction::MarkUncollectible => {
+                a.reason = "invoice_uncollectible".into();
+                let closed = self.close_invoice(ctx, &inv.id, false).await?;
+                self.settled(ctx, &closed).await?;
+            }
+            FinalAction::LeavePastDue => {
+                a.reason = "left_past_due".into();
+                self.stop_collecting(tenant, inv).await?;
+            }
+        }
+        out.push(a);
+        Ok(())
+    }
+
+    /// Collects at once the open invoices of `bill_group` that dunning is
+    /// retrying or that a hard decline paused: its payment method changed.
+    pub async fn retry_open_invoices(&self, ctx: &CallContext, bill_group: &crate::domain::BillGroup) -> AppResult<()> {
+        let tenant = ctx.tenant_id.as_str();
+        if !bill_group.can_charge_automatically() {
+            return Ok(());
+        }
+        let q = crate::repo::InvoiceQuery {
+            account_id: Some(bill_group.account_id.clone()),
+            subscription_id: None,
+            status: Some(InvoiceStatus::Open),
+            after: None,
+            limit: 200,
+        };
+        let now = self.now(tenant);
+        let mut out = Vec::new();
+        for mut inv in self.repo.list_invoices(tenant, &q).await? {
+            if inv.bill_group_id != bill_group.id || (inv.attempt_count == 0 && inv.collection_paused.is_empty()) {
+                continue;
+            }
+            let (was, read_at) = (inv.status, inv.updated_at);
+            inv.collection_paused.clear();
+            inv.next_action_at = Some(now);
+            if self.repo.update_invoice(tenant, &inv, was, read_at, &[], &[]).await? {
+                Box::pin(self.act_on_invoice(ctx, &inv.id, now, &mut out)).await?;
+            }
         }
         Ok(())
     }
@@ -366,15 +517,23 @@ impl App {
                 due: now,
                 owner,
                 wall_now: now,
-                lease_until: now + LEASE,
+                lease_until: now + self.lease,
                 limit,
             })
             .await?;
         let mut out = Vec::new();
         for (tenant, id) in &claimed {
             let ctx = self.peer_context(tenant);
-            if let Err(e) = Box::pin(self.bill_subscription(&ctx, id, now, &mut out)).await {
-                tracing::warn!(tenant = %tenant, subscription = %id, error = %e, "renewal failed; retried next pass");
+            match Box::pin(self.bill_subscription(&ctx, id, now, &mut out)).await {
+                Ok(()) => {}
+                // Another run's change (a lease that ran out under load): it
+                // did the work or the next pass does.
+                Err(e) if e.code() == Code::Aborted => {
+                    tracing::debug!(tenant = %tenant, subscription = %id, error = %e, "renewal raced another run");
+                }
+                Err(e) => {
+                    tracing::warn!(tenant = %tenant, subscription = %id, error = %e, "renewal failed; retried next pass")
+                }
             }
             self.repo.release_lease(tenant, id, owner).await?;
         }
@@ -403,7 +562,7 @@ impl App {
                     due: now,
                     owner: TEST_CLOCK_OWNER,
                     wall_now: wall,
-                    lease_until: wall + LEASE,
+                    lease_until: wall + self.lease,
                     limit: 500,
                 })
                 .await?;
@@ -437,8 +596,8 @@ impl App {
     }
 }
 
-/// How long a run holds the subscriptions it claimed; one that died is
-/// taken over after it.
+/// How long a run holds the subscriptions it claimed unless configured
+/// (`RECUR_BILLING_CLOCK_LEASE_MS`); one that died is taken over after it.
 pub const LEASE: Duration = Duration::seconds(60);
 
 /// The lease owner of AdvanceClock's runs.

@@ -17,7 +17,6 @@ use tonic::Code;
 
 use super::{App, Idem};
 use crate::domain::invoice::first_invoice;
-use crate::domain::state::Action;
 use crate::domain::{
     CustomPrice, Event, Invoice, InvoiceStatus, Item, Metadata, Subscription, SubscriptionEvent, SubscriptionState,
 };
@@ -295,21 +294,7 @@ impl App {
             Err(e) => return Err(e),
         };
         if collected.failed {
-            let at = self.now(tenant);
-            if let Ok(next) = sub.state.after(Action::PaymentFailed)
-                && next != sub.state
-            {
-                let event = Event::new(
-                    SubscriptionEvent::SubscriptionPastDue {
-                        subscription_id: sub.id.clone(),
-                        invoice_id: collected.invoice.id.clone(),
-                    },
-                    at,
-                );
-                self.repo.set_subscription_state(tenant, &sub.id, next, at, &event).await?;
-                sub.state = next;
-                sub.updated_at = at;
-            }
+            self.past_due(tenant, &mut sub, &collected.invoice.id).await?;
         }
         Ok(Subscribed { subscription: sub, invoice: Some(collected.invoice), payment_id: collected.payment_id })
     }

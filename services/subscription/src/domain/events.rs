@@ -64,6 +64,9 @@ pub enum SubscriptionEvent {
     /// A draft made final: numbered, no longer changed, to be collected.
     #[serde(rename = "invoice.finalized")]
     InvoiceFinalized { invoice_id: String, number: String },
+    /// Not paid by its due date (a REMITTANCE invoice).
+    #[serde(rename = "invoice.overdue")]
+    InvoiceOverdue { invoice_id: String },
     #[serde(rename = "invoice.paid")]
     InvoicePaid { invoice_id: String, payment_id: String },
     #[serde(rename = "invoice.payment_failed")]
@@ -99,6 +102,7 @@ impl SubscriptionEvent {
             SubscriptionEvent::SubscriptionRenewed { .. } => "subscription.renewed",
             SubscriptionEvent::SubscriptionParked { .. } => "subscription.parked",
             SubscriptionEvent::InvoiceFinalized { .. } => "invoice.finalized",
+            SubscriptionEvent::InvoiceOverdue { .. } => "invoice.overdue",
             SubscriptionEvent::InvoiceCreated { .. } => "invoice.created",
             SubscriptionEvent::InvoicePaid { .. } => "invoice.paid",
             SubscriptionEvent::InvoicePaymentFailed { .. } => "invoice.payment_failed",
@@ -132,6 +136,7 @@ impl SubscriptionEvent {
             | SubscriptionEvent::SubscriptionParked { subscription_id, .. } => subscription_id,
             SubscriptionEvent::InvoiceCreated { invoice_id, .. }
             | SubscriptionEvent::InvoiceFinalized { invoice_id, .. }
+            | SubscriptionEvent::InvoiceOverdue { invoice_id }
             | SubscriptionEvent::InvoicePaid { invoice_id, .. }
             | SubscriptionEvent::InvoicePaymentFailed { invoice_id, .. }
             | SubscriptionEvent::InvoiceVoided { invoice_id, .. }

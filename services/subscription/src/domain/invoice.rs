@@ -173,7 +173,11 @@ pub fn period_invoice(
         created_at: now,
         updated_at: now,
         reason: InvoiceReason::SubscriptionCreate,
-        next_action_at: None,
+        // Paid by the customer: the billing clock finds it overdue then.
+        next_action_at: (!bill_group.can_charge_automatically()).then(|| now + Duration::days(i64::from(due_days))),
+        attempt_count: 0,
+        first_failed_at: None,
+        collection_paused: String::new(),
         credit_applied: Decimal::ZERO,
     }
 }
@@ -222,13 +226,17 @@ pub fn adjustment_invoice(
         created_at: now,
         updated_at: now,
         reason: InvoiceReason::SubscriptionUpdate,
-        next_action_at: None,
+        next_action_at: (!bill_group.can_charge_automatically()).then(|| now + Duration::days(i64::from(due_days))),
+        attempt_count: 0,
+        first_failed_at: None,
+        collection_paused: String::new(),
     };
     inv.total_lines();
     if inv.amount <= Decimal::ZERO {
         inv.status = InvoiceStatus::Paid;
         inv.paid_at = Some(now);
         inv.due_at = Some(now);
+        inv.next_action_at = None;
     }
     Some(inv)
 }

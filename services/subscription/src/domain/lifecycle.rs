@@ -347,6 +347,9 @@ mod tests {
             updated_at: at(2023, 1, 31),
             reason: crate::domain::InvoiceReason::SubscriptionCycle,
             next_action_at: None,
+            attempt_count: 0,
+            first_failed_at: None,
+            collection_paused: String::new(),
         };
         let lines =
             unused_credit_lines(&s, std::slice::from_ref(&inv), at(2023, 2, 21), &terms(0), s.currency, "Unused");

@@ -5,6 +5,7 @@
 //! ([`invoice`]) and the events every change writes ([`events`]).
 
 pub mod anchor;
+pub mod dunning;
 pub mod events;
 pub mod invoice;
 pub mod lifecycle;
@@ -337,6 +338,13 @@ pub struct Invoice {
     /// When the billing clock next acts on it (finalizes a draft, collects
     /// it); `None`: nothing left for the clock.
     pub next_action_at: Option<DateTime<Utc>>,
+    /// Payments of it that failed (a REMITTANCE invoice: the days it was
+    /// found overdue), and when the first did: dunning counts from there.
+    pub attempt_count: u32,
+    pub first_failed_at: Option<DateTime<Utc>>,
+    /// Why the billing clock stopped collecting it (`hard_decline`), until
+    /// the bill group's payment method changes; empty: it did not.
+    pub collection_paused: String,
 }
 
 impl Invoice {

@@ -361,6 +361,24 @@ impl Catalog for GrpcCatalog {
             change_at_period_end: d.change_at_period_end,
             credit_unused_on_cancel: d.credit_unused_on_cancel,
             invoice_due_days: if d.invoice_due_days <= 0 { 30 } else { d.invoice_due_days as u32 },
+            grace: match &d.invoice_grace_period {
+                Some(g) => chrono::Duration::seconds(g.seconds.clamp(0, 7 * 86_400)),
+                None => crate::app::renew::GRACE_PERIOD,
+            },
+            dunning: match settings.dunning {
+                Some(dn) => {
+                    use crate::domain::dunning::{Dunning, FinalAction};
+                    Dunning {
+                        retry_days: dn.retry_offset_days.iter().map(|d| (*d).clamp(0, 365) as u32).collect(),
+                        final_action: match catpb::DunningFinalAction::try_from(dn.final_action) {
+                            Ok(catpb::DunningFinalAction::MarkUncollectible) => FinalAction::MarkUncollectible,
+                            Ok(catpb::DunningFinalAction::LeavePastDue) => FinalAction::LeavePastDue,
+                            _ => FinalAction::CancelSubscription,
+                        },
+                    }
+                }
+                None => Default::default(),
+            },
         })
     }
 

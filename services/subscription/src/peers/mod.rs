@@ -203,6 +203,10 @@ pub struct Policy {
     pub credit_unused_on_cancel: bool,
     /// Days a remittance invoice is due after it is issued.
     pub invoice_due_days: u32,
+    /// How long a renewal's invoice stays a draft.
+    pub grace: chrono::Duration,
+    /// What follows an unpaid invoice.
+    pub dunning: crate::domain::dunning::Dunning,
 }
 
 /// What the subscription service needs of a rate.

@@ -104,6 +104,11 @@ macro_rules! store {
                     inv.updated_at,
                     inv.next_action_at,
                 );
+                let (attempts, first_failed, paused) = (
+                    i32::try_from(inv.attempt_count).unwrap_or(i32::MAX),
+                    inv.first_failed_at,
+                    inv.collection_paused.clone(),
+                );
                 w.add(move |qb| {
                     qb.push("UPDATE invoices SET status = ")
                         .push_bind(status)
@@ -117,6 +122,12 @@ macro_rules! store {
                         .push_bind(at)
                         .push(", next_action_at = ")
                         .push_bind(next_action)
+                        .push(", attempt_count = ")
+                        .push_bind(attempts)
+                        .push(", first_failed_at = ")
+                        .push_bind(first_failed)
+                        .push(", collection_paused = ")
+                        .push_bind(paused)
                         .push(" WHERE tenant_id = ")
                         .push_bind(t)
                         .push(" AND id = ")
@@ -139,7 +150,8 @@ macro_rules! store {
                 let mut tx = self.pool.begin().await?;
                 let changed = sqlx::query(
                     "UPDATE invoices SET status = $3, amount_paid = $4, credit_applied = $5, paid_at = $6, \
-                     payment_ids = $7, updated_at = $8, issued_at = $11, due_at = $12, next_action_at = $13 \
+                     payment_ids = $7, updated_at = $8, issued_at = $11, due_at = $12, next_action_at = $13, \
+                     attempt_count = $14, first_failed_at = $15, collection_paused = $16 \
                      WHERE tenant_id = $1 AND id = $2 AND status = $9 AND updated_at = $10",
                 )
                 .bind(tenant)
@@ -155,6 +167,9 @@ macro_rules! store {
                 .bind(inv.issued_at)
                 .bind(inv.due_at)
                 .bind(inv.next_action_at)
+                .bind(i32::try_from(inv.attempt_count).unwrap_or(i32::MAX))
+                .bind(inv.first_failed_at)
+                .bind(&inv.collection_paused)
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();

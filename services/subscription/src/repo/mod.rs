@@ -523,6 +523,7 @@ pub const MIGRATIONS: Migrations = Migrations {
             name: "billing clock",
             sql: include_str!("../../migrations/postgres/0009_billing_clock.sql"),
         },
+        Migration { version: 10, name: "dunning", sql: include_str!("../../migrations/postgres/0010_dunning.sql") },
     ],
     sqlite: &[
         Migration { version: 1, name: "init", sql: include_str!("../../migrations/sqlite/0001_init.sql") },
@@ -557,6 +558,7 @@ pub const MIGRATIONS: Migrations = Migrations {
             name: "billing clock",
             sql: include_str!("../../migrations/sqlite/0009_billing_clock.sql"),
         },
+        Migration { version: 10, name: "dunning", sql: include_str!("../../migrations/sqlite/0010_dunning.sql") },
     ],
 };
 

@@ -290,6 +290,9 @@ pub(crate) struct InvoiceRow {
     updated_at: DateTime<Utc>,
     billing_reason: String,
     next_action_at: Option<DateTime<Utc>>,
+    attempt_count: i32,
+    first_failed_at: Option<DateTime<Utc>>,
+    collection_paused: String,
 }
 
 impl TryFrom<InvoiceRow> for Invoice {
@@ -321,6 +324,9 @@ impl TryFrom<InvoiceRow> for Invoice {
             updated_at: r.updated_at,
             reason: parse(&r.billing_reason)?,
             next_action_at: r.next_action_at,
+            attempt_count: u32::try_from(r.attempt_count).unwrap_or(0),
+            first_failed_at: r.first_failed_at,
+            collection_paused: r.collection_paused,
         })
     }
 }
