@@ -7,7 +7,8 @@
 //! the background clock catching up on a subscription three periods behind;
 //! dunning: a declined renewal retried on the tenant's schedule until a new
 //! card pays it, a hard decline not retried, a REMITTANCE invoice overdue,
-//! and each final action.
+//! and each final action; the seed stories that need the clock (BuiltOn's
+//! user charged monthly for a year, a Maxio import renewing on its date).
 
 use std::str::FromStr;
 use std::time::{Duration, Instant};
@@ -475,6 +476,204 @@ async fn the_grace_period_is_a_tenant_setting(app: &TestApp) {
     assert_eq!(renewal.status, sub::InvoiceStatus::Paid as i32);
 }
 
+/// The account's time zone decides the billing day: a subscription made at
+/// 23:30 on Jan 31 in Los Angeles (07:30 on Feb 1 in UTC) is anchored on
+/// the 31st there, and 24 monthly periods start and end at midnight in Los
+/// Angeles on the last day of the shorter months, across every change
+/// between PST and PDT.
+async fn the_accounts_time_zone_decides_the_billing_day(app: &TestApp) {
+    use chrono::{Datelike, Timelike};
+    let la: chrono_tz::Tz = "America/Los_Angeles".parse().expect("zone");
+    let mut c = app.clients("acme");
+    enable(&mut c, at(2023, 2, 1, 7) + chrono::Duration::minutes(30)).await;
+    let plan = recur_e2e::create_monthly_plan(&mut c, "30.00", None).await;
+    let (account, bg) = recur_e2e::card_account(&mut c, "Hollywood").await;
+    c.accounts
+        .update_account(sub::UpdateAccountRequest {
+            account: Some(sub::Account {
+                id: account.clone(),
+                time_zone: "America/Los_Angeles".into(),
+                ..Default::default()
+            }),
+            update_mask: Some(mask(&["time_zone"])),
+        })
+        .await
+        .expect("time zone");
+    let s = subscribe(&mut c, &account, &bg, &plan).await;
+    let local = |t: DateTime<Utc>| t.with_timezone(&la);
+    assert_eq!(local(time(&s.current_period_start)).date_naive().to_string(), "2023-01-31");
+    assert_eq!(local(time(&s.current_period_end)).date_naive().to_string(), "2023-02-28", "not Feb 28 in UTC");
+    advance(&mut c, at(2025, 2, 1, 12)).await;
+    let all = invoices(&mut c, &s.id).await;
+    assert_eq!(all.len(), 25);
+    let mut expected_start = time(&s.current_period_start);
+    for (i, inv) in all.iter().enumerate() {
+        assert_eq!(time(&inv.period_start), expected_start, "invoice {i}");
+        let end = local(time(&inv.period_end));
+        assert_eq!((end.hour(), end.minute()), (0, 0), "invoice {i} ends at midnight in Los Angeles: {end}");
+        assert_eq!(end.day(), last_day(end.naive_local().and_utc()), "invoice {i} ends on the anchor: {end}");
+        assert_eq!(amount(&inv.amount), Decimal::from_str("30.00").expect("lit"));
+        expected_start = time(&inv.period_end);
+    }
+    // Both offsets were crossed: periods of 7- and 8-hour UTC offsets.
+    let offsets: std::collections::BTreeSet<i64> = all.iter().map(|i| time(&i.period_end).hour() as i64).collect();
+    assert_eq!(offsets, [7, 8].into_iter().collect(), "PDT and PST");
+}
+
+/// Calendar billing: a bill group with billing day 1 bills every period
+/// from the 1st; the first period (from Jan 15) is prorated, the renewals
+/// are whole months at the full price.
+async fn calendar_billing_renews_on_the_billing_day(app: &TestApp) {
+    let mut c = app.clients("acme");
+    enable(&mut c, at(2023, 1, 15, 0)).await;
+    let plan = recur_e2e::create_monthly_plan(&mut c, "31.00", None).await;
+    let (account, bg) = recur_e2e::card_account(&mut c, "Calendar").await;
+    c.accounts
+        .update_bill_group(sub::UpdateBillGroupRequest {
+            bill_group: Some(sub::BillGroup { id: bg.clone(), billing_day: 1, ..Default::default() }),
+            update_mask: Some(mask(&["billing_day"])),
+        })
+        .await
+        .expect("billing day");
+    let s = subscribe(&mut c, &account, &bg, &plan).await;
+    assert_eq!(time(&s.current_period_end), at(2023, 2, 1, 0));
+    advance(&mut c, at(2023, 5, 2, 0)).await;
+    let all = invoices(&mut c, &s.id).await;
+    let periods: Vec<(DateTime<Utc>, DateTime<Utc>)> =
+        all.iter().map(|i| (time(&i.period_start), time(&i.period_end))).collect();
+    assert_eq!(
+        periods,
+        vec![
+            (at(2023, 1, 15, 0), at(2023, 2, 1, 0)),
+            (at(2023, 2, 1, 0), at(2023, 3, 1, 0)),
+            (at(2023, 3, 1, 0), at(2023, 4, 1, 0)),
+            (at(2023, 4, 1, 0), at(2023, 5, 1, 0)),
+            (at(2023, 5, 1, 0), at(2023, 6, 1, 0)),
+        ]
+    );
+    // 17 of January's 31 days, then whole months.
+    assert_eq!(amount(&all[0].amount), Decimal::from_str("17.00").expect("lit"));
+    assert!(all[1..].iter().all(|i| amount(&i.amount) == Decimal::from_str("31.00").expect("lit")));
+}
+
+/// Completes (or fails) payment `id`'s 3-D Secure challenge as the
+/// customer would, on the gateway's hosted page.
+async fn challenge(c: &mut Clients, id: &str, action: &str) {
+    use recur_proto::payment::v1 as pay;
+    let p = c
+        .payments
+        .get_payment(pay::GetPaymentRequest { id: id.into() })
+        .await
+        .expect("payment")
+        .into_inner()
+        .payment
+        .expect("payment");
+    assert_eq!(p.status, pay::PaymentStatus::RequiresAction as i32);
+    let r = recur_e2e::http_client()
+        .post(&p.action_url)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("action={action}"))
+        .send()
+        .await
+        .expect("post");
+    assert!(r.status().is_success(), "{}", r.status());
+}
+
+/// A renewal charged on a card that needs 3-D Secure is left open,
+/// waiting; when the customer completes the challenge, the gateway's
+/// payment event pays it; a failed challenge puts it in dunning.
+async fn payments_settled_later_follow_the_gateways_events(app: &TestApp) {
+    let mut c = app.clients("acme");
+    enable(&mut c, at(2024, 3, 1, 0)).await;
+    let plan = recur_e2e::create_monthly_plan(&mut c, "15.00", None).await;
+    let (account, bg) = recur_e2e::card_account(&mut c, "Cyberdyne").await;
+    let s = subscribe(&mut c, &account, &bg, &plan).await;
+    switch_card(&mut c, &bg, "tok_3ds_required").await;
+    let done = advance(&mut c, at(2024, 4, 1, 2)).await;
+    let pending: Vec<_> = done.actions.iter().filter(|a| a.kind == "payment_pending").collect();
+    assert_eq!(pending.len(), 1, "{:?}", done.actions);
+    let inv = latest(&invoices(&mut c, &s.id).await).clone();
+    assert_eq!(
+        (inv.status, inv.collection_paused_reason.as_str()),
+        (sub::InvoiceStatus::Open as i32, "payment_pending")
+    );
+    challenge(&mut c, &pending[0].payment_id, "approve").await;
+    let done = advance(&mut c, at(2024, 4, 1, 3)).await;
+    assert!(done.actions.iter().any(|a| a.kind == "paid" && a.invoice_id == inv.id), "{:?}", done.actions);
+    let paid = latest(&invoices(&mut c, &s.id).await).clone();
+    assert_eq!((paid.status, paid.collection_paused_reason.as_str()), (sub::InvoiceStatus::Paid as i32, ""));
+    // Read again, the same events change nothing.
+    let again = advance(&mut c, at(2024, 4, 1, 4)).await;
+    assert!(!again.actions.iter().any(|a| a.invoice_id == inv.id), "{:?}", again.actions);
+
+    // The next renewal's challenge fails: dunning, the subscription PAST_DUE.
+    let done = advance(&mut c, at(2024, 5, 1, 2)).await;
+    let pending = done.actions.iter().find(|a| a.kind == "payment_pending").expect("pending").clone();
+    challenge(&mut c, &pending.payment_id, "fail").await;
+    let done = advance(&mut c, at(2024, 5, 1, 3)).await;
+    assert!(
+        done.actions.iter().any(|a| a.kind == "payment_failed" && a.invoice_id == pending.invoice_id),
+        "{:?}",
+        done.actions
+    );
+    let failed = latest(&invoices(&mut c, &s.id).await).clone();
+    assert_eq!((failed.status, failed.attempt_count), (sub::InvoiceStatus::Open as i32, 1));
+    assert!(failed.next_action_time.is_some(), "retried on the schedule");
+    assert_eq!(get(&mut c, &s.id).await.state, sub::SubscriptionState::PastDue as i32);
+}
+
+/// BuiltOn (seed 001): a user with a payment method is charged when the
+/// plan says so — monthly, for a year, by the clock alone.
+async fn builton_user_is_charged_monthly_for_a_year(app: &TestApp) {
+    let mut c = app.clients("builton");
+    enable(&mut c, at(2024, 1, 1, 9)).await;
+    let plan = recur_e2e::create_monthly_plan(&mut c, "9.99", None).await;
+    let (account, bg) = recur_e2e::card_account(&mut c, "BuiltOn user").await;
+    let s = subscribe(&mut c, &account, &bg, &plan).await;
+    let began = Instant::now();
+    let done = advance(&mut c, at(2025, 1, 1, 2)).await;
+    eprintln!("a year of monthly renewals in one AdvanceClock: {:?} ({:?})", began.elapsed(), app.backend);
+    assert_eq!(done.actions.iter().filter(|a| a.kind == "paid").count(), 12, "{:?}", done.actions);
+    let all = invoices(&mut c, &s.id).await;
+    assert_eq!(all.len(), 13);
+    assert!(all.iter().all(|i| i.status == sub::InvoiceStatus::Paid as i32));
+    let starts: Vec<u32> = all.iter().map(|i| chrono::Datelike::day(&time(&i.period_start))).collect();
+    assert!(starts.iter().all(|d| *d == 1), "billed on the 1st: {starts:?}");
+}
+
+/// Maxio (seed 002): a subscription imported with its `next_billing_at`
+/// renews on that date, for the period from it.
+async fn maxio_import_renews_on_its_next_billing_date(app: &TestApp) {
+    let mut c = app.clients("maxio");
+    enable(&mut c, at(2024, 3, 20, 0)).await;
+    let plan = recur_e2e::create_monthly_plan(&mut c, "25.00", None).await;
+    let (account, bg) = recur_e2e::card_account(&mut c, "Maxio customer").await;
+    let imported = c
+        .subscriptions
+        .import_subscription(sub::ImportSubscriptionRequest {
+            account_id: account,
+            bill_group_id: bg,
+            offering: plan.offering_id.clone(),
+            rate: plan.rate_id.clone(),
+            previous_billing_time: Some(ts(at(2024, 3, 5, 0))),
+            next_billing_time: Some(ts(at(2024, 4, 5, 0))),
+            ..Default::default()
+        })
+        .await
+        .expect("import")
+        .into_inner()
+        .subscription
+        .expect("subscription");
+    assert!(invoices(&mut c, &imported.id).await.is_empty(), "nothing billed at import");
+    let early = advance(&mut c, at(2024, 4, 4, 23)).await;
+    assert!(early.actions.is_empty(), "not before its date: {:?}", early.actions);
+    advance(&mut c, at(2024, 4, 5, 2)).await;
+    let all = invoices(&mut c, &imported.id).await;
+    assert_eq!(all.len(), 1);
+    assert_eq!((time(&all[0].period_start), time(&all[0].period_end)), (at(2024, 4, 5, 0), at(2024, 5, 5, 0)));
+    assert_eq!((amount(&all[0].amount), all[0].status), (Decimal::from(25), sub::InvoiceStatus::Paid as i32));
+}
+
 recur_e2e::on_both_backends!(test_clock_sqlite, test_clock_postgres, test_clock_renews_every_period_once);
 recur_e2e::on_both_backends_with!(
     grace_sqlite,
@@ -482,6 +681,15 @@ recur_e2e::on_both_backends_with!(
     the_grace_period_is_a_tenant_setting,
     &[("RECUR_CATALOG_CACHE_TTL_MS", "50"), ("RECUR_PRICING_CACHE_TTL_MS", "50")]
 );
+recur_e2e::on_both_backends!(time_zone_sqlite, time_zone_postgres, the_accounts_time_zone_decides_the_billing_day);
+recur_e2e::on_both_backends!(calendar_sqlite, calendar_postgres, calendar_billing_renews_on_the_billing_day);
+recur_e2e::on_both_backends!(
+    settled_later_sqlite,
+    settled_later_postgres,
+    payments_settled_later_follow_the_gateways_events
+);
+recur_e2e::on_both_backends!(builton_sqlite, builton_postgres, builton_user_is_charged_monthly_for_a_year);
+recur_e2e::on_both_backends!(maxio_sqlite, maxio_postgres, maxio_import_renews_on_its_next_billing_date);
 recur_e2e::on_both_backends!(dunning_sqlite, dunning_postgres, a_declined_renewal_is_retried_until_a_new_card_pays);
 recur_e2e::on_both_backends!(
     final_actions_sqlite,

@@ -118,6 +118,15 @@ impl Payments for Gateway {
         Ok(())
     }
 
+    async fn payment_events(
+        &self,
+        _: &CallContext,
+        _: i64,
+        _: i32,
+    ) -> AppResult<Vec<recur_subscription::peers::PaymentEvent>> {
+        Ok(Vec::new())
+    }
+
     async fn charge(&self, _: &CallContext, c: &ChargeInput) -> AppResult<PaymentOutcome> {
         self.charges.fetch_add(1, Ordering::SeqCst);
         self.keys.lock().expect("keys").push(c.idempotency_key.clone());

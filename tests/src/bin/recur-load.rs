@@ -353,6 +353,9 @@ async fn main() {
     if o.targets == ["rate-limit"] {
         std::process::exit(rate_limit(&o).await);
     }
+    if o.targets == ["renewals"] {
+        std::process::exit(renewals(&o).await);
+    }
     let vars = [
         ("RECUR_CATALOG_CACHE_TTL_MS", o.cache_ttl_ms.as_str()),
         ("RECUR_DB_MAX_CONNECTIONS", o.db_connections.as_str()),
@@ -364,23 +367,7 @@ async fn main() {
     };
     let tenant = "load";
     let mut c = app.clients(tenant);
-    c.catalog
-        .apply_catalog(cat::ApplyCatalogRequest {
-            document: recur_catalog::DEMO_CATALOG.into(),
-            format: 0,
-            dry_run: false,
-            ..Default::default()
-        })
-        .await
-        .expect("demo catalog");
-    let rate = c
-        .catalog
-        .get_rate(cat::GetRateRequest { lookup: Some(cat::get_rate_request::Lookup::Handle("team-monthly".into())) })
-        .await
-        .expect("rate")
-        .into_inner()
-        .rate
-        .expect("rate");
+    let rate = demo_catalog(&mut c).await;
     let token = app.token(tenant);
 
     // A handful of HTTP/2 connections, as a client fleet would open.
@@ -540,7 +527,7 @@ async fn main() {
                 ),
                 other => {
                     eprintln!(
-                        "recur-load: unknown target {other:?} (health, get-rate, get-offering, quote, charge, create-subscription, change-subscription, list-subscriptions)"
+                        "recur-load: unknown target {other:?} (health, get-rate, get-offering, quote, charge, create-subscription, change-subscription, list-subscriptions; alone: rate-limit, renewals)"
                     );
                     std::process::exit(2);
                 }
@@ -850,4 +837,135 @@ async fn card_accounts(c: &mut recur_e2e::Clients, n: usize) -> Vec<(String, Str
         out.push(recur_e2e::card_account(c, &format!("Load {i}")).await);
     }
     out
+}
+
+/// The `renewals` target: `--subscriptions` monthly subscriptions of the
+/// demo catalog's Team rate (a flat platform fee and volume-priced seats,
+/// 1 to 20), on a card, written straight into the database as due two
+/// hours ago; the billing clock of the all-in-one process renews, finalizes
+/// and charges them. Prints the rate as it goes (it must not slow down as
+/// the tables grow) and the process's resident memory. Postgres only.
+async fn renewals(o: &Options) -> i32 {
+    let vars = [
+        ("RECUR_DB_MAX_CONNECTIONS", o.db_connections.as_str()),
+        ("RECUR_IN_PROCESS_CALLS", o.in_process_calls.as_str()),
+        ("RECUR_BILLING_CLOCK_INTERVAL_MS", "50"),
+    ];
+    let Some(app) = TestApp::spawn_with(Backend::PostgresRedis, &vars).await else {
+        eprintln!("recur-load: renewals need RECUR_TEST_DATABASE_URL and RECUR_TEST_REDIS_URL");
+        return 2;
+    };
+    let tenant = "load";
+    let mut c = app.clients(tenant);
+    let rate = demo_catalog(&mut c).await;
+    let product = |handle: &str| {
+        let mut c = c.catalog.clone();
+        let handle = handle.to_string();
+        async move {
+            c.get_product(cat::GetProductRequest { lookup: Some(cat::get_product_request::Lookup::Handle(handle)) })
+                .await
+                .expect("product")
+                .into_inner()
+                .product
+                .expect("product")
+                .id
+        }
+    };
+    let (fee, seats) = (product("platform-fee").await, product("seats").await);
+    let (account, bg) = recur_e2e::card_account(&mut c, "Renewals Inc").await;
+    let n = o.subscriptions;
+    let started = Instant::now();
+    app.execute(
+        "subscription",
+        &format!(
+            "INSERT INTO subscriptions (tenant_id, id, account_id, bill_group_id, offering_id, rate_id, state, items, \
+             coupon_codes, currency, recurring_amount, start_date, anchor_day, anchor_month, metadata, \
+             cancel_at_period_end, current_period_start, current_period_end, next_billing_at, activated_at, \
+             quote_id, request_hash, created_at, updated_at) \
+             SELECT '{tenant}', 'sub_renew' || lpad(g::text, 9, '0'), '{account}', '{bg}', '{o}', '{r}', 'active', \
+             '[{{\"product_id\":\"{fee}\",\"quantity\":\"1\"}},{{\"product_id\":\"{seats}\",\"quantity\":\"' || (1 + g % 20) || '\"}}]', \
+             '[]', 'USD', 100, (now() - interval '32 days')::date::text, \
+             EXTRACT(DAY FROM now() - interval '2 hours')::int, 0, '{{}}', false, \
+             now() - interval '32 days', now() - interval '2 hours', now() - interval '2 hours', \
+             now() - interval '32 days', '', '', now() - interval '32 days', now() - interval '32 days' \
+             FROM generate_series(1, {n}) g",
+            o = rate.offering_id,
+            r = rate.id,
+        ),
+    )
+    .await;
+    app.execute("subscription", "ANALYZE subscriptions").await;
+    println!("renewals: {n} due subscriptions written in {:.1} s", started.elapsed().as_secs_f64());
+    let paid = "SELECT COUNT(*) FROM invoices WHERE billing_reason = 'subscription_cycle' AND status = 'paid'";
+    let started = Instant::now();
+    let mut last = (0i64, Instant::now());
+    let mut peak_rss = 0u64;
+    let deadline = Instant::now() + Duration::from_secs(o.seconds.max(60) * 20);
+    loop {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let done = app.scalar("subscription", paid).await;
+        let rss = resident_kib();
+        peak_rss = peak_rss.max(rss);
+        let window = (done - last.0) as f64 / last.1.elapsed().as_secs_f64();
+        println!(
+            "renewals: {done} of {n} renewed, finalized and charged after {:.0} s ({window:.0}/s over the last interval), RSS {} MiB",
+            started.elapsed().as_secs_f64(),
+            rss / 1024
+        );
+        last = (done, Instant::now());
+        if done >= n as i64 {
+            break;
+        }
+        if Instant::now() > deadline {
+            eprintln!("recur-load: renewals did not finish in time");
+            app.stop().await;
+            return 1;
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    println!("renewals: {n} in {secs:.1} s: {:.0} renewals/s; peak RSS {} MiB", n as f64 / secs, peak_rss / 1024);
+    let once = app
+        .scalar(
+            "subscription",
+            "SELECT COUNT(*) FROM (SELECT subscription_id FROM invoices WHERE billing_reason = 'subscription_cycle' \
+             GROUP BY subscription_id HAVING COUNT(*) > 1) d",
+        )
+        .await;
+    let charges = app.scalar("payment", "SELECT COUNT(*) FROM payments WHERE status = 'succeeded'").await;
+    println!("renewals: subscriptions renewed twice: {once}; payments succeeded: {charges}");
+    app.stop().await;
+    if once != 0 || charges != n as i64 { 1 } else { 0 }
+}
+
+/// This process's resident memory in KiB (Linux).
+fn resident_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Applies the demo catalog for the clients' tenant; its Team monthly rate.
+async fn demo_catalog(c: &mut recur_e2e::Clients) -> cat::Rate {
+    c.catalog
+        .apply_catalog(cat::ApplyCatalogRequest {
+            document: recur_catalog::DEMO_CATALOG.into(),
+            format: 0,
+            dry_run: false,
+            ..Default::default()
+        })
+        .await
+        .expect("demo catalog");
+    c.catalog
+        .get_rate(cat::GetRateRequest { lookup: Some(cat::get_rate_request::Lookup::Handle("team-monthly".into())) })
+        .await
+        .expect("rate")
+        .into_inner()
+        .rate
+        .expect("rate")
 }

@@ -125,7 +125,8 @@ impl App {
             return Err(AppError::invalid("to", "is more than 10 years after the tenant's clock; advance in steps"));
         }
         let wall = self.clock.now_micros();
-        let mut out = Vec::new();
+        // What the gateway settled since the clock last moved comes first.
+        let mut out = Box::pin(self.follow_tenant_payments(ctx)).await?;
         // A time at which a step did nothing: what is left due there waits
         // for something else (a payment the gateway has not settled).
         let mut stalled: Option<DateTime<Utc>> = None;

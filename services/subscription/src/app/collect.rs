@@ -41,6 +41,10 @@ pub(crate) fn schedule_retry(
     };
 }
 
+/// Why the clock does not collect an invoice: its payment is processing or
+/// waits for the customer (3-D Secure) at the gateway.
+pub const PAYMENT_PENDING: &str = "payment_pending";
+
 /// The gateway's idempotency key for the charge of invoice `id`: however
 /// often collection is retried, the invoice is charged once.
 pub fn charge_key(invoice_id: &str) -> String {
@@ -97,6 +101,7 @@ impl App {
         let mut events = Vec::new();
         match payment.status {
             PaymentStatus::Succeeded => {
+                inv.collection_paused.clear();
                 inv.amount_paid += payment.amount;
                 if inv.amount_due().is_zero() {
                     inv.status = InvoiceStatus::Paid;
@@ -126,7 +131,8 @@ impl App {
                     now,
                 ));
             }
-            PaymentStatus::Pending => {}
+            // Settled later by the gateway: its payment events say how.
+            PaymentStatus::Pending => inv.collection_paused = PAYMENT_PENDING.into(),
         }
         self.repo.record_payment(&ctx.tenant_id, &inv, &events).await?;
         Ok(Collected {

@@ -58,7 +58,7 @@ pub struct ClockAction {
 }
 
 impl ClockAction {
-    fn new(at: DateTime<Utc>, kind: &'static str, subscription_id: &str) -> ClockAction {
+    pub(crate) fn new(at: DateTime<Utc>, kind: &'static str, subscription_id: &str) -> ClockAction {
         ClockAction {
             at,
             kind,
@@ -481,7 +481,11 @@ impl App {
         let now = self.now(tenant);
         let mut out = Vec::new();
         for mut inv in self.repo.list_invoices(tenant, &q).await? {
-            if inv.bill_group_id != bill_group.id || (inv.attempt_count == 0 && inv.collection_paused.is_empty()) {
+            let waiting = inv.collection_paused == super::collect::PAYMENT_PENDING;
+            if inv.bill_group_id != bill_group.id
+                || waiting
+                || (inv.attempt_count == 0 && inv.collection_paused.is_empty())
+            {
                 continue;
             }
             let (was, read_at) = (inv.status, inv.updated_at);
@@ -521,28 +525,48 @@ impl App {
                 limit,
             })
             .await?;
-        let mut out = Vec::new();
-        for (tenant, id) in &claimed {
-            let ctx = self.peer_context(tenant);
-            match Box::pin(self.bill_subscription(&ctx, id, now, &mut out)).await {
-                Ok(()) => {}
-                // Another run's change (a lease that ran out under load): it
-                // did the work or the next pass does.
-                Err(e) if e.code() == Code::Aborted => {
-                    tracing::debug!(tenant = %tenant, subscription = %id, error = %e, "renewal raced another run");
+        // Subscriptions are independent: several at once, each in order.
+        use futures::StreamExt;
+        let mut out: Vec<ClockAction> = futures::stream::iter(claimed)
+            .map(|(tenant, id)| async move {
+                let ctx = self.peer_context(&tenant);
+                let mut done = Vec::new();
+                match Box::pin(self.bill_subscription(&ctx, &id, now, &mut done)).await {
+                    Ok(()) => {}
+                    // Another run's change (a lease that ran out under load):
+                    // it did the work or the next pass does.
+                    Err(e) if e.code() == Code::Aborted => {
+                        tracing::debug!(tenant = %tenant, subscription = %id, error = %e, "renewal raced another run");
+                    }
+                    Err(e) => {
+                        tracing::warn!(tenant = %tenant, subscription = %id, error = %e, "renewal failed; retried next pass")
+                    }
                 }
-                Err(e) => {
-                    tracing::warn!(tenant = %tenant, subscription = %id, error = %e, "renewal failed; retried next pass")
+                if let Err(e) = self.repo.release_lease(&tenant, &id, owner).await {
+                    tracing::warn!(tenant = %tenant, subscription = %id, error = %e, "lease kept until it ends");
                 }
-            }
-            self.repo.release_lease(tenant, id, owner).await?;
-        }
-        for (tenant, id) in self.repo.invoices_due(None, now, limit).await? {
-            let ctx = self.peer_context(&tenant);
-            if let Err(e) = Box::pin(self.act_on_invoice(&ctx, &id, now, &mut out)).await {
-                tracing::warn!(tenant = %tenant, invoice = %id, error = %e, "invoice step failed; retried next pass");
-            }
-        }
+                done
+            })
+            .buffer_unordered(CONCURRENCY)
+            .flat_map(futures::stream::iter)
+            .collect()
+            .await;
+        let due = self.repo.invoices_due(None, now, limit).await?;
+        let invoiced: Vec<ClockAction> = futures::stream::iter(due)
+            .map(|(tenant, id)| async move {
+                let ctx = self.peer_context(&tenant);
+                let mut done = Vec::new();
+                if let Err(e) = Box::pin(self.act_on_invoice(&ctx, &id, now, &mut done)).await {
+                    tracing::warn!(tenant = %tenant, invoice = %id, error = %e, "invoice step failed; retried next pass");
+                }
+                done
+            })
+            .buffer_unordered(CONCURRENCY)
+            .flat_map(futures::stream::iter)
+            .collect()
+            .await;
+        out.extend(invoiced);
+        out.extend(self.follow_all_payments().await?);
         Ok(out)
     }
 
@@ -581,6 +605,7 @@ impl App {
         for (_, id) in self.repo.invoices_due(Some(tenant), now, 10_000).await? {
             Box::pin(self.act_on_invoice(ctx, &id, now, &mut out)).await?;
         }
+        out.extend(Box::pin(self.follow_tenant_payments(ctx)).await?);
         Ok(out)
     }
 
@@ -599,6 +624,9 @@ impl App {
 /// How long a run holds the subscriptions it claimed unless configured
 /// (`RECUR_BILLING_CLOCK_LEASE_MS`); one that died is taken over after it.
 pub const LEASE: Duration = Duration::seconds(60);
+
+/// How many subscriptions (and invoices) one run works on at once.
+const CONCURRENCY: usize = 8;
 
 /// The lease owner of AdvanceClock's runs.
 const TEST_CLOCK_OWNER: &str = "test-clock";

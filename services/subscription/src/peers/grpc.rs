@@ -324,17 +324,51 @@ impl Payments for GrpcPayments {
             .into_inner()
             .payment
             .ok_or_else(|| AppError::internal("payment gateway returned no payment"))?;
-        let status = match paypb::PaymentStatus::try_from(payment.status) {
-            Ok(paypb::PaymentStatus::Succeeded) => PaymentStatus::Succeeded,
-            Ok(paypb::PaymentStatus::Failed) => PaymentStatus::Failed,
-            _ => PaymentStatus::Pending,
-        };
-        Ok(PaymentOutcome {
-            payment_id: payment.id.clone(),
-            status,
-            amount: amount(&payment.amount),
-            decline_code: payment.decline_code.clone(),
-        })
+        Ok(outcome(&payment))
+    }
+
+    async fn payment_events(
+        &self,
+        ctx: &CallContext,
+        after_sequence: i64,
+        limit: i32,
+    ) -> AppResult<Vec<crate::peers::PaymentEvent>> {
+        let req = paypb::ListPaymentEventsRequest { after_sequence, page_size: limit };
+        let events = self
+            .client
+            .clone()
+            .list_payment_events(request(ctx, req, self.timeout))
+            .await
+            .map_err(|s| AppError::from_peer("payment-gateway", &s))?
+            .into_inner()
+            .events;
+        Ok(events
+            .into_iter()
+            .filter_map(|e| {
+                let p = e.payment?;
+                Some(crate::peers::PaymentEvent {
+                    sequence: e.sequence,
+                    invoice_id: p.invoice_id.clone(),
+                    payment: outcome(&p),
+                })
+            })
+            .collect())
+    }
+}
+
+/// A gateway payment as the subscription service sees it: settled either
+/// way, or not yet (processing, waiting for 3-D Secure).
+fn outcome(payment: &paypb::Payment) -> PaymentOutcome {
+    let status = match paypb::PaymentStatus::try_from(payment.status) {
+        Ok(paypb::PaymentStatus::Succeeded) => PaymentStatus::Succeeded,
+        Ok(paypb::PaymentStatus::Failed) => PaymentStatus::Failed,
+        _ => PaymentStatus::Pending,
+    };
+    PaymentOutcome {
+        payment_id: payment.id.clone(),
+        status,
+        amount: amount(&payment.amount),
+        decline_code: payment.decline_code.clone(),
     }
 }
 

@@ -192,6 +192,18 @@ pub trait Payments: Send + Sync + 'static {
 
     /// Charges through the gateway's idempotent Charge.
     async fn charge(&self, ctx: &CallContext, charge: &ChargeInput) -> AppResult<PaymentOutcome>;
+
+    /// The tenant's payment events after `after_sequence`, oldest first (at
+    /// most `limit`): how payments left pending were settled.
+    async fn payment_events(&self, ctx: &CallContext, after_sequence: i64, limit: i32) -> AppResult<Vec<PaymentEvent>>;
+}
+
+/// A payment event of the gateway, as the subscription service reads it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PaymentEvent {
+    pub sequence: i64,
+    pub payment: PaymentOutcome,
+    pub invoice_id: String,
 }
 
 /// A tenant's policy for its contracts (catalog tenant settings).

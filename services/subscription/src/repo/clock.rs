@@ -160,6 +160,44 @@ macro_rules! store {
                 })
             }
 
+            async fn tenants_awaiting_payments(&self, limit: i64) -> Result<Vec<String>, StorageError> {
+                Ok(sqlx::query_scalar(
+                    "SELECT DISTINCT tenant_id FROM invoices WHERE status = 'open' \
+                     AND collection_paused = 'payment_pending' ORDER BY tenant_id LIMIT $1",
+                )
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
+            async fn payment_cursor(&self, tenant: &str) -> Result<i64, StorageError> {
+                let found: Option<i64> =
+                    sqlx::query_scalar("SELECT last_sequence FROM payment_cursors WHERE tenant_id = $1")
+                        .bind(tenant)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                Ok(found.unwrap_or(0))
+            }
+
+            async fn set_payment_cursor(
+                &self,
+                tenant: &str,
+                sequence: i64,
+                at: chrono::DateTime<chrono::Utc>,
+            ) -> Result<(), StorageError> {
+                sqlx::query(
+                    "INSERT INTO payment_cursors (tenant_id, last_sequence, updated_at) VALUES ($1, $2, $3) \
+                     ON CONFLICT (tenant_id) DO UPDATE SET last_sequence = EXCLUDED.last_sequence, \
+                     updated_at = EXCLUDED.updated_at WHERE payment_cursors.last_sequence < EXCLUDED.last_sequence",
+                )
+                .bind(tenant)
+                .bind(sequence)
+                .bind(at)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
             async fn test_clocks(&self) -> Result<Vec<(String, chrono::DateTime<chrono::Utc>)>, StorageError> {
                 Ok(sqlx::query_as::<_, (String, chrono::DateTime<chrono::Utc>)>(
                     "SELECT tenant_id, clock_time FROM test_clocks ORDER BY tenant_id",

@@ -463,6 +463,12 @@ pub trait ClockStore: Send + Sync {
     /// subscription's next billing time (parked ones aside) or an
     /// invoice's next action.
     async fn next_due(&self, tenant: &str) -> Result<Option<DateTime<Utc>>, StorageError>;
+    /// Tenants with an open invoice whose payment the gateway has not
+    /// settled yet (at most `limit`).
+    async fn tenants_awaiting_payments(&self, limit: i64) -> Result<Vec<String>, StorageError>;
+    /// The last payment event of `tenant` read from the gateway (0: none).
+    async fn payment_cursor(&self, tenant: &str) -> Result<i64, StorageError>;
+    async fn set_payment_cursor(&self, tenant: &str, sequence: i64, at: DateTime<Utc>) -> Result<(), StorageError>;
     /// Every tenant in test mode and its time.
     async fn test_clocks(&self) -> Result<Vec<(String, DateTime<Utc>)>, StorageError>;
     /// Puts `tenant` in test mode at `at`; `Ok(false)` when it already was.
@@ -524,6 +530,11 @@ pub const MIGRATIONS: Migrations = Migrations {
             sql: include_str!("../../migrations/postgres/0009_billing_clock.sql"),
         },
         Migration { version: 10, name: "dunning", sql: include_str!("../../migrations/postgres/0010_dunning.sql") },
+        Migration {
+            version: 11,
+            name: "payment cursors",
+            sql: include_str!("../../migrations/postgres/0011_payment_cursors.sql"),
+        },
     ],
     sqlite: &[
         Migration { version: 1, name: "init", sql: include_str!("../../migrations/sqlite/0001_init.sql") },
@@ -559,6 +570,11 @@ pub const MIGRATIONS: Migrations = Migrations {
             sql: include_str!("../../migrations/sqlite/0009_billing_clock.sql"),
         },
         Migration { version: 10, name: "dunning", sql: include_str!("../../migrations/sqlite/0010_dunning.sql") },
+        Migration {
+            version: 11,
+            name: "payment cursors",
+            sql: include_str!("../../migrations/sqlite/0011_payment_cursors.sql"),
+        },
     ],
 };
 
