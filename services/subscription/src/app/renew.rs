@@ -626,7 +626,7 @@ impl App {
 pub const LEASE: Duration = Duration::seconds(60);
 
 /// How many subscriptions (and invoices) one run works on at once.
-const CONCURRENCY: usize = 8;
+const CONCURRENCY: usize = 32;
 
 /// The lease owner of AdvanceClock's runs.
 const TEST_CLOCK_OWNER: &str = "test-clock";
