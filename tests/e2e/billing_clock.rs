@@ -674,6 +674,88 @@ async fn maxio_import_renews_on_its_next_billing_date(app: &TestApp) {
     assert_eq!((amount(&all[0].amount), all[0].status), (Decimal::from(25), sub::InvoiceStatus::Paid as i32));
 }
 
+fn record(id: &str, product: &str, quantity: &str, at: DateTime<Utc>) -> sub::UsageRecord {
+    sub::UsageRecord {
+        product_id: product.into(),
+        quantity: quantity.into(),
+        event_time: Some(ts(at)),
+        event_id: id.into(),
+        properties: [("user".to_string(), "u1".to_string())].into_iter().collect(),
+    }
+}
+
+/// RecordUsage judges each event alone: duplicates inside a batch and
+/// across batches counted once, future and late events and bad quantities
+/// refused with a reason, the rest accepted; a batch over 1,000 refused.
+async fn usage_events_are_counted_once_and_judged_one_by_one(app: &TestApp) {
+    let mut c = app.clients("acme");
+    enable(&mut c, at(2024, 6, 1, 0)).await;
+    let plan = recur_e2e::create_monthly_plan(&mut c, "10.00", None).await;
+    let (account, bg) = recur_e2e::card_account(&mut c, "Metered").await;
+    let s = subscribe(&mut c, &account, &bg, &plan).await;
+    advance(&mut c, at(2024, 6, 10, 0)).await;
+    let p = plan.product_id.as_str();
+    let now = at(2024, 6, 10, 0);
+    let batch = vec![
+        record("e1", p, "3", now - chrono::Duration::days(1)),
+        record("e2", p, "1.5", now),
+        record("e1", p, "3", now - chrono::Duration::days(1)),
+        record("e3", p, "1", now + chrono::Duration::minutes(10)),
+        record("e4", p, "1", at(2024, 5, 20, 0)),
+        record("e5", p, "-2", now),
+        record("e6", "prod_nope", "1", now),
+        record("", p, "1", now),
+    ];
+    let r = c
+        .subscriptions
+        .record_usage(sub::RecordUsageRequest { subscription_id: s.id.clone(), records: batch })
+        .await
+        .expect("usage")
+        .into_inner();
+    let got: Vec<(String, String, String)> =
+        r.results.iter().map(|x| (x.event_id.clone(), x.status.clone(), x.reason.clone())).collect();
+    let want = |id: &str, status: &str, reason: &str| (id.to_string(), status.to_string(), reason.to_string());
+    assert_eq!(
+        got,
+        vec![
+            want("e1", "accepted", ""),
+            want("e2", "accepted", ""),
+            want("e1", "duplicate", ""),
+            want("e3", "refused", "FUTURE_EVENT"),
+            want("e4", "refused", "LATE_EVENT"),
+            want("e5", "refused", "INVALID_QUANTITY"),
+            want("e6", "refused", "PRODUCT_NOT_ON_SUBSCRIPTION"),
+            want("", "refused", "EVENT_ID_REQUIRED"),
+        ]
+    );
+    assert_eq!((r.accepted, r.duplicates, r.refused), (2, 1, 5));
+    // Across batches: e2 again is a duplicate, e7 is new.
+    let r = c
+        .subscriptions
+        .record_usage(sub::RecordUsageRequest {
+            subscription_id: s.id.clone(),
+            records: vec![record("e2", p, "1.5", now), record("e7", p, "1", now)],
+        })
+        .await
+        .expect("usage")
+        .into_inner();
+    assert_eq!((r.accepted, r.duplicates), (1, 1));
+    let too_many: Vec<_> = (0..1001).map(|i| record(&format!("b{i}"), p, "1", now)).collect();
+    let err = c
+        .subscriptions
+        .record_usage(sub::RecordUsageRequest { subscription_id: s.id.clone(), records: too_many })
+        .await
+        .expect_err("over 1,000");
+    assert_eq!(err.code(), Code::InvalidArgument);
+    let missing = c
+        .subscriptions
+        .record_usage(sub::RecordUsageRequest { subscription_id: "sub_nope".into(), records: vec![] })
+        .await
+        .expect_err("no such subscription");
+    assert_eq!(missing.code(), Code::NotFound);
+    assert_eq!(app.count_rows("subscription", "usage_events").await, 3);
+}
+
 recur_e2e::on_both_backends!(test_clock_sqlite, test_clock_postgres, test_clock_renews_every_period_once);
 recur_e2e::on_both_backends_with!(
     grace_sqlite,
@@ -690,6 +772,7 @@ recur_e2e::on_both_backends!(
 );
 recur_e2e::on_both_backends!(builton_sqlite, builton_postgres, builton_user_is_charged_monthly_for_a_year);
 recur_e2e::on_both_backends!(maxio_sqlite, maxio_postgres, maxio_import_renews_on_its_next_billing_date);
+recur_e2e::on_both_backends!(usage_sqlite, usage_postgres, usage_events_are_counted_once_and_judged_one_by_one);
 recur_e2e::on_both_backends!(dunning_sqlite, dunning_postgres, a_declined_renewal_is_retried_until_a_new_card_pays);
 recur_e2e::on_both_backends!(
     final_actions_sqlite,

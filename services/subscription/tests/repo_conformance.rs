@@ -1115,6 +1115,30 @@ async fn a_declined_payment_keeps_the_invoice_dunning_state(repo: &dyn Subscript
     assert!(!repo.update_invoice("acme", &paused, got.status, got.updated_at, &[], &[]).await.expect("stale"));
 }
 
+fn usage(id: &str, at: i64) -> UsageEvent {
+    UsageEvent {
+        event_id: id.into(),
+        subscription_id: "sub_1".into(),
+        product_id: "prod_1".into(),
+        quantity: d("2.5"),
+        event_time: t(at),
+        properties: [("region".to_string(), "eu".to_string())].into_iter().collect(),
+        created_at: t(at),
+    }
+}
+
+async fn a_usage_event_id_is_stored_once_per_tenant(repo: &dyn SubscriptionRepo) {
+    seed(repo, "acme", "acct_1", "bg_1").await;
+    let first = repo.insert_usage("acme", &[usage("e1", 1), usage("e2", 2)]).await.expect("insert");
+    assert_eq!(first.len(), 2);
+    let again = repo.insert_usage("acme", &[usage("e2", 3), usage("e3", 3)]).await.expect("again");
+    assert_eq!(again, vec!["e3".to_string()], "e2 was seen before");
+    assert_eq!(repo.usage_count("acme", "sub_1").await.expect("count"), 3);
+    let other = repo.insert_usage("globex", &[usage("e1", 1)]).await.expect("other tenant");
+    assert_eq!(other.len(), 1, "event ids are the tenant's own");
+    assert!(repo.insert_usage("acme", &[]).await.expect("nothing").is_empty());
+}
+
 async fn sqlite() -> (TestDatabase, Arc<dyn SubscriptionRepo>) {
     let db = TestDatabase::sqlite();
     let repo = repo::open(&recur_storage::sqlite_file_url(&db.data_dir(), "subscription"), 4).await.expect("open");
@@ -1154,6 +1178,7 @@ macro_rules! on_both {
 }
 
 on_both!(
+    a_usage_event_id_is_stored_once_per_tenant,
     a_declined_payment_keeps_the_invoice_dunning_state,
     due_subscriptions_are_leased_to_one_run_until_the_lease_ends,
     a_parked_subscription_keeps_its_reason_until_changed,

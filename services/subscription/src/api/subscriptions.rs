@@ -27,6 +27,23 @@ impl pb::subscription_service_server::SubscriptionService for SubscriptionApi {
         }))
     }
 
+    async fn record_usage(&self, req: Request<pb::RecordUsageRequest>) -> Res<pb::RecordUsageResponse> {
+        let ctx = caller(&req)?;
+        let r = req.get_ref();
+        let mut records = Vec::with_capacity(r.records.len());
+        for (i, u) in r.records.iter().enumerate() {
+            records.push(crate::app::usage::UsageInput {
+                event_id: u.event_id.clone(),
+                product_id: u.product_id.clone(),
+                quantity: u.quantity.clone(),
+                event_time: crate::api::wire::opt_time_in(u.event_time.as_ref(), &format!("records[{i}].event_time"))?,
+                properties: u.properties.clone().into_iter().collect(),
+            });
+        }
+        let status = self.app.record_usage(&ctx, &r.subscription_id, &records).await?;
+        Ok(Response::new(crate::api::wire::usage_pb(&records, status)))
+    }
+
     async fn get_subscription(&self, req: Request<pb::GetSubscriptionRequest>) -> Res<pb::GetSubscriptionResponse> {
         let ctx = caller(&req)?;
         let sub = self.app.subscription(&ctx.tenant_id, &req.get_ref().id).await?;

@@ -638,3 +638,34 @@ pub fn clock_action_pb(a: crate::app::renew::ClockAction) -> pb::ClockAction {
         reason: a.reason,
     }
 }
+
+pub fn usage_pb(
+    records: &[crate::app::usage::UsageInput],
+    status: Vec<crate::app::usage::UsageStatus>,
+) -> pb::RecordUsageResponse {
+    use crate::app::usage::UsageStatus;
+    let mut out = pb::RecordUsageResponse::default();
+    for (r, s) in records.iter().zip(status) {
+        let (status, reason, message) = match s {
+            UsageStatus::Accepted => {
+                out.accepted += 1;
+                ("accepted", "", String::new())
+            }
+            UsageStatus::Duplicate => {
+                out.duplicates += 1;
+                ("duplicate", "", String::new())
+            }
+            UsageStatus::Refused { reason, message } => {
+                out.refused += 1;
+                ("refused", reason, message)
+            }
+        };
+        out.results.push(pb::UsageResult {
+            event_id: r.event_id.clone(),
+            status: status.into(),
+            reason: reason.into(),
+            message,
+        });
+    }
+    out
+}

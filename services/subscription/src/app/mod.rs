@@ -6,8 +6,8 @@
 //! ([`coupons`]), invoices after they are made and one-off charges
 //! ([`invoices`]), collecting an invoice ([`collect`]), listings
 //! ([`list`]), the event list ([`events`]), the tenants' clocks
-//! ([`clock`]), the billing clock ([`renew`]) and payments the gateway
-//! settles later ([`settle`]). Every change of a stored
+//! ([`clock`]), the billing clock ([`renew`]), payments the gateway
+//! settles later ([`settle`]) and usage ([`usage`]). Every change of a stored
 //! subscription goes through [`mutate`]: idempotent, written over the
 //! version it read, with its invoice, credit and events in one transaction.
 
@@ -26,6 +26,7 @@ pub mod mutate;
 pub mod renew;
 pub mod settle;
 pub mod subscribe;
+pub mod usage;
 
 use std::sync::Arc;
 

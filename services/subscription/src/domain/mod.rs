@@ -224,6 +224,19 @@ pub struct ScheduledChange {
     pub next_recurring_amount: Decimal,
 }
 
+/// A usage event of a subscription's product, counted once per tenant and
+/// event id.
+#[derive(Clone, Debug, PartialEq)]
+pub struct UsageEvent {
+    pub event_id: String,
+    pub subscription_id: String,
+    pub product_id: String,
+    pub quantity: Decimal,
+    pub event_time: DateTime<Utc>,
+    pub properties: Metadata,
+    pub created_at: DateTime<Utc>,
+}
+
 /// A one-off charge waiting for its subscription's next invoice.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PendingCharge {

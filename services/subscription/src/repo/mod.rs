@@ -18,6 +18,7 @@ pub(crate) mod rows;
 mod sql;
 mod sqlite;
 mod subscriptions;
+mod usage;
 
 use std::sync::Arc;
 
@@ -484,13 +485,30 @@ pub trait ClockStore: Send + Sync {
     -> Result<bool, StorageError>;
 }
 
+#[async_trait]
+pub trait UsageStore: Send + Sync {
+    /// Stores the usage events whose ids the tenant has not used before,
+    /// in one statement (the database's key on tenant and event id decides,
+    /// also between concurrent calls); answers the ids it stored.
+    async fn insert_usage(
+        &self,
+        tenant: &str,
+        events: &[crate::domain::UsageEvent],
+    ) -> Result<Vec<String>, StorageError>;
+    /// How many usage events subscription `id` has.
+    async fn usage_count(&self, tenant: &str, subscription_id: &str) -> Result<i64, StorageError>;
+}
+
 /// Every store of the service, on one backend.
 pub trait SubscriptionRepo:
-    AccountStore + SubscriptionStore + InvoiceStore + EventStore + ClockStore + 'static
+    AccountStore + SubscriptionStore + InvoiceStore + EventStore + ClockStore + UsageStore + 'static
 {
 }
 
-impl<T: AccountStore + SubscriptionStore + InvoiceStore + EventStore + ClockStore + 'static> SubscriptionRepo for T {}
+impl<T: AccountStore + SubscriptionStore + InvoiceStore + EventStore + ClockStore + UsageStore + 'static>
+    SubscriptionRepo for T
+{
+}
 
 pub const MIGRATIONS: Migrations = Migrations {
     table: "subscription_migrations",
@@ -535,6 +553,7 @@ pub const MIGRATIONS: Migrations = Migrations {
             name: "payment cursors",
             sql: include_str!("../../migrations/postgres/0011_payment_cursors.sql"),
         },
+        Migration { version: 12, name: "usage", sql: include_str!("../../migrations/postgres/0012_usage.sql") },
     ],
     sqlite: &[
         Migration { version: 1, name: "init", sql: include_str!("../../migrations/sqlite/0001_init.sql") },
@@ -575,6 +594,7 @@ pub const MIGRATIONS: Migrations = Migrations {
             name: "payment cursors",
             sql: include_str!("../../migrations/sqlite/0011_payment_cursors.sql"),
         },
+        Migration { version: 12, name: "usage", sql: include_str!("../../migrations/sqlite/0012_usage.sql") },
     ],
 };
 

@@ -10,4 +10,5 @@ super::accounts::store!(PgRepo, sqlx::Postgres);
 super::subscriptions::store!(PgRepo, sqlx::Postgres);
 super::invoices::store!(PgRepo, sqlx::Postgres);
 super::events::store!(PgRepo, sqlx::Postgres);
+super::usage::store!(PgRepo, sqlx::Postgres);
 super::clock::store!(PgRepo, sqlx::Postgres, " FOR UPDATE SKIP LOCKED");

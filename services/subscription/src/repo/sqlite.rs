@@ -10,4 +10,5 @@ super::accounts::store!(SqliteRepo, sqlx::Sqlite);
 super::subscriptions::store!(SqliteRepo, sqlx::Sqlite);
 super::invoices::store!(SqliteRepo, sqlx::Sqlite);
 super::events::store!(SqliteRepo, sqlx::Sqlite);
+super::usage::store!(SqliteRepo, sqlx::Sqlite);
 super::clock::store!(SqliteRepo, sqlx::Sqlite, "");
