@@ -708,7 +708,7 @@ async fn usage_events_are_counted_once_and_judged_one_by_one(app: &TestApp) {
     ];
     let r = c
         .subscriptions
-        .record_usage(sub::RecordUsageRequest { subscription_id: s.id.clone(), records: batch })
+        .record_usage(sub::RecordUsageRequest { subscription_id: s.id.clone(), records: batch, ..Default::default() })
         .await
         .expect("usage")
         .into_inner();
@@ -735,6 +735,7 @@ async fn usage_events_are_counted_once_and_judged_one_by_one(app: &TestApp) {
         .record_usage(sub::RecordUsageRequest {
             subscription_id: s.id.clone(),
             records: vec![record("e2", p, "1.5", now), record("e7", p, "1", now)],
+            ..Default::default()
         })
         .await
         .expect("usage")
@@ -743,17 +744,54 @@ async fn usage_events_are_counted_once_and_judged_one_by_one(app: &TestApp) {
     let too_many: Vec<_> = (0..1001).map(|i| record(&format!("b{i}"), p, "1", now)).collect();
     let err = c
         .subscriptions
-        .record_usage(sub::RecordUsageRequest { subscription_id: s.id.clone(), records: too_many })
+        .record_usage(sub::RecordUsageRequest {
+            subscription_id: s.id.clone(),
+            records: too_many,
+            ..Default::default()
+        })
         .await
         .expect_err("over 1,000");
     assert_eq!(err.code(), Code::InvalidArgument);
     let missing = c
         .subscriptions
-        .record_usage(sub::RecordUsageRequest { subscription_id: "sub_nope".into(), records: vec![] })
+        .record_usage(sub::RecordUsageRequest { subscription_id: "sub_nope".into(), ..Default::default() })
         .await
         .expect_err("no such subscription");
     assert_eq!(missing.code(), Code::NotFound);
     assert_eq!(app.count_rows("subscription", "usage_events").await, 3);
+
+    // By account: each event goes to the account's subscription with its
+    // product; both ids at once is refused.
+    let other_plan = recur_e2e::create_plan_named(&mut c, "other", "4.00", None).await;
+    let other = subscribe(&mut c, &account, &bg, &other_plan).await;
+    let r = c
+        .subscriptions
+        .record_usage(sub::RecordUsageRequest {
+            account_id: account.clone(),
+            records: vec![
+                record("a1", p, "1", now),
+                record("a2", &other_plan.product_id, "2", now),
+                record("a3", "prod_nope", "1", now),
+            ],
+            ..Default::default()
+        })
+        .await
+        .expect("usage by account")
+        .into_inner();
+    assert_eq!((r.accepted, r.refused), (2, 1));
+    let of = |id: &str| format!("SELECT COUNT(*) FROM usage_events WHERE subscription_id = '{id}'");
+    assert_eq!(app.scalar("subscription", &of(&other.id)).await, 1);
+    assert_eq!(app.scalar("subscription", &of(&s.id)).await, 4);
+    let both = c
+        .subscriptions
+        .record_usage(sub::RecordUsageRequest {
+            account_id: account.clone(),
+            subscription_id: s.id.clone(),
+            records: vec![record("a9", p, "1", now)],
+        })
+        .await
+        .expect_err("both");
+    assert_eq!((both.code(), details(&both).fields), (Code::InvalidArgument, vec!["account_id".to_string()]));
 }
 
 recur_e2e::on_both_backends!(test_clock_sqlite, test_clock_postgres, test_clock_renews_every_period_once);

@@ -40,7 +40,19 @@ impl pb::subscription_service_server::SubscriptionService for SubscriptionApi {
                 properties: u.properties.clone().into_iter().collect(),
             });
         }
-        let status = self.app.record_usage(&ctx, &r.subscription_id, &records).await?;
+        use crate::app::usage::UsageTarget;
+        let target = match (r.subscription_id.is_empty(), r.account_id.is_empty()) {
+            (false, false) => {
+                return Err(recur_error::AppError::invalid(
+                    "account_id",
+                    "give subscription_id or account_id, not both",
+                )
+                .into());
+            }
+            (true, false) => UsageTarget::Account(r.account_id.clone()),
+            _ => UsageTarget::Subscription(r.subscription_id.clone()),
+        };
+        let status = self.app.record_usage(&ctx, &target, &records).await?;
         Ok(Response::new(crate::api::wire::usage_pb(&records, status)))
     }
 
