@@ -116,7 +116,7 @@ impl App {
         let tenant = ctx.tenant_id.as_str();
         let account = self.account_alone(tenant, &sub.account_id, "id").await?;
         let policy = self.catalog.policy(ctx).await?;
-        let time_zone = if account.time_zone.is_empty() { policy.time_zone.clone() } else { account.time_zone.clone() };
+        let time_zone = account.zone(&policy.time_zone).to_string();
         // The change names the quantities it changes; the rest stay.
         let mut items: Vec<(String, String)> =
             sub.items.iter().map(|i| (i.product_id.clone(), i.quantity.normalize().to_string())).collect();

@@ -66,9 +66,8 @@ impl App {
         account: &crate::domain::Account,
     ) -> AppResult<String> {
         let Some(now) = self.test_clocks.get(&ctx.tenant_id) else { return Ok(String::new()) };
-        let zone =
-            if account.time_zone.is_empty() { self.catalog.time_zone(ctx).await? } else { account.time_zone.clone() };
-        let tz = std::str::FromStr::from_str(&zone).unwrap_or(chrono_tz::UTC);
+        let tenant_zone = if account.time_zone.is_empty() { self.catalog.time_zone(ctx).await? } else { String::new() };
+        let tz = account.tz(&tenant_zone);
         Ok(recur_period::local_date(now, tz).format("%Y-%m-%d").to_string())
     }
 }

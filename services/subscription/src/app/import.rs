@@ -67,7 +67,7 @@ impl App {
             self.account_alone(tenant, &r.account_id, "account_id").await.map_err(AppError::into_invalid_reference)?;
         let bill_group = self.bill_group_of(tenant, &account.id, &r.bill_group_id).await?;
         let policy = self.catalog.policy(ctx).await?;
-        let zone = if account.time_zone.is_empty() { policy.time_zone.clone() } else { account.time_zone.clone() };
+        let zone = account.zone(&policy.time_zone).to_string();
         let tz = Tz::from_str(&zone).unwrap_or(chrono_tz::UTC);
         let started = r.previous_billing_at.unwrap_or(now);
         let quote = self

@@ -434,8 +434,8 @@ impl App {
             next.items = change.items.clone();
         }
         let rate = self.catalog.rate_terms(ctx, &next.rate_id).await?;
-        let zone = if account.time_zone.is_empty() { policy.time_zone.clone() } else { account.time_zone.clone() };
-        let tz = chrono_tz::Tz::from_str(&zone).unwrap_or(chrono_tz::UTC);
+        let zone = account.zone(&policy.time_zone).to_string();
+        let tz = account.tz(&policy.time_zone);
         let terms = Terms { period: rate.period, notice_days: rate.notice_days, tz, mode: policy.proration };
         // A PENDING or trialing contract is invoiced first at its period's
         // start; a running one at its period's end, for the period after.

@@ -11,10 +11,8 @@
 //!   period end; Resume starts a new period on the day it resumes.
 
 use chrono::DateTime;
-use chrono_tz::Tz;
 use recur_auth::CallContext;
 use recur_error::{AppError, AppResult};
-use std::str::FromStr;
 
 use super::mutate::{Changed, Plan, refused};
 use super::{App, Idem};
@@ -35,8 +33,7 @@ impl App {
         let policy = self.catalog.policy(ctx).await?;
         let rate = self.catalog.rate_terms(ctx, &sub.rate_id).await?;
         let account = self.account_alone(&ctx.tenant_id, &sub.account_id, "id").await?;
-        let zone = if account.time_zone.is_empty() { policy.time_zone.as_str() } else { account.time_zone.as_str() };
-        let tz = Tz::from_str(zone).unwrap_or(chrono_tz::UTC);
+        let tz = account.tz(&policy.time_zone);
         Ok((Terms { period: rate.period, notice_days: rate.notice_days, tz, mode: policy.proration }, policy))
     }
 

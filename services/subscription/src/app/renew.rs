@@ -198,8 +198,8 @@ impl App {
         let policy = self.catalog.policy(ctx).await?;
         let rate_id = sub.scheduled_change.as_ref().map(|c| c.rate_id.as_str()).unwrap_or(&sub.rate_id);
         let rate = self.catalog.rate_terms(ctx, rate_id).await.map_err(crate::peers::repriced)?;
-        let zone = if account.time_zone.is_empty() { policy.time_zone.as_str() } else { account.time_zone.as_str() };
-        let tz = std::str::FromStr::from_str(zone).unwrap_or(chrono_tz::UTC);
+        let zone = account.zone(&policy.time_zone);
+        let tz = account.tz(&policy.time_zone);
         let terms = Terms { period: rate.period, notice_days: rate.notice_days, tz, mode: policy.proration };
         let next =
             next_period(sub, &terms, at).ok_or_else(|| AppError::internal("renewal of a state that does not renew"))?;
@@ -526,45 +526,36 @@ impl App {
             })
             .await?;
         // Subscriptions are independent: several at once, each in order.
-        use futures::StreamExt;
-        let mut out: Vec<ClockAction> = futures::stream::iter(claimed)
-            .map(|(tenant, id)| async move {
-                let ctx = self.peer_context(&tenant);
-                let mut done = Vec::new();
-                match Box::pin(self.bill_subscription(&ctx, &id, now, &mut done)).await {
-                    Ok(()) => {}
-                    // Another run's change (a lease that ran out under load):
-                    // it did the work or the next pass does.
-                    Err(e) if e.code() == Code::Aborted => {
-                        tracing::debug!(tenant = %tenant, subscription = %id, error = %e, "renewal raced another run");
-                    }
-                    Err(e) => {
-                        tracing::warn!(tenant = %tenant, subscription = %id, error = %e, "renewal failed; retried next pass")
-                    }
+        let mut out = at_once(claimed, |tenant, id| async move {
+            let ctx = self.peer_context(&tenant);
+            let mut done = Vec::new();
+            match Box::pin(self.bill_subscription(&ctx, &id, now, &mut done)).await {
+                Ok(()) => {}
+                // Another run's change (a lease that ran out under load):
+                // it did the work or the next pass does.
+                Err(e) if e.code() == Code::Aborted => {
+                    tracing::debug!(tenant = %tenant, subscription = %id, error = %e, "renewal raced another run");
                 }
-                if let Err(e) = self.repo.release_lease(&tenant, &id, owner).await {
-                    tracing::warn!(tenant = %tenant, subscription = %id, error = %e, "lease kept until it ends");
+                Err(e) => {
+                    tracing::warn!(tenant = %tenant, subscription = %id, error = %e, "renewal failed; retried next pass")
                 }
-                done
-            })
-            .buffer_unordered(CONCURRENCY)
-            .flat_map(futures::stream::iter)
-            .collect()
-            .await;
+            }
+            if let Err(e) = self.repo.release_lease(&tenant, &id, owner).await {
+                tracing::warn!(tenant = %tenant, subscription = %id, error = %e, "lease kept until it ends");
+            }
+            done
+        })
+        .await;
         let due = self.repo.invoices_due(None, now, limit).await?;
-        let invoiced: Vec<ClockAction> = futures::stream::iter(due)
-            .map(|(tenant, id)| async move {
-                let ctx = self.peer_context(&tenant);
-                let mut done = Vec::new();
-                if let Err(e) = Box::pin(self.act_on_invoice(&ctx, &id, now, &mut done)).await {
-                    tracing::warn!(tenant = %tenant, invoice = %id, error = %e, "invoice step failed; retried next pass");
-                }
-                done
-            })
-            .buffer_unordered(CONCURRENCY)
-            .flat_map(futures::stream::iter)
-            .collect()
-            .await;
+        let invoiced = at_once(due, |tenant, id| async move {
+            let ctx = self.peer_context(&tenant);
+            let mut done = Vec::new();
+            if let Err(e) = Box::pin(self.act_on_invoice(&ctx, &id, now, &mut done)).await {
+                tracing::warn!(tenant = %tenant, invoice = %id, error = %e, "invoice step failed; retried next pass");
+            }
+            done
+        })
+        .await;
         out.extend(invoiced);
         out.extend(self.follow_all_payments().await?);
         Ok(out)
@@ -624,6 +615,22 @@ impl App {
 /// How long a run holds the subscriptions it claimed unless configured
 /// (`RECUR_BILLING_CLOCK_LEASE_MS`); one that died is taken over after it.
 pub const LEASE: Duration = Duration::seconds(60);
+
+/// `work` on every (tenant, id) of `items`, [`CONCURRENCY`] at a time; what
+/// they did, together.
+async fn at_once<F, Fut>(items: Vec<(String, String)>, work: F) -> Vec<ClockAction>
+where
+    F: Fn(String, String) -> Fut,
+    Fut: std::future::Future<Output = Vec<ClockAction>>,
+{
+    use futures::StreamExt;
+    futures::stream::iter(items)
+        .map(|(tenant, id)| work(tenant, id))
+        .buffer_unordered(CONCURRENCY)
+        .flat_map(futures::stream::iter)
+        .collect()
+        .await
+}
 
 /// How many subscriptions (and invoices) one run works on at once.
 const CONCURRENCY: usize = 32;

@@ -107,7 +107,7 @@ impl App {
     /// waits for the gateway (a 3-D Secure challenge done meanwhile, say).
     pub async fn follow_tenant_payments(&self, ctx: &CallContext) -> AppResult<Vec<ClockAction>> {
         let tenant = ctx.tenant_id.as_str();
-        if self.repo.tenants_awaiting_payments(i64::MAX).await?.iter().any(|t| t == tenant) {
+        if !self.repo.tenants_awaiting_payments(Some(tenant), 1).await?.is_empty() {
             return self.follow_payments(ctx).await;
         }
         Ok(Vec::new())
@@ -116,7 +116,7 @@ impl App {
     /// One pass over every tenant with an invoice waiting for the gateway.
     pub async fn follow_all_payments(&self) -> AppResult<Vec<ClockAction>> {
         let mut out = Vec::new();
-        for tenant in self.repo.tenants_awaiting_payments(100).await? {
+        for tenant in self.repo.tenants_awaiting_payments(None, 100).await? {
             let ctx = self.peer_context(&tenant);
             match self.follow_payments(&ctx).await {
                 Ok(done) => out.extend(done),

@@ -42,6 +42,19 @@ pub struct Account {
     pub updated_at: DateTime<Utc>,
 }
 
+impl Account {
+    /// The IANA time zone the account's billing days are counted in: its
+    /// own, else the tenant's (`tenant_zone`).
+    pub fn zone<'a>(&'a self, tenant_zone: &'a str) -> &'a str {
+        if self.time_zone.is_empty() { tenant_zone } else { &self.time_zone }
+    }
+
+    /// [`Account::zone`] as a time zone (UTC for a name it does not know).
+    pub fn tz(&self, tenant_zone: &str) -> chrono_tz::Tz {
+        std::str::FromStr::from_str(self.zone(tenant_zone)).unwrap_or(chrono_tz::UTC)
+    }
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct Contact {
     pub id: String,

@@ -160,14 +160,20 @@ macro_rules! store {
                 })
             }
 
-            async fn tenants_awaiting_payments(&self, limit: i64) -> Result<Vec<String>, StorageError> {
-                Ok(sqlx::query_scalar(
+            async fn tenants_awaiting_payments(
+                &self,
+                only: Option<&str>,
+                limit: i64,
+            ) -> Result<Vec<String>, StorageError> {
+                let mut qb = sqlx::QueryBuilder::<$db>::new(
                     "SELECT DISTINCT tenant_id FROM invoices WHERE status = 'open' \
-                     AND collection_paused = 'payment_pending' ORDER BY tenant_id LIMIT $1",
-                )
-                .bind(limit)
-                .fetch_all(&self.pool)
-                .await?)
+                     AND collection_paused = 'payment_pending'",
+                );
+                if let Some(t) = only {
+                    qb.push(" AND tenant_id = ").push_bind(t.to_string());
+                }
+                qb.push(" ORDER BY tenant_id LIMIT ").push_bind(limit);
+                Ok(qb.build_query_scalar::<String>().fetch_all(&self.pool).await?)
             }
 
             async fn payment_cursor(&self, tenant: &str) -> Result<i64, StorageError> {

@@ -465,8 +465,8 @@ pub trait ClockStore: Send + Sync {
     /// invoice's next action.
     async fn next_due(&self, tenant: &str) -> Result<Option<DateTime<Utc>>, StorageError>;
     /// Tenants with an open invoice whose payment the gateway has not
-    /// settled yet (at most `limit`).
-    async fn tenants_awaiting_payments(&self, limit: i64) -> Result<Vec<String>, StorageError>;
+    /// settled yet (at most `limit`); with `only`, that tenant if it has.
+    async fn tenants_awaiting_payments(&self, only: Option<&str>, limit: i64) -> Result<Vec<String>, StorageError>;
     /// The last payment event of `tenant` read from the gateway (0: none).
     async fn payment_cursor(&self, tenant: &str) -> Result<i64, StorageError>;
     async fn set_payment_cursor(&self, tenant: &str, sequence: i64, at: DateTime<Utc>) -> Result<(), StorageError>;
