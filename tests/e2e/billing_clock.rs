@@ -13,42 +13,13 @@
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Utc};
+use recur_e2e::clock::{advance, amount, at, enable, time, ts};
 use recur_e2e::{Clients, TestApp, details, mask};
 use recur_proto::catalog::v1 as cat;
 use recur_proto::subscription::v1 as sub;
 use rust_decimal::Decimal;
 use tonic::Code;
-
-fn at(y: i32, m: u32, d: u32, h: u32) -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(y, m, d, h, 0, 0).single().expect("date")
-}
-
-fn ts(t: DateTime<Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp { seconds: t.timestamp(), nanos: 0 }
-}
-
-fn time(t: &Option<prost_types::Timestamp>) -> DateTime<Utc> {
-    let t = t.as_ref().expect("timestamp");
-    DateTime::from_timestamp(t.seconds, t.nanos as u32).expect("valid")
-}
-
-fn amount(m: &Option<recur_proto::common::v1::Money>) -> Decimal {
-    Decimal::from_str(&m.as_ref().expect("money").amount).expect("decimal")
-}
-
-async fn enable(c: &mut Clients, start: DateTime<Utc>) -> DateTime<Utc> {
-    let r = c.clock.enable_test_mode(sub::EnableTestModeRequest { start_time: Some(ts(start)) }).await;
-    time(&r.expect("test mode").into_inner().clock.expect("clock").now)
-}
-
-async fn advance(c: &mut Clients, to: DateTime<Utc>) -> sub::AdvanceClockResponse {
-    c.clock
-        .advance_clock(sub::AdvanceClockRequest { target: Some(sub::advance_clock_request::Target::To(ts(to))) })
-        .await
-        .expect("advance")
-        .into_inner()
-}
 
 async fn subscribe(c: &mut Clients, account: &str, bg: &str, plan: &recur_e2e::Plan) -> sub::Subscription {
     c.subscriptions

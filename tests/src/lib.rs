@@ -24,6 +24,7 @@ use tonic::transport::Channel;
 pub use recur_error::details;
 
 pub mod browser;
+pub mod clock;
 pub mod pay;
 pub mod raw;
 pub mod scan;

@@ -185,6 +185,8 @@ fn product() -> impl Strategy<Value = ProductDoc> {
             min_quantity,
             max_quantity,
             default_quantity: None,
+            aggregation: String::new(),
+            aggregation_property: String::new(),
             metadata,
         },
     )

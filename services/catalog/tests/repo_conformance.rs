@@ -33,6 +33,8 @@ fn product(id: &str, handle: Option<&str>, name: &str, at: i64) -> Product {
         min_quantity: Some(d("1")),
         max_quantity: Some(d("500.25")),
         default_quantity: None,
+        aggregation: None,
+        aggregation_property: String::new(),
         status: Status::Active,
         metadata: BTreeMap::from([("tier".to_string(), "gold".to_string())]),
         created_at: t(at),
@@ -105,6 +107,16 @@ async fn conformance(repo: Arc<dyn CatalogRepo>) {
     assert_eq!(got, product("prod_1", Some("h-Banana"), "Banana", 1));
     assert_eq!(got.max_quantity.map(|q| q.to_string()), Some("500.25".into()));
     assert!(repo.get_product("tenant-b", Lookup::Id("prod_1")).await.expect("get").is_none(), "tenants are isolated");
+    // A metered product keeps its aggregation and the property it counts.
+    let metered = Product {
+        kind: ProductKind::Metered,
+        aggregation: Some(recur_catalog::domain::Aggregation::UniqueCount),
+        aggregation_property: "user_id".into(),
+        ..product("prod_m", Some("h-meter"), "Active users", 9)
+    };
+    repo.apply("tenant-m", &[CatalogOp::InsertProduct(metered.clone())]).await.expect("insert metered");
+    let got = repo.get_product("tenant-m", Lookup::Id("prod_m")).await.expect("get").expect("found");
+    assert_eq!(got, metered, "a metered product's aggregation is stored");
 
     // Pages by creation time and by name (byte order: upper case first).
     let all = repo

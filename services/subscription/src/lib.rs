@@ -65,10 +65,8 @@ pub async fn register(env: ServiceEnv, mut routes: RoutesBuilder) -> Result<Rout
         client: recur_client::PaymentClient::new(env.channel(&env.peers.payment)?),
         timeout,
     };
-    let catalog = peers::grpc::GrpcCatalog {
-        client: recur_client::CatalogClient::new(env.channel(&env.peers.catalog)?),
-        timeout,
-    };
+    let catalog =
+        peers::grpc::GrpcCatalog::new(recur_client::CatalogClient::new(env.channel(&env.peers.catalog)?), timeout);
     let app = app::App {
         repo,
         pricing: Arc::new(pricing),

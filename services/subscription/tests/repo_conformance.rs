@@ -1139,6 +1139,97 @@ async fn a_usage_event_id_is_stored_once_per_tenant(repo: &dyn SubscriptionRepo)
     assert!(repo.insert_usage("acme", &[]).await.expect("nothing").is_empty());
 }
 
+async fn usage_adds_up_by_each_aggregation_within_the_period(repo: &dyn SubscriptionRepo) {
+    use recur_subscription::domain::usage::{Aggregation, Meter};
+    seed(repo, "acme", "acct_1", "bg_1").await;
+    let ev = |id: &str, q: &str, at: i64, user: Option<&str>| UsageEvent {
+        quantity: d(q),
+        properties: user.map(|u| ("user".to_string(), u.to_string())).into_iter().collect(),
+        ..usage(id, at)
+    };
+    let events = [
+        ev("e1", "2.5", 10, Some("alice")),
+        ev("e2", "4", 30, Some("bob")),
+        ev("e3", "1.25", 20, Some("alice")),
+        ev("e4", "7", 15, None),
+        // Outside the period [10, 40): before it, at its end.
+        ev("e5", "100", 9, Some("carol")),
+        ev("e6", "100", 40, Some("dave")),
+    ];
+    repo.insert_usage("acme", &events).await.expect("insert");
+    repo.insert_usage("globex", &[ev("g1", "50", 20, Some("erin"))]).await.expect("other tenant");
+    let mut other = ev("o1", "50", 20, Some("frank"));
+    other.product_id = "prod_2".into();
+    repo.insert_usage("acme", &[other]).await.expect("other product");
+    let of = |aggregation, property: &str| Meter { aggregation, property: property.into() };
+    for (meter, want, events) in [
+        (of(Aggregation::Sum, ""), "14.75", 4),
+        (of(Aggregation::Count, ""), "4", 4),
+        (of(Aggregation::Max, ""), "7", 4),
+        (of(Aggregation::UniqueCount, "user"), "2", 4),
+        (of(Aggregation::Latest, ""), "4", 4),
+    ] {
+        let got = repo.aggregate_usage("acme", "sub_1", "prod_1", &meter, t(10), t(40)).await.expect("aggregate");
+        assert_eq!((got.value(), got.events()), (d(want), events), "{meter:?}");
+    }
+    let none = repo
+        .aggregate_usage("acme", "sub_1", "prod_1", &of(Aggregation::Max, ""), t(41), t(99))
+        .await
+        .expect("empty period");
+    assert_eq!((none.value(), none.events()), (Decimal::ZERO, 0));
+}
+
+async fn a_last_periods_usage_is_invoiced_once_by_the_database(repo: &dyn SubscriptionRepo) {
+    seed(repo, "acme", "acct_1", "bg_1").await;
+    let s = subscription("sub_1", "acct_1", "bg_1");
+    repo.insert_subscription("acme", &s, None, NO_KEY, &[], &[]).await.expect("insert");
+    let close = |id: &str, version: i64| {
+        let mut inv = invoice(id, &s, &["3.00"]);
+        inv.reason = InvoiceReason::PeriodClose;
+        inv.status = InvoiceStatus::Draft;
+        let mut next = s.clone();
+        next.version = version;
+        next.state = SubscriptionState::Canceled;
+        (next, inv)
+    };
+    let (next, inv) = close("inv_close_1", 0);
+    assert!(repo.save_subscription("acme", &plain(&next, "cancel", Some(&inv))).await.expect("close"));
+    let (next, inv) = close("inv_close_2", 1);
+    let twice = repo.save_subscription("acme", &plain(&next, "cancel", Some(&inv))).await.expect_err("twice");
+    assert!(twice.is_unique(), "{twice:?}");
+    let stored = repo.get_invoice("acme", "inv_close_1").await.expect("get").expect("invoice");
+    assert_eq!(stored.reason, InvoiceReason::PeriodClose);
+}
+
+async fn finalizing_a_draft_writes_its_recounted_usage_lines(repo: &dyn SubscriptionRepo) {
+    seed(repo, "acme", "acct_1", "bg_1").await;
+    let s = subscription("sub_1", "acct_1", "bg_1");
+    repo.insert_subscription("acme", &s, None, NO_KEY, &[], &[]).await.expect("insert");
+    let mut next = s.clone();
+    next.current_period_start = s.current_period_end;
+    next.current_period_end = s.current_period_end + Duration::days(31);
+    let mut inv = invoice("inv_u1", &next, &["3.00", "10.00"]);
+    inv.lines[0].kind = LineKind::Usage;
+    inv.reason = InvoiceReason::SubscriptionCycle;
+    inv.status = InvoiceStatus::Draft;
+    assert!(repo.save_subscription("acme", &plain(&next, "renew", Some(&inv))).await.expect("renew"));
+    let mut draft = repo.get_invoice("acme", "inv_u1").await.expect("get").expect("invoice");
+    let (was, read_at) = (draft.status, draft.updated_at);
+    draft.lines[0].quantity = d("9.5");
+    draft.lines[0].amount_without_tax = d("4.75");
+    draft.lines[0].amount = d("4.75");
+    // A line that is not usage is never rewritten.
+    draft.lines[1].amount = d("99");
+    draft.total_lines();
+    draft.status = InvoiceStatus::Open;
+    draft.updated_at = read_at + Duration::seconds(1);
+    assert!(repo.update_invoice("acme", &draft, was, read_at, &[], &[]).await.expect("finalize"));
+    let stored = repo.get_invoice("acme", "inv_u1").await.expect("get").expect("invoice");
+    assert_eq!((stored.lines[0].quantity, stored.lines[0].amount), (d("9.5"), d("4.75")));
+    assert_eq!(stored.lines[1].amount, d("10.00"));
+    assert_eq!(stored.amount, draft.amount, "the total as finalized");
+}
+
 async fn sqlite() -> (TestDatabase, Arc<dyn SubscriptionRepo>) {
     let db = TestDatabase::sqlite();
     let repo = repo::open(&recur_storage::sqlite_file_url(&db.data_dir(), "subscription"), 4).await.expect("open");
@@ -1179,6 +1270,9 @@ macro_rules! on_both {
 
 on_both!(
     a_usage_event_id_is_stored_once_per_tenant,
+    usage_adds_up_by_each_aggregation_within_the_period,
+    a_last_periods_usage_is_invoiced_once_by_the_database,
+    finalizing_a_draft_writes_its_recounted_usage_lines,
     a_declined_payment_keeps_the_invoice_dunning_state,
     due_subscriptions_are_leased_to_one_run_until_the_lease_ends,
     a_parked_subscription_keeps_its_reason_until_changed,

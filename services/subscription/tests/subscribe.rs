@@ -65,11 +65,28 @@ impl Catalog for NoCatalog {
     async fn coupon_code(&self, _: &CallContext, _: &str) -> AppResult<Option<String>> {
         Err(AppError::internal("not asked"))
     }
+
+    /// Nothing is billed in arrears.
+    async fn arrears_items(
+        &self,
+        _: &CallContext,
+        _: &str,
+    ) -> AppResult<std::sync::Arc<Vec<recur_subscription::domain::usage::ArrearsItem>>> {
+        Ok(Default::default())
+    }
 }
 
 #[async_trait]
 impl Pricing for FixedPrice {
     async fn preview_change(&self, _: &CallContext, _: &ChangeQuestion) -> AppResult<ChangePriced> {
+        Err(AppError::internal("not asked"))
+    }
+
+    async fn rate_usage(
+        &self,
+        _: &CallContext,
+        _: &recur_subscription::peers::UsageQuestion,
+    ) -> AppResult<recur_subscription::domain::usage::RatedUsage> {
         Err(AppError::internal("not asked"))
     }
 

@@ -21,6 +21,12 @@
 //! `change-subscription` asks PreviewChange of starter-monthly → yearly
 //! (IMMEDIATE) of one of 16 subscriptions.
 //!
+//! `record-usage` sends RecordUsage batches of 1,000 new events (ids from a
+//! counter) for one of 16 subscriptions; `record-usage-duplicates`, run
+//! after it, sends the same ids again (every event a duplicate). The report
+//! adds events per second, and the run checks that each distinct event was
+//! stored exactly once.
+//!
 //! `list-subscriptions` (Postgres) first writes `--subscriptions` (100,000)
 //! subscriptions of one tenant straight into the subscription schema (a
 //! sixth each pending, canceled and past due, half on each of two
@@ -60,6 +66,9 @@ use recur_proto::catalog::v1::catalog_service_client::CatalogServiceClient;
 use recur_proto::pricing::v1 as pricing;
 use recur_proto::pricing::v1::pricing_service_client::PricingServiceClient;
 use tonic::transport::Channel;
+
+/// Events per RecordUsage call of the usage targets (the most a call takes).
+const USAGE_BATCH: u64 = 1000;
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -174,6 +183,15 @@ enum Target {
         Arc<Vec<(String, String)>>,
         Arc<AtomicU64>,
     ),
+    /// RecordUsage of a batch of `USAGE_BATCH` events for the next of the
+    /// subscriptions (subscription, product), event ids from the counter:
+    /// two targets with counters that start alike send the same ids (the
+    /// second one's events are all duplicates).
+    Usage(
+        tonic::client::Grpc<tonic::service::interceptor::InterceptedService<Channel, Bearer>>,
+        Arc<Vec<(String, String)>>,
+        Arc<AtomicU64>,
+    ),
     /// A pre-encoded request to `path`; the response is checked, not decoded.
     Raw(
         tonic::client::Grpc<tonic::service::interceptor::InterceptedService<Channel, Bearer>>,
@@ -224,6 +242,31 @@ impl Target {
                     format!("load-sub-{n}").parse().map_err(|_| tonic::Status::internal("key"))?,
                 );
                 grpc.unary(call, path, RawCodec).await.map(|_| ())
+            }
+            Target::Usage(grpc, subs, counter) => {
+                use prost::Message;
+                use recur_proto::subscription::v1 as sub;
+                let n = counter.fetch_add(1, Ordering::Relaxed);
+                let (subscription, product) = &subs[(n as usize) % subs.len()];
+                let req = sub::RecordUsageRequest {
+                    subscription_id: subscription.clone(),
+                    records: (0..USAGE_BATCH)
+                        .map(|i| sub::UsageRecord {
+                            event_id: format!("ld-{n}-{i}"),
+                            product_id: product.clone(),
+                            quantity: "1".into(),
+                            ..Default::default()
+                        })
+                        .collect(),
+                    ..Default::default()
+                };
+                grpc.ready().await.map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+                let path = tonic::codegen::http::uri::PathAndQuery::from_static(
+                    "/recur.subscription.v1.SubscriptionService/RecordUsage",
+                );
+                grpc.unary(tonic::Request::new(bytes::Bytes::from(req.encode_to_vec())), path, RawCodec)
+                    .await
+                    .map(|_| ())
             }
             Target::Charge(grpc, customers, counter) => {
                 use prost::Message;
@@ -332,7 +375,7 @@ fn raw(typed: Target, channels: &[Channel], bearer: &Bearer) -> Target {
             bearer.clone(),
         ),
         Target::Quote(_, req) => ("/recur.pricing.v1.PricingService/Quote", req.encode_to_vec(), bearer.clone()),
-        Target::Raw(..) | Target::Charge(..) | Target::Subscribe(..) => return typed,
+        Target::Raw(..) | Target::Charge(..) | Target::Subscribe(..) | Target::Usage(..) => return typed,
     };
     Target::Raw(
         tonic::client::Grpc::new(InterceptedService::new(ch, auth)),
@@ -423,27 +466,26 @@ async fn main() {
     // Accounts paying by card, for the create- and change-subscription
     // targets; change-subscription previews starter-monthly → yearly of
     // one subscription per account.
-    let subscribing = o.targets.iter().any(|t| t == "create-subscription" || t == "change-subscription");
+    let recording = o.targets.iter().any(|t| t.starts_with("record-usage"));
+    let subscribing = recording || o.targets.iter().any(|t| t == "create-subscription" || t == "change-subscription");
     let accounts = Arc::new(if subscribing { card_accounts(&mut c, 16).await } else { Vec::new() });
+    // One subscription per account, for the usage targets.
+    let mut metered = Vec::new();
+    if recording {
+        for (account, bill_group) in accounts.iter() {
+            let s = starter(&mut c, account, bill_group).await;
+            let product = s.items.first().map(|i| i.product_id.clone()).expect("an item");
+            metered.push((s.id, product));
+        }
+    }
+    let metered = Arc::new(metered);
+    let (fresh_counter, repeat_counter) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
     let mut previews = Vec::new();
     if o.targets.iter().any(|t| t == "change-subscription") {
         use prost::Message;
         use recur_proto::subscription::v1 as sub;
         for (account, bill_group) in accounts.iter() {
-            let s = c
-                .subscriptions
-                .create_subscription(sub::CreateSubscriptionRequest {
-                    account_id: account.clone(),
-                    bill_group_id: bill_group.clone(),
-                    offering: "starter".into(),
-                    rate: "starter-monthly".into(),
-                    ..Default::default()
-                })
-                .await
-                .expect("subscription")
-                .into_inner()
-                .subscription
-                .expect("subscription");
+            let s = starter(&mut c, account, bill_group).await;
             previews.push(bytes::Bytes::from(
                 sub::PreviewChangeRequest {
                     id: s.id,
@@ -489,6 +531,14 @@ async fn main() {
                         ..Default::default()
                     },
                 ),
+                "record-usage" | "record-usage-duplicates" => Target::Usage(
+                    tonic::client::Grpc::new(tonic::service::interceptor::InterceptedService::new(
+                        ch.clone(),
+                        bearer.clone(),
+                    )),
+                    metered.clone(),
+                    if name == "record-usage" { fresh_counter.clone() } else { repeat_counter.clone() },
+                ),
                 "charge" => Target::Charge(
                     tonic::client::Grpc::new(tonic::service::interceptor::InterceptedService::new(
                         ch.clone(),
@@ -527,7 +577,7 @@ async fn main() {
                 ),
                 other => {
                     eprintln!(
-                        "recur-load: unknown target {other:?} (health, get-rate, get-offering, quote, charge, create-subscription, change-subscription, list-subscriptions; alone: rate-limit, renewals)"
+                        "recur-load: unknown target {other:?} (health, get-rate, get-offering, quote, charge, create-subscription, change-subscription, list-subscriptions, record-usage, record-usage-duplicates; alone: rate-limit, renewals)"
                     );
                     std::process::exit(2);
                 }
@@ -566,6 +616,19 @@ async fn main() {
             health.map(|h| format!("{:.0}%", r.rps() / h * 100.0)).unwrap_or_else(|| "-".into()),
         );
     }
+    for r in reports.iter().filter(|r| r.name.starts_with("record-usage")) {
+        println!("{}: {:.0} events/s ({} events a call)", r.name, r.rps() * USAGE_BATCH as f64, USAGE_BATCH);
+    }
+    if recording {
+        // Every fresh event stored once; every repeated one refused.
+        let sent = fresh_counter.load(Ordering::Relaxed) * USAGE_BATCH;
+        let stored = app.count_rows("subscription", "usage_events").await;
+        println!("usage: {sent} distinct events sent, {stored} stored");
+        if stored != sent as i64 {
+            eprintln!("recur-load: the usage events were not each stored exactly once");
+            std::process::exit(1);
+        }
+    }
     if o.targets.iter().any(|t| t == "charge") {
         let issued = charge_counter.load(Ordering::Relaxed);
         // Only the charge target's own payments (creates charge too).
@@ -589,6 +652,28 @@ async fn main() {
         }
     }
     app.stop().await;
+}
+
+/// A subscription of `account` to starter-monthly.
+async fn starter(
+    c: &mut recur_e2e::Clients,
+    account: &str,
+    bill_group: &str,
+) -> recur_proto::subscription::v1::Subscription {
+    use recur_proto::subscription::v1 as sub;
+    c.subscriptions
+        .create_subscription(sub::CreateSubscriptionRequest {
+            account_id: account.into(),
+            bill_group_id: bill_group.into(),
+            offering: "starter".into(),
+            rate: "starter-monthly".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("subscription")
+        .into_inner()
+        .subscription
+        .expect("subscription")
 }
 
 /// Writes `n` subscriptions of tenant `load` into the subscription schema

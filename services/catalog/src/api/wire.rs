@@ -55,6 +55,28 @@ pub(super) fn kind_to_pb(k: ProductKind) -> i32 {
     }) as i32
 }
 
+pub(super) fn aggregation_from_pb(raw: i32) -> Option<Aggregation> {
+    match pb::UsageAggregation::try_from(raw).ok()? {
+        pb::UsageAggregation::Unspecified => None,
+        pb::UsageAggregation::Sum => Some(Aggregation::Sum),
+        pb::UsageAggregation::Count => Some(Aggregation::Count),
+        pb::UsageAggregation::Max => Some(Aggregation::Max),
+        pb::UsageAggregation::UniqueCount => Some(Aggregation::UniqueCount),
+        pb::UsageAggregation::Latest => Some(Aggregation::Latest),
+    }
+}
+
+pub(super) fn aggregation_to_pb(a: Option<Aggregation>) -> i32 {
+    (match a {
+        None => pb::UsageAggregation::Unspecified,
+        Some(Aggregation::Sum) => pb::UsageAggregation::Sum,
+        Some(Aggregation::Count) => pb::UsageAggregation::Count,
+        Some(Aggregation::Max) => pb::UsageAggregation::Max,
+        Some(Aggregation::UniqueCount) => pb::UsageAggregation::UniqueCount,
+        Some(Aggregation::Latest) => pb::UsageAggregation::Latest,
+    }) as i32
+}
+
 pub(super) fn model_from_pb(raw: i32) -> Option<PricingModel> {
     match pb::PricingModel::try_from(raw).ok()? {
         pb::PricingModel::Unspecified => None,
@@ -137,6 +159,8 @@ pub(super) fn product_pb(p: &Product) -> pb::Product {
         min_quantity: dec_str(p.min_quantity),
         max_quantity: dec_str(p.max_quantity),
         default_quantity: dec_str(p.default_quantity),
+        aggregation: aggregation_to_pb(p.aggregation),
+        aggregation_property: p.aggregation_property.clone(),
         status: status_to_pb(p.status),
         metadata: p.metadata.clone(),
         create_time: Some(timestamp(p.created_at)),
@@ -407,6 +431,8 @@ pub(super) fn product_in(p: &pb::Product) -> ProductInput {
         min_quantity: p.min_quantity.clone(),
         max_quantity: p.max_quantity.clone(),
         default_quantity: p.default_quantity.clone(),
+        aggregation: aggregation_from_pb(p.aggregation),
+        aggregation_property: p.aggregation_property.clone(),
         metadata: p.metadata.clone(),
     }
 }

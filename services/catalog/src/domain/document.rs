@@ -96,6 +96,12 @@ pub struct ProductDoc {
     pub max_quantity: Option<Num>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default_quantity: Option<Num>,
+    /// Metered products: sum (default), count, max, unique_count or latest.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub aggregation: String,
+    /// unique_count: the property whose distinct values are counted.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub aggregation_property: String,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub metadata: Metadata,
 }
@@ -423,6 +429,8 @@ impl ProductDoc {
             min_quantity: num(&self.min_quantity),
             max_quantity: num(&self.max_quantity),
             default_quantity: num(&self.default_quantity),
+            aggregation: self.aggregation.parse().ok(),
+            aggregation_property: self.aggregation_property.clone(),
             metadata: self.metadata.clone(),
         }
     }
@@ -438,6 +446,8 @@ impl ProductDoc {
             min_quantity: opt_num(p.min_quantity),
             max_quantity: opt_num(p.max_quantity),
             default_quantity: opt_num(p.default_quantity),
+            aggregation: p.aggregation.map(|a| a.as_str().to_string()).unwrap_or_default(),
+            aggregation_property: p.aggregation_property.clone(),
             metadata: p.metadata.clone(),
         }
     }

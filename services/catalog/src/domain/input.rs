@@ -24,6 +24,8 @@ pub struct ProductInput {
     pub min_quantity: String,
     pub max_quantity: String,
     pub default_quantity: String,
+    pub aggregation: Option<Aggregation>,
+    pub aggregation_property: String,
     pub metadata: Metadata,
 }
 
@@ -124,6 +126,8 @@ pub fn product(v: &mut Violations, prefix: &str, p: &ProductInput, id: String, n
             &p.default_quantity,
             QUANTITY_PLACES,
         ),
+        aggregation: aggregation(v, prefix, p),
+        aggregation_property: p.aggregation_property.trim().to_string(),
         status: Status::Active,
         metadata: p.metadata.clone(),
         created_at: now,
@@ -131,6 +135,34 @@ pub fn product(v: &mut Violations, prefix: &str, p: &ProductInput, id: String, n
     };
     check::product_bounds(v, prefix, &product);
     product
+}
+
+/// A product's aggregation: a METERED product's (SUM by default); no other
+/// kind has one. UNIQUE_COUNT needs the property it counts, and only it
+/// takes one.
+fn aggregation(v: &mut Violations, prefix: &str, p: &ProductInput) -> Option<Aggregation> {
+    let property = p.aggregation_property.trim();
+    check::max_len(v, &format!("{prefix}.aggregation_property"), property, check::NAME_CHARS);
+    if p.kind != Some(ProductKind::Metered) {
+        if p.aggregation.is_some() {
+            v.add(format!("{prefix}.aggregation"), "only a METERED product aggregates usage");
+        }
+        if !property.is_empty() {
+            v.add(format!("{prefix}.aggregation_property"), "only a METERED product aggregates usage");
+        }
+        return None;
+    }
+    let agg = p.aggregation.unwrap_or(Aggregation::Sum);
+    if agg == Aggregation::UniqueCount && property.is_empty() {
+        v.add(
+            format!("{prefix}.aggregation_property"),
+            "is required for UNIQUE_COUNT: the property whose distinct values are counted",
+        );
+    }
+    if agg != Aggregation::UniqueCount && !property.is_empty() {
+        v.add(format!("{prefix}.aggregation_property"), "is only for UNIQUE_COUNT");
+    }
+    Some(agg)
 }
 
 /// A rate of `offering` from its description. `resolve` turns a product

@@ -23,6 +23,13 @@ recur_storage::stored_enum!(#[derive(Serialize, Deserialize)] ProductKind {
     Metered => "metered",
     OneTime => "one_time",
 });
+recur_storage::stored_enum!(#[derive(Serialize, Deserialize)] Aggregation {
+    Sum => "sum",
+    Count => "count",
+    Max => "max",
+    UniqueCount => "unique_count",
+    Latest => "latest",
+});
 recur_storage::stored_enum!(#[derive(Serialize, Deserialize)] PeriodUnit { Day => "day", Week => "week", Month => "month", Year => "year" });
 recur_storage::stored_enum!(#[derive(Serialize, Deserialize)] Timing { InAdvance => "in_advance", InArrears => "in_arrears" });
 recur_storage::stored_enum!(#[derive(Serialize, Deserialize)] PricingModel {
@@ -54,6 +61,11 @@ pub struct Product {
     pub min_quantity: Option<Decimal>,
     pub max_quantity: Option<Decimal>,
     pub default_quantity: Option<Decimal>,
+    /// How usage makes the period's quantity: a METERED product's (SUM
+    /// unless said otherwise); `None` for every other kind.
+    pub aggregation: Option<Aggregation>,
+    /// The property a UNIQUE_COUNT counts the distinct values of.
+    pub aggregation_property: String,
     pub status: Status,
     pub metadata: Metadata,
     pub created_at: DateTime<Utc>,

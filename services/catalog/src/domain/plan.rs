@@ -113,6 +113,15 @@ pub fn plan(
                 ),
             );
         }
+        if !d.aggregation.is_empty() && d.aggregation.parse::<super::Aggregation>().is_err() {
+            v.add(
+                format!("{prefix}.aggregation"),
+                format!(
+                    "unknown aggregation {:?}: sum, count, max, unique_count or latest",
+                    recur_error::excerpt(&d.aggregation)
+                ),
+            );
+        }
         let existing = current.products.iter().find(|p| p.handle.as_deref() == Some(d.handle.as_str()));
         let id = existing.map(|p| p.id.clone()).unwrap_or_else(|| new_id(recur_id::Kind::Product));
         let mut desired = input::product(&mut v, &prefix, &d.input(), id.clone(), now);
@@ -127,6 +136,13 @@ pub fn plan(
                     v.add(
                         format!("{prefix}.kind"),
                         "a product's kind never changes: give the new product another handle",
+                    );
+                }
+                if (cur.aggregation, &cur.aggregation_property) != (desired.aggregation, &desired.aggregation_property)
+                {
+                    v.add(
+                        format!("{prefix}.aggregation"),
+                        "a product's aggregation never changes (it would rebill usage already recorded): give the new product another handle",
                     );
                 }
                 let changed = diff_fields!(

@@ -62,10 +62,20 @@ pub const MIGRATIONS: Migrations = Migrations {
     postgres: &[
         Migration { version: 1, name: "init", sql: include_str!("../../migrations/postgres/0001_init.sql") },
         Migration { version: 2, name: "coupons", sql: include_str!("../../migrations/postgres/0002_coupons.sql") },
+        Migration {
+            version: 3,
+            name: "usage_aggregation",
+            sql: include_str!("../../migrations/postgres/0003_usage_aggregation.sql"),
+        },
     ],
     sqlite: &[
         Migration { version: 1, name: "init", sql: include_str!("../../migrations/sqlite/0001_init.sql") },
         Migration { version: 2, name: "coupons", sql: include_str!("../../migrations/sqlite/0002_coupons.sql") },
+        Migration {
+            version: 3,
+            name: "usage_aggregation",
+            sql: include_str!("../../migrations/sqlite/0003_usage_aggregation.sql"),
+        },
     ],
 };
 
@@ -141,6 +151,8 @@ macro_rules! sql_repo {
                 min_quantity: opt_dec(r, "min_quantity")?,
                 max_quantity: opt_dec(r, "max_quantity")?,
                 default_quantity: opt_dec(r, "default_quantity")?,
+                aggregation: r.try_get::<Option<String>, _>("aggregation")?.map(|a| parse(&a)).transpose()?,
+                aggregation_property: r.try_get("aggregation_property")?,
                 status: parse(&r.try_get::<String, _>("status")?)?,
                 metadata: from_json(&r.try_get::<String, _>("metadata")?)?,
                 created_at: r.try_get("created_at")?,
@@ -280,8 +292,9 @@ macro_rules! sql_repo {
         async fn insert_product<'c, E: Executor<'c, Database = $db>>(e: E, tenant: &str, p: &Product) -> Result<(), StorageError> {
             sqlx::query(
                 "INSERT INTO products (tenant_id, id, handle, name, description, kind, unit_name, tax_code, \
-                 min_quantity, max_quantity, default_quantity, status, metadata, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+                 min_quantity, max_quantity, default_quantity, status, metadata, created_at, updated_at, \
+                 aggregation, aggregation_property) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
             )
             .bind(tenant)
             .bind(&p.id)
@@ -298,6 +311,8 @@ macro_rules! sql_repo {
             .bind(to_json(&p.metadata)?)
             .bind(p.created_at)
             .bind(p.updated_at)
+            .bind(p.aggregation.map(|a| a.as_str()))
+            .bind(&p.aggregation_property)
             .execute(e)
             .await?;
             Ok(())

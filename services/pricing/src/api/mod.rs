@@ -27,7 +27,7 @@ use crate::catalog::{CatalogSource, RateView};
 use crate::domain::coupon::{CouponSpec, Discount, Duration as CouponDuration};
 use crate::domain::proration::{self, ChangeError, ChangeInput, LineKind, Mode, Side, Timing};
 use crate::domain::quote::{self, Billing, CartLine, CartOffering, QuoteError, QuoteInput, RateTerms};
-use crate::domain::rating::PriceSpec;
+use crate::domain::rating::{Model, PriceSpec};
 use crate::domain::rating::{bound, rate};
 use crate::domain::tax::{JurisdictionRate, TaxEngine, TaxQuery};
 use wire::*;
@@ -39,6 +39,35 @@ pub struct PricingApi {
 }
 
 impl PricingApi {
+    /// The tax a customer at `address` pays under the tenant's `settings`
+    /// (`None` when tax is not computed or nothing applies).
+    fn tax_rule(
+        &self,
+        settings: &cpb::TenantSettings,
+        compute: bool,
+        address: &recur_proto::common::v1::Address,
+        exempt: bool,
+    ) -> Option<crate::domain::tax::TaxRule> {
+        if !compute {
+            return None;
+        }
+        self.tax.rule(&TaxQuery {
+            country: address.country.clone(),
+            state: address.state.clone(),
+            exempt,
+            rates: settings
+                .tax_rates
+                .iter()
+                .map(|t| JurisdictionRate {
+                    country: t.country.clone(),
+                    state: t.state.clone(),
+                    percent: decimal(&t.percent),
+                })
+                .collect(),
+            prices_include_tax: settings.prices_include_tax,
+        })
+    }
+
     pub fn new(catalog: Arc<dyn CatalogSource>, tax: Arc<dyn TaxEngine>, clock: SharedClock) -> Self {
         PricingApi { catalog, tax, clock }
     }
@@ -361,25 +390,7 @@ impl PricingApi {
         let tz_name = if req.time_zone.is_empty() { settings.time_zone.as_str() } else { req.time_zone.as_str() };
         let tz = Tz::from_str(tz_name).unwrap_or(chrono_tz::UTC);
         let start_date = start_date.unwrap_or_else(|| crate::domain::period::local_date(self.clock.now(), tz));
-        let tax = if req.compute_tax {
-            self.tax.rule(&TaxQuery {
-                country: address.country.clone(),
-                state: address.state.clone(),
-                exempt: req.tax_exempt,
-                rates: settings
-                    .tax_rates
-                    .iter()
-                    .map(|t| JurisdictionRate {
-                        country: t.country.clone(),
-                        state: t.state.clone(),
-                        percent: decimal(&t.percent),
-                    })
-                    .collect(),
-                prices_include_tax: settings.prices_include_tax,
-            })
-        } else {
-            None
-        };
+        let tax = self.tax_rule(&settings, req.compute_tax, &address, req.tax_exempt);
         let ceilings = ceilings(&settings);
         let mut cart = Vec::with_capacity(req.offerings.len());
         for (i, (o, items)) in req.offerings.iter().zip(&requested).enumerate() {
@@ -657,6 +668,11 @@ impl pb::pricing_service_server::PricingService for PricingApi {
         v.check(!r.product_id.is_empty(), "product_id", "is required");
         v.check(!r.quantity.is_empty(), "quantity", "is required");
         let qty = quantity(&mut v, "quantity", &r.quantity);
+        let custom = r.custom_price.as_ref().and_then(|p| wire::custom_spec(&mut v, "custom_price", p));
+        let address = r.tax_address.clone().unwrap_or_default();
+        if r.compute_tax && !r.tax_exempt && address.country.is_empty() {
+            v.add("tax_address.country", "is required to compute tax");
+        }
         v.finish()?;
         let rate_pb = self.catalog.rate(&ctx, &r.rate_id).await?.ok_or_else(|| {
             AppError::not_found("rate", &r.rate_id).into_invalid_reference().with_field("rate_id", "no such rate")
@@ -673,20 +689,34 @@ impl pb::pricing_service_server::PricingService for PricingApi {
         })?;
         let currency = Currency::from_code(&rate_pb.currency_code)
             .ok_or_else(|| AppError::internal(format!("rate currency {}", rate_pb.currency_code)))?;
-        let spec = price_spec(price);
+        let unit_amount = match &custom {
+            Some(c) if matches!(c.model, Model::PerUnit | Model::Package) => c.unit_amount.to_string(),
+            Some(_) => String::new(),
+            None => price.unit_amount.clone(),
+        };
+        let spec = custom.unwrap_or_else(|| price_spec(price));
         let qty = qty.unwrap_or_default();
-        let ceiling = ceilings(&*self.catalog.settings(&ctx).await?).of(currency);
+        let settings = self.catalog.settings(&ctx).await?;
+        let ceiling = ceilings(&settings).of(currency);
         line_within("quantity", &spec, qty, ceiling).map_err(AppError::from)?;
         let rated = rate(&spec, qty);
+        let amount = currency.round(rated.amount);
+        let tax = self.tax_rule(&settings, r.compute_tax, &address, r.tax_exempt);
+        let line = crate::domain::tax::taxed(amount, Decimal::ZERO, currency, tax.as_ref());
         Ok(Response::new(pb::RateUsageResponse {
-            amount: Some(money_of(rated.amount, currency)),
+            amount: Some(money_of(amount, currency)),
             breakdown: Some(pb::ItemBreakdown {
                 model: model_pb(spec.model),
                 tiers: tiers_pb(&rated, currency),
-                unit_amount: price.unit_amount.clone(),
+                unit_amount,
+                tax_rate: tax.as_ref().map(|t| recur_money::plain(t.percent)).unwrap_or_default(),
+                tax_jurisdiction: tax.as_ref().map(|t| t.jurisdiction.clone()).unwrap_or_default(),
                 in_arrears: true,
                 ..Default::default()
             }),
+            amount_without_tax: Some(money_of(line.without_tax, currency)),
+            tax: Some(money_of(line.tax, currency)),
+            total: Some(money_of(line.amount, currency)),
         }))
     }
 }

@@ -56,6 +56,12 @@ impl pb::subscription_service_server::SubscriptionService for SubscriptionApi {
         Ok(Response::new(crate::api::wire::usage_pb(&records, status)))
     }
 
+    async fn get_usage_summary(&self, req: Request<pb::GetUsageSummaryRequest>) -> Res<pb::GetUsageSummaryResponse> {
+        let ctx = caller(&req)?;
+        let summary = self.app.usage_summary(&ctx, &req.get_ref().subscription_id).await?;
+        Ok(Response::new(crate::api::wire::usage_summary_pb(&summary)))
+    }
+
     async fn get_subscription(&self, req: Request<pb::GetSubscriptionRequest>) -> Res<pb::GetSubscriptionResponse> {
         let ctx = caller(&req)?;
         let sub = self.app.subscription(&ctx.tenant_id, &req.get_ref().id).await?;

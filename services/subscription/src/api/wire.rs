@@ -669,3 +669,40 @@ pub fn usage_pb(
     }
     out
 }
+
+pub fn usage_summary_pb(s: &crate::app::usage::UsageSummary) -> pb::GetUsageSummaryResponse {
+    use crate::domain::usage::Aggregation;
+    let c = s.subscription.currency;
+    let lines: Vec<pb::UsageSummaryLine> = s
+        .lines
+        .iter()
+        .map(|l| {
+            let meter = l.item.meter.as_ref();
+            pb::UsageSummaryLine {
+                product_id: l.item.product_id.clone(),
+                product_name: l.item.name.clone(),
+                aggregation: match meter.map(|m| m.aggregation) {
+                    None => catpb::UsageAggregation::Unspecified,
+                    Some(Aggregation::Sum) => catpb::UsageAggregation::Sum,
+                    Some(Aggregation::Count) => catpb::UsageAggregation::Count,
+                    Some(Aggregation::Max) => catpb::UsageAggregation::Max,
+                    Some(Aggregation::UniqueCount) => catpb::UsageAggregation::UniqueCount,
+                    Some(Aggregation::Latest) => catpb::UsageAggregation::Latest,
+                } as i32,
+                aggregation_property: meter.map(|m| m.property.clone()).unwrap_or_default(),
+                quantity: l.quantity.normalize().to_string(),
+                event_count: i64::try_from(l.events).unwrap_or(i64::MAX),
+                amount_without_tax: Some(money_of(l.rated.amount_without_tax, c)),
+                tax: Some(money_of(l.rated.tax, c)),
+                amount: Some(money_of(l.rated.amount, c)),
+            }
+        })
+        .collect();
+    pb::GetUsageSummaryResponse {
+        subscription_id: s.subscription.id.clone(),
+        period_start: Some(timestamp(s.period_start)),
+        period_end: Some(timestamp(s.period_end)),
+        amount: Some(money_of(s.lines.iter().map(|l| l.rated.amount).sum(), c)),
+        lines,
+    }
+}

@@ -30,9 +30,9 @@ use tonic::Code;
 use super::mutate::Plan;
 use super::{App, Idem};
 use crate::domain::lifecycle::Terms;
-use crate::domain::renewal::{Due, cycle_invoice, due_step, finalize, next_period};
+use crate::domain::renewal::{Due, closing_invoice, cycle_invoice, due_step, finalize, next_period};
 use crate::domain::state::Action;
-use crate::domain::{Event, InvoiceStatus, Subscription, SubscriptionEvent, SubscriptionState};
+use crate::domain::{Event, Invoice, InvoiceStatus, Subscription, SubscriptionEvent, SubscriptionState};
 use crate::peers::QuoteInput;
 
 /// How long a renewal's invoice stays DRAFT (late usage for the closed
@@ -150,6 +150,7 @@ impl App {
             }
             Due::Resume => ("resumed", Box::pin(self.resume(ctx, &id, &none)).await?),
             Due::Cancel => {
+                let closing = Box::pin(self.closing(ctx, &sub, at)).await?;
                 let mut next = sub.clone();
                 crate::domain::lifecycle::end_now(&mut next, SubscriptionState::Canceled, at);
                 let reason =
@@ -158,10 +159,11 @@ impl App {
                     Event::new(SubscriptionEvent::SubscriptionCanceled { subscription_id: id.clone(), reason }, at);
                 (
                     "canceled",
-                    Box::pin(self.commit(ctx, Action::Cancel, &none, Plan::new(next, None, vec![event]))).await?,
+                    Box::pin(self.commit(ctx, Action::Cancel, &none, Plan::new(next, closing, vec![event]))).await?,
                 )
             }
             Due::Pause => {
+                let closing = Box::pin(self.closing(ctx, &sub, at)).await?;
                 let mut next = sub.clone();
                 next.state = SubscriptionState::Paused;
                 next.next_billing_at = next.resume_at;
@@ -175,7 +177,10 @@ impl App {
                     },
                     at,
                 );
-                ("paused", Box::pin(self.commit(ctx, Action::Pause, &none, Plan::new(next, None, vec![event]))).await?)
+                (
+                    "paused",
+                    Box::pin(self.commit(ctx, Action::Pause, &none, Plan::new(next, closing, vec![event]))).await?,
+                )
             }
             Due::Renew => {
                 let kind = if sub.state == SubscriptionState::Trialing { "trial_ended" } else { "renewed" };
@@ -229,7 +234,11 @@ impl App {
         let mut next = next;
         next.recurring_amount = offering.recurring_amount;
         let pending = self.repo.pending_charges(tenant, &sub.id).await?;
-        let invoice = cycle_invoice(&next, &bill_group, offering, &pending, at, at + policy.grace);
+        let arrears = match super::usage::closed_period(sub, next.current_period_start) {
+            Some(closed) => self.arrears_lines(ctx, sub, &account, closed).await?,
+            None => Vec::new(),
+        };
+        let invoice = cycle_invoice(&next, &bill_group, offering, arrears, &pending, at, at + policy.grace);
         let event = Event::new(
             SubscriptionEvent::SubscriptionRenewed {
                 subscription_id: sub.id.clone(),
@@ -240,6 +249,21 @@ impl App {
             at,
         );
         Ok(Plan::new(next, invoice, vec![event]))
+    }
+
+    /// The invoice of `sub`'s in-arrears items for the period that closes
+    /// at `at` without a next one (a cancellation or pause at its end).
+    async fn closing(&self, ctx: &CallContext, sub: &Subscription, at: DateTime<Utc>) -> AppResult<Option<Invoice>> {
+        let Some(closed) = super::usage::closed_period(sub, at) else { return Ok(None) };
+        let tenant = ctx.tenant_id.as_str();
+        let account = self.account_alone(tenant, &sub.account_id, "id").await?;
+        let arrears = self.arrears_lines(ctx, sub, &account, closed).await?;
+        if arrears.is_empty() {
+            return Ok(None);
+        }
+        let bill_group = self.bill_group(tenant, &sub.bill_group_id).await?;
+        let grace = self.catalog.policy(ctx).await?.grace;
+        Ok(closing_invoice(sub, &bill_group, arrears, at, at + grace))
     }
 
     /// Does what is due at `now` for invoice `id`: finalizes a draft whose
@@ -268,6 +292,8 @@ impl App {
         let bill_group = self.bill_group(tenant, &inv.bill_group_id).await?;
         if inv.status == InvoiceStatus::Draft {
             let (was, read_at) = (inv.status, inv.updated_at);
+            // Usage that came during the grace period counts.
+            Box::pin(self.recount_usage(ctx, &mut inv)).await?;
             let credit = if inv.amount > rust_decimal::Decimal::ZERO {
                 self.credit_balance(tenant, &inv.account_id, inv.currency.code()).await?
             } else {

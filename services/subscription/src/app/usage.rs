@@ -13,7 +13,12 @@
 //!   product the subscription does not have (`PRODUCT_NOT_ON_SUBSCRIPTION`)
 //!   and an event without id (`EVENT_ID_REQUIRED`) are refused.
 //!
-//! Rating the period's usage at its end is not done yet (issue 14).
+//!
+//! At a period's end the billing clock bills its in-arrears items
+//! ([`App::arrears_lines`]: METERED products at their aggregate, rated by
+//! pricing), counts them again when the draft is finalized
+//! ([`App::recount_usage`]), and [`App::usage_summary`] shows the running
+//! period.
 
 use chrono::{DateTime, Duration, Utc};
 use recur_auth::CallContext;
@@ -21,7 +26,11 @@ use recur_error::{AppError, AppResult};
 use rust_decimal::Decimal;
 
 use super::App;
-use crate::domain::{InvoiceReason, InvoiceStatus, Metadata, UsageEvent};
+use crate::domain::usage::{ClosedPeriod, RatedUsage, arrears_line, rerated};
+use crate::domain::{
+    Account, Invoice, InvoiceLine, InvoiceReason, InvoiceStatus, LineKind, Metadata, Subscription, UsageEvent,
+};
+use crate::peers::UsageQuestion;
 
 /// How far ahead of the tenant's clock an event may be.
 const FUTURE_SLACK: Duration = Duration::minutes(5);
@@ -165,5 +174,156 @@ impl App {
             invoices.iter().filter(|i| i.period_end == d.period_start).filter_map(|i| i.period_start).min()
         });
         Ok(previous.unwrap_or(sub.current_period_start))
+    }
+}
+
+/// The closed period a renewal, cancellation or pause at `at` bills in
+/// arrears: from the current period's start to its end (or `at`, for an
+/// import billed before its period ended). A trial bills nothing.
+pub(crate) fn closed_period(sub: &Subscription, at: DateTime<Utc>) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
+    (sub.state != crate::domain::SubscriptionState::Trialing)
+        .then(|| (sub.current_period_start, at.min(sub.current_period_end)))
+        .filter(|(start, end)| start < end)
+}
+
+impl App {
+    /// The in-arrears lines of contract `sub` (as it was during the period)
+    /// over `start..end`: each METERED product at its aggregate, and on a
+    /// rate billed in arrears each licensed product at its quantity, rated
+    /// by pricing and taxed where `account` is.
+    pub(crate) async fn arrears_lines(
+        &self,
+        ctx: &CallContext,
+        sub: &Subscription,
+        account: &Account,
+        (start, end): (DateTime<Utc>, DateTime<Utc>),
+    ) -> AppResult<Vec<InvoiceLine>> {
+        let tenant = ctx.tenant_id.as_str();
+        let billed = self.catalog.arrears_items(ctx, &sub.rate_id).await.map_err(crate::peers::repriced)?;
+        let mut lines = Vec::new();
+        for item in billed.iter() {
+            let Some(held) = sub.items.iter().find(|i| i.product_id == item.product_id) else { continue };
+            let quantity = match &item.meter {
+                Some(m) => self.repo.aggregate_usage(tenant, &sub.id, &item.product_id, m, start, end).await?.value(),
+                None => held.quantity,
+            };
+            let rated = self.rate_arrears(ctx, account, &sub.rate_id, held, quantity, (start, end)).await?;
+            let period = ClosedPeriod {
+                subscription_id: &sub.id,
+                offering_id: &sub.offering_id,
+                rate_id: &sub.rate_id,
+                start,
+                end,
+            };
+            lines.push(arrears_line(period, item, quantity, rated));
+        }
+        Ok(lines)
+    }
+
+    /// Draft `inv`'s usage lines counted again (usage that came during the
+    /// grace period) and the invoice totaled again.
+    pub(crate) async fn recount_usage(&self, ctx: &CallContext, inv: &mut Invoice) -> AppResult<()> {
+        if !inv.lines.iter().any(|l| l.kind == LineKind::Usage) {
+            return Ok(());
+        }
+        let tenant = ctx.tenant_id.as_str();
+        let sub = self.subscription(tenant, &inv.subscription_id).await?;
+        let account = self.account_alone(tenant, &inv.account_id, "account_id").await?;
+        for line in inv.lines.iter_mut().filter(|l| l.kind == LineKind::Usage) {
+            let (Some(start), Some(end)) = (line.period_start, line.period_end) else { continue };
+            let billed = self.catalog.arrears_items(ctx, &line.rate_id).await.map_err(crate::peers::repriced)?;
+            let Some(meter) = billed.iter().find(|i| i.product_id == line.product_id).and_then(|i| i.meter.clone())
+            else {
+                continue;
+            };
+            let quantity =
+                self.repo.aggregate_usage(tenant, &sub.id, &line.product_id, &meter, start, end).await?.value();
+            if quantity == line.quantity {
+                continue;
+            }
+            let held = sub
+                .items
+                .iter()
+                .find(|i| i.product_id == line.product_id)
+                .cloned()
+                .unwrap_or_else(|| crate::domain::Item::new(line.product_id.clone(), quantity));
+            let rated = self.rate_arrears(ctx, &account, &line.rate_id, &held, quantity, (start, end)).await?;
+            *line = rerated(line, quantity, rated);
+        }
+        inv.total_lines();
+        Ok(())
+    }
+
+    /// What pricing says `quantity` of contract item `held` costs on rate
+    /// `rate_id` over a period (its custom price, if it has one).
+    async fn rate_arrears(
+        &self,
+        ctx: &CallContext,
+        account: &Account,
+        rate_id: &str,
+        held: &crate::domain::Item,
+        quantity: Decimal,
+        (start, end): (DateTime<Utc>, DateTime<Utc>),
+    ) -> AppResult<RatedUsage> {
+        let q = UsageQuestion {
+            rate_id: rate_id.to_string(),
+            product_id: held.product_id.clone(),
+            quantity,
+            period_start: start,
+            period_end: end,
+            tax_address: account.billing_address.clone(),
+            tax_exempt: account.tax_exempt,
+            compute_tax: !account.billing_address.country.is_empty(),
+            custom_price: held.custom_price.clone(),
+        };
+        self.pricing.rate_usage(ctx, &q).await.map_err(crate::peers::repriced)
+    }
+}
+
+/// One in-arrears product of a period so far.
+#[derive(Clone, Debug)]
+pub struct SummaryLine {
+    pub item: crate::domain::usage::ArrearsItem,
+    pub quantity: Decimal,
+    pub events: u64,
+    pub rated: RatedUsage,
+}
+
+/// The current period's in-arrears products so far.
+#[derive(Clone, Debug)]
+pub struct UsageSummary {
+    pub subscription: Subscription,
+    pub period_start: DateTime<Utc>,
+    pub period_end: DateTime<Utc>,
+    pub lines: Vec<SummaryLine>,
+}
+
+impl App {
+    /// Subscription `id`'s current period so far: each in-arrears product's
+    /// running aggregate (or quantity) and what it would cost if the period
+    /// closed now.
+    pub async fn usage_summary(&self, ctx: &CallContext, id: &str) -> AppResult<UsageSummary> {
+        let tenant = ctx.tenant_id.as_str();
+        if id.is_empty() {
+            return Err(AppError::invalid("subscription_id", "is required"));
+        }
+        let sub = self.subscription(tenant, id).await?;
+        let account = self.account_alone(tenant, &sub.account_id, "subscription_id").await?;
+        let (start, end) = (sub.current_period_start, sub.current_period_end);
+        let billed = self.catalog.arrears_items(ctx, &sub.rate_id).await.map_err(crate::peers::repriced)?;
+        let mut lines = Vec::new();
+        for item in billed.iter() {
+            let Some(held) = sub.items.iter().find(|i| i.product_id == item.product_id) else { continue };
+            let (quantity, events) = match &item.meter {
+                Some(m) => {
+                    let a = self.repo.aggregate_usage(tenant, &sub.id, &item.product_id, m, start, end).await?;
+                    (a.value(), a.events())
+                }
+                None => (held.quantity, 0),
+            };
+            let rated = self.rate_arrears(ctx, &account, &sub.rate_id, held, quantity, (start, end)).await?;
+            lines.push(SummaryLine { item: item.clone(), quantity, events, rated });
+        }
+        Ok(UsageSummary { subscription: sub, period_start: start, period_end: end, lines })
     }
 }

@@ -11,6 +11,7 @@ pub mod invoice;
 pub mod lifecycle;
 pub mod renewal;
 pub mod state;
+pub mod usage;
 
 use std::collections::BTreeMap;
 
@@ -92,6 +93,8 @@ recur_storage::stored_enum!(InvoiceReason {
     SubscriptionCycle => "subscription_cycle",
     SubscriptionUpdate => "subscription_update",
     Manual => "manual",
+    // The in-arrears lines of a last period (canceled or paused at its end).
+    PeriodClose => "period_close",
 });
 recur_storage::stored_enum!(LineKind {
     Subscription => "subscription",

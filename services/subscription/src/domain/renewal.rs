@@ -92,21 +92,26 @@ pub fn next_period(sub: &Subscription, terms: &Terms, at: DateTime<Utc>) -> Opti
 }
 
 /// The invoice of `sub`'s period (as [`next_period`] made it) priced as
-/// `priced`, with the one-off charges waiting for it: a DRAFT dated `at`
+/// `priced`, after `arrears` (the in-arrears lines of the period that
+/// closed), with the one-off charges waiting for it: a DRAFT dated `at`
 /// that the clock finalizes at `finalize_at`. `None` when nothing is due.
+/// A closed period with in-arrears items always has its invoice, even at
+/// zero, so that usage arriving during the grace period is still counted.
 pub fn cycle_invoice(
     sub: &Subscription,
     bill_group: &BillGroup,
     priced: &PricedOffering,
+    arrears: Vec<InvoiceLine>,
     pending: &[PendingCharge],
     at: DateTime<Utc>,
     finalize_at: DateTime<Utc>,
 ) -> Option<Invoice> {
     let mut inv = match first_invoice(sub, bill_group, priced, at, 0) {
         Some(inv) => inv,
-        None if pending.is_empty() => return None,
+        None if pending.is_empty() && arrears.is_empty() => return None,
         None => period_invoice(sub, bill_group, Vec::new(), at, 0),
     };
+    inv.lines.splice(0..0, arrears);
     for p in pending {
         inv.lines.push(InvoiceLine {
             // The line is the charge: its id marks the charge as billed.
@@ -133,6 +138,30 @@ pub fn cycle_invoice(
     inv.total_lines();
     inv.status = InvoiceStatus::Draft;
     inv.reason = InvoiceReason::SubscriptionCycle;
+    inv.issued_at = None;
+    inv.due_at = None;
+    inv.next_action_at = Some(finalize_at);
+    Some(inv)
+}
+
+/// The invoice of the in-arrears lines of `sub`'s period that closes at
+/// `at` without a next one (a cancellation or pause at the period end): a
+/// DRAFT of that period, finalized at `finalize_at`. `None` without lines.
+pub fn closing_invoice(
+    sub: &Subscription,
+    bill_group: &BillGroup,
+    arrears: Vec<InvoiceLine>,
+    at: DateTime<Utc>,
+    finalize_at: DateTime<Utc>,
+) -> Option<Invoice> {
+    if arrears.is_empty() {
+        return None;
+    }
+    let mut inv = period_invoice(sub, bill_group, arrears, at, 0);
+    inv.period_end = Some(at.min(sub.current_period_end));
+    inv.total_lines();
+    inv.status = InvoiceStatus::Draft;
+    inv.reason = InvoiceReason::PeriodClose;
     inv.issued_at = None;
     inv.due_at = None;
     inv.next_action_at = Some(finalize_at);

@@ -20,11 +20,13 @@ use recur_period::{Period, Unit};
 
 use super::{
     Catalog, ChangeLine, ChangePriced, ChangeQuestion, ChargeInput, PaymentOutcome, PaymentStatus, Payments, Policy,
-    Pricing, QuoteInput, RateTerms,
+    Pricing, QuoteInput, RateTerms, UsageQuestion,
 };
 use crate::domain::invoice::{PricedItem, PricedOffering, PricedQuote};
 use crate::domain::lifecycle::ProrationMode;
+use crate::domain::usage::{Aggregation, ArrearsItem, Meter, RatedUsage};
 use crate::domain::{BillingAnchor, TierLine};
+use std::sync::Arc;
 
 pub struct GrpcPricing {
     pub client: PricingClient,
@@ -39,7 +41,39 @@ pub struct GrpcPayments {
 pub struct GrpcCatalog {
     pub client: CatalogClient,
     pub timeout: Duration,
+    /// (tenant, rate id) → what the rate bills in arrears: a rate's prices
+    /// and its products' kinds and meters never change.
+    pub arrears: std::sync::Mutex<std::collections::HashMap<(String, String), Kept>>,
 }
+
+impl GrpcCatalog {
+    pub fn new(client: CatalogClient, timeout: Duration) -> GrpcCatalog {
+        GrpcCatalog { client, timeout, arrears: Default::default() }
+    }
+
+    /// Rate `id` (id or handle).
+    async fn rate(&self, ctx: &CallContext, id: &str) -> AppResult<catpb::Rate> {
+        let lookup = if id.starts_with("rate_") {
+            catpb::get_rate_request::Lookup::Id(id.to_string())
+        } else {
+            catpb::get_rate_request::Lookup::Handle(id.to_string())
+        };
+        self.client
+            .clone()
+            .get_rate(request(ctx, catpb::GetRateRequest { lookup: Some(lookup) }, self.timeout))
+            .await
+            .map_err(|s| AppError::from_peer("catalog", &s))?
+            .into_inner()
+            .rate
+            .ok_or_else(|| AppError::internal("catalog returned no rate"))
+    }
+}
+
+/// A rate's in-arrears products, as kept.
+type Kept = Arc<Vec<ArrearsItem>>;
+
+/// Most rates whose in-arrears products one process keeps.
+const ARREARS_KEPT: usize = 10_000;
 
 fn dec(raw: &str) -> Decimal {
     Decimal::from_str(raw).unwrap_or_default()
@@ -70,6 +104,19 @@ fn pricing_field(field: &str) -> String {
     }
 }
 
+fn tier_lines(tiers: &[pricepb::TierApplied]) -> Vec<TierLine> {
+    tiers
+        .iter()
+        .map(|t| TierLine {
+            index: t.tier_index,
+            quantity: t.quantity.clone(),
+            unit_amount: t.unit_amount.clone(),
+            flat_amount: t.flat_amount.clone(),
+            amount: t.amount.as_ref().map(|m| m.amount.clone()).unwrap_or_default(),
+        })
+        .collect()
+}
+
 fn priced_offering(o: &pricepb::QuoteOffering) -> PricedOffering {
     PricedOffering {
         offering_id: o.offering_id.clone(),
@@ -85,17 +132,7 @@ fn priced_offering(o: &pricepb::QuoteOffering) -> PricedOffering {
                     setup_fee: i.kind == pricepb::QuoteItemKind::SetupFee as i32,
                     quantity: dec(&i.quantity),
                     unit_amount: b.unit_amount.clone(),
-                    tiers: b
-                        .tiers
-                        .iter()
-                        .map(|t| TierLine {
-                            index: t.tier_index,
-                            quantity: t.quantity.clone(),
-                            unit_amount: t.unit_amount.clone(),
-                            flat_amount: t.flat_amount.clone(),
-                            amount: t.amount.as_ref().map(|m| m.amount.clone()).unwrap_or_default(),
-                        })
-                        .collect(),
+                    tiers: tier_lines(&b.tiers),
                     tax_rate: b.tax_rate.clone(),
                     amount_without_tax: amount(&i.amount_without_tax),
                     discount: amount(&i.discount),
@@ -271,6 +308,36 @@ impl Pricing for GrpcPricing {
             custom_prices: Vec::new(),
         })
     }
+
+    async fn rate_usage(&self, ctx: &CallContext, q: &UsageQuestion) -> AppResult<RatedUsage> {
+        let req = pricepb::RateUsageRequest {
+            rate_id: q.rate_id.clone(),
+            product_id: q.product_id.clone(),
+            quantity: q.quantity.normalize().to_string(),
+            period_start: Some(recur_proto::convert::timestamp(q.period_start)),
+            period_end: Some(recur_proto::convert::timestamp(q.period_end)),
+            tax_address: Some(address_pb(&q.tax_address)),
+            tax_exempt: q.tax_exempt,
+            compute_tax: q.compute_tax,
+            custom_price: q.custom_price.as_ref().map(|c| crate::api::wire::custom_price_pb(&q.product_id, c)),
+        };
+        let r = self
+            .client
+            .clone()
+            .rate_usage(request(ctx, req, self.timeout))
+            .await
+            .map_err(|s| AppError::from_peer("pricing", &s).into_invalid_reference())?
+            .into_inner();
+        let b = r.breakdown.unwrap_or_default();
+        Ok(RatedUsage {
+            unit_amount: b.unit_amount.clone(),
+            tiers: tier_lines(&b.tiers),
+            tax_rate: b.tax_rate.clone(),
+            amount_without_tax: amount(&r.amount_without_tax),
+            tax: amount(&r.tax),
+            amount: amount(&r.total),
+        })
+    }
 }
 
 #[async_trait]
@@ -440,20 +507,7 @@ impl Catalog for GrpcCatalog {
     }
 
     async fn rate_terms(&self, ctx: &CallContext, id: &str) -> AppResult<RateTerms> {
-        let lookup = if id.starts_with("rate_") {
-            catpb::get_rate_request::Lookup::Id(id.to_string())
-        } else {
-            catpb::get_rate_request::Lookup::Handle(id.to_string())
-        };
-        let rate = self
-            .client
-            .clone()
-            .get_rate(request(ctx, catpb::GetRateRequest { lookup: Some(lookup) }, self.timeout))
-            .await
-            .map_err(|s| AppError::from_peer("catalog", &s))?
-            .into_inner()
-            .rate
-            .ok_or_else(|| AppError::internal("catalog returned no rate"))?;
+        let rate = self.rate(ctx, id).await?;
         let bp = rate.billing_period.unwrap_or_default();
         let unit = match catpb::PeriodUnit::try_from(bp.unit) {
             Ok(catpb::PeriodUnit::Day) => Unit::Day,
@@ -474,6 +528,50 @@ impl Catalog for GrpcCatalog {
             Err(s) if s.code() == tonic::Code::NotFound => Ok(None),
             Err(s) => Err(AppError::from_peer("catalog", &s)),
         }
+    }
+
+    async fn arrears_items(&self, ctx: &CallContext, rate_id: &str) -> AppResult<Arc<Vec<ArrearsItem>>> {
+        let key = (ctx.tenant_id.clone(), rate_id.to_string());
+        if let Some(kept) = self.arrears.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&key) {
+            return Ok(kept.clone());
+        }
+        let rate = self.rate(ctx, rate_id).await?;
+        let whole_rate = rate.timing == catpb::BillingTiming::InArrears as i32;
+        let mut items = Vec::new();
+        for price in &rate.prices {
+            let req = catpb::GetProductRequest {
+                lookup: Some(catpb::get_product_request::Lookup::Id(price.product_id.clone())),
+            };
+            let product = self
+                .client
+                .clone()
+                .get_product(request(ctx, req, self.timeout))
+                .await
+                .map_err(|s| AppError::from_peer("catalog", &s))?
+                .into_inner()
+                .product
+                .ok_or_else(|| AppError::internal("catalog returned no product"))?;
+            let meter = (product.kind == catpb::ProductKind::Metered as i32).then(|| Meter {
+                aggregation: match catpb::UsageAggregation::try_from(product.aggregation) {
+                    Ok(catpb::UsageAggregation::Count) => Aggregation::Count,
+                    Ok(catpb::UsageAggregation::Max) => Aggregation::Max,
+                    Ok(catpb::UsageAggregation::UniqueCount) => Aggregation::UniqueCount,
+                    Ok(catpb::UsageAggregation::Latest) => Aggregation::Latest,
+                    _ => Aggregation::Sum,
+                },
+                property: product.aggregation_property.clone(),
+            });
+            if meter.is_some() || whole_rate {
+                items.push(ArrearsItem { product_id: product.id.clone(), name: product.name.clone(), meter });
+            }
+        }
+        let items = Arc::new(items);
+        let mut kept = self.arrears.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if kept.len() >= ARREARS_KEPT {
+            kept.clear();
+        }
+        kept.insert(key, items.clone());
+        Ok(items)
     }
 }
 

@@ -12,6 +12,7 @@ use rust_decimal::Decimal;
 
 use crate::domain::Address;
 use crate::domain::invoice::PricedQuote;
+use crate::domain::usage::{ArrearsItem, RatedUsage};
 
 /// A cart of one offering, to price.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -145,6 +146,25 @@ pub trait Pricing: Send + Sync + 'static {
     /// refusal names this service's fields (`change.rate`,
     /// `change.items[i].quantity`).
     async fn preview_change(&self, ctx: &CallContext, q: &ChangeQuestion) -> AppResult<ChangePriced>;
+
+    /// Rates an in-arrears quantity of one product of a closed period
+    /// (PricingService/RateUsage), taxed as the quote would be.
+    async fn rate_usage(&self, ctx: &CallContext, q: &UsageQuestion) -> AppResult<RatedUsage>;
+}
+
+/// An in-arrears quantity to rate: one product of a rate over a period,
+/// taxed where the account is, at the contract's custom price if any.
+#[derive(Clone, Debug, PartialEq)]
+pub struct UsageQuestion {
+    pub rate_id: String,
+    pub product_id: String,
+    pub quantity: Decimal,
+    pub period_start: chrono::DateTime<chrono::Utc>,
+    pub period_end: chrono::DateTime<chrono::Utc>,
+    pub tax_address: Address,
+    pub tax_exempt: bool,
+    pub compute_tax: bool,
+    pub custom_price: Option<crate::domain::CustomPrice>,
 }
 
 /// A charge of an invoice.
@@ -246,4 +266,9 @@ pub trait Catalog: Send + Sync + 'static {
     async fn rate_terms(&self, ctx: &CallContext, id: &str) -> AppResult<RateTerms>;
     /// The code of coupon `id`, or `None` when the tenant has no such coupon.
     async fn coupon_code(&self, ctx: &CallContext, id: &str) -> AppResult<Option<String>>;
+    /// The products rate `id` bills at the end of each period: its METERED
+    /// products (with their meters) and, for a rate billed in arrears, all
+    /// of its products. A rate's prices and a product's kind and meter never
+    /// change, so an implementation may keep the answer.
+    async fn arrears_items(&self, ctx: &CallContext, rate_id: &str) -> AppResult<std::sync::Arc<Vec<ArrearsItem>>>;
 }

@@ -151,7 +151,8 @@ macro_rules! store {
                 let changed = sqlx::query(
                     "UPDATE invoices SET status = $3, amount_paid = $4, credit_applied = $5, paid_at = $6, \
                      payment_ids = $7, updated_at = $8, issued_at = $11, due_at = $12, next_action_at = $13, \
-                     attempt_count = $14, first_failed_at = $15, collection_paused = $16 \
+                     attempt_count = $14, first_failed_at = $15, collection_paused = $16, \
+                     amount_without_tax = $17, discount = $18, tax = $19, amount = $20 \
                      WHERE tenant_id = $1 AND id = $2 AND status = $9 AND updated_at = $10",
                 )
                 .bind(tenant)
@@ -170,11 +171,37 @@ macro_rules! store {
                 .bind(i32::try_from(inv.attempt_count).unwrap_or(i32::MAX))
                 .bind(inv.first_failed_at)
                 .bind(&inv.collection_paused)
+                .bind(Dec(inv.amount_without_tax))
+                .bind(Dec(inv.discount))
+                .bind(Dec(inv.tax))
+                .bind(Dec(inv.amount))
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
                 if changed == 0 || !move_credit(&mut tx, tenant, credits).await? {
                     return Ok(false);
+                }
+                if was == crate::domain::InvoiceStatus::Draft {
+                    // A draft's usage lines are counted again when it is
+                    // finalized (usage that came during the grace period).
+                    for l in inv.lines.iter().filter(|l| l.kind == crate::domain::LineKind::Usage) {
+                        sqlx::query(
+                            "UPDATE invoice_lines SET quantity = $3, unit_amount = $4, tiers = $5, \
+                             amount_without_tax = $6, tax = $7, tax_rate = $8, amount = $9 \
+                             WHERE tenant_id = $1 AND id = $2",
+                        )
+                        .bind(tenant)
+                        .bind(&l.id)
+                        .bind(Dec(l.quantity))
+                        .bind(&l.unit_amount)
+                        .bind(to_json(&l.tiers)?)
+                        .bind(Dec(l.amount_without_tax))
+                        .bind(Dec(l.tax))
+                        .bind(&l.tax_rate)
+                        .bind(Dec(l.amount))
+                        .execute(&mut *tx)
+                        .await?;
+                    }
                 }
                 insert_events(&mut tx, tenant, events).await?;
                 tx.commit().await?;

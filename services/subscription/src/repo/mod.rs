@@ -497,6 +497,18 @@ pub trait UsageStore: Send + Sync {
     ) -> Result<Vec<String>, StorageError>;
     /// How many usage events subscription `id` has.
     async fn usage_count(&self, tenant: &str, subscription_id: &str) -> Result<i64, StorageError>;
+    /// The events of subscription `subscription_id`'s product with
+    /// `start <= event_time < end`, added up by `meter` (read as a stream:
+    /// a period's events are never held at once).
+    async fn aggregate_usage(
+        &self,
+        tenant: &str,
+        subscription_id: &str,
+        product_id: &str,
+        meter: &crate::domain::usage::Meter,
+        start: chrono::DateTime<chrono::Utc>,
+        end: chrono::DateTime<chrono::Utc>,
+    ) -> Result<crate::domain::usage::Aggregate, StorageError>;
 }
 
 /// Every store of the service, on one backend.
@@ -554,6 +566,11 @@ pub const MIGRATIONS: Migrations = Migrations {
             sql: include_str!("../../migrations/postgres/0011_payment_cursors.sql"),
         },
         Migration { version: 12, name: "usage", sql: include_str!("../../migrations/postgres/0012_usage.sql") },
+        Migration {
+            version: 13,
+            name: "period_close",
+            sql: include_str!("../../migrations/postgres/0013_period_close.sql"),
+        },
     ],
     sqlite: &[
         Migration { version: 1, name: "init", sql: include_str!("../../migrations/sqlite/0001_init.sql") },
@@ -595,6 +612,11 @@ pub const MIGRATIONS: Migrations = Migrations {
             sql: include_str!("../../migrations/sqlite/0011_payment_cursors.sql"),
         },
         Migration { version: 12, name: "usage", sql: include_str!("../../migrations/sqlite/0012_usage.sql") },
+        Migration {
+            version: 13,
+            name: "period_close",
+            sql: include_str!("../../migrations/sqlite/0013_period_close.sql"),
+        },
     ],
 };
 

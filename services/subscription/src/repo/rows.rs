@@ -438,3 +438,13 @@ impl TryFrom<PendingChargeRow> for crate::domain::PendingCharge {
         })
     }
 }
+
+/// A usage event as an aggregate reads it (`properties` empty unless the
+/// aggregation reads them).
+#[derive(sqlx::FromRow)]
+pub(crate) struct UsageRow {
+    pub quantity: recur_storage::Dec,
+    pub event_time: chrono::DateTime<chrono::Utc>,
+    pub event_id: String,
+    pub properties: String,
+}

@@ -43,6 +43,45 @@ macro_rules! store {
                 .fetch_one(&self.pool)
                 .await?)
             }
+
+            async fn aggregate_usage(
+                &self,
+                tenant: &str,
+                subscription_id: &str,
+                product_id: &str,
+                meter: &crate::domain::usage::Meter,
+                start: chrono::DateTime<chrono::Utc>,
+                end: chrono::DateTime<chrono::Utc>,
+            ) -> Result<crate::domain::usage::Aggregate, StorageError> {
+                use crate::domain::usage::{Aggregate, Aggregation};
+                use futures::TryStreamExt;
+                let unique = meter.aggregation == Aggregation::UniqueCount;
+                // Only UNIQUE_COUNT reads the properties.
+                let sql = if unique {
+                    "SELECT quantity, event_time, event_id, properties FROM usage_events \
+                     WHERE tenant_id = $1 AND subscription_id = $2 AND product_id = $3 \
+                     AND event_time >= $4 AND event_time < $5"
+                } else {
+                    "SELECT quantity, event_time, event_id, '' AS properties FROM usage_events \
+                     WHERE tenant_id = $1 AND subscription_id = $2 AND product_id = $3 \
+                     AND event_time >= $4 AND event_time < $5"
+                };
+                let mut rows = sqlx::query_as::<_, super::rows::UsageRow>(sql)
+                    .bind(tenant)
+                    .bind(subscription_id)
+                    .bind(product_id)
+                    .bind(start)
+                    .bind(end)
+                    .fetch(&self.pool);
+                let mut total = Aggregate::new(meter.aggregation);
+                while let Some(row) = rows.try_next().await? {
+                    let properties: crate::domain::Metadata =
+                        if unique { super::rows::from_json(&row.properties)? } else { Default::default() };
+                    let value = properties.get(&meter.property).map(String::as_str);
+                    total.add(row.quantity.0, row.event_time, &row.event_id, value);
+                }
+                Ok(total)
+            }
         }
     };
 }

@@ -1,0 +1,455 @@
+//! Usage billed in arrears over gRPC on both backends: METERED products
+//! carry their aggregation in the catalog (SUM, COUNT, MAX, UNIQUE_COUNT of
+//! a property, LATEST; refused where it makes no sense), each period's
+//! aggregate is rated by pricing at the period end and invoiced with the
+//! next period's in-advance lines (billwerk's metered usage in arrears),
+//! usage that arrives during the grace period still counts, the running
+//! period is shown by GetUsageSummary, and a rate billed in arrears is
+//! invoiced at the end of each period, the last one included when the
+//! subscription is canceled at its end (MonetizeNow's in-arrears rate).
+
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use recur_e2e::clock::{advance, amount, at, enable, time, ts};
+use recur_e2e::{Clients, TestApp, details};
+use recur_proto::catalog::v1 as cat;
+use recur_proto::pricing::v1 as pricing;
+use recur_proto::subscription::v1 as sub;
+use rust_decimal::Decimal;
+use tonic::Code;
+
+fn d(s: &str) -> Decimal {
+    Decimal::from_str(s).expect("decimal")
+}
+
+async fn product(
+    c: &mut Clients,
+    name: &str,
+    kind: cat::ProductKind,
+    aggregation: cat::UsageAggregation,
+    property: &str,
+) -> Result<cat::Product, tonic::Status> {
+    let r = c
+        .catalog
+        .create_product(cat::CreateProductRequest {
+            product: Some(cat::Product {
+                name: name.into(),
+                kind: kind as i32,
+                aggregation: aggregation as i32,
+                aggregation_property: property.into(),
+                ..Default::default()
+            }),
+        })
+        .await?;
+    Ok(r.into_inner().product.expect("product"))
+}
+
+/// An offering of `prices` (product, model price) and its monthly rate.
+async fn plan(c: &mut Clients, handle: &str, timing: cat::BillingTiming, prices: Vec<cat::Price>) -> (String, String) {
+    let offering = c
+        .catalog
+        .create_offering(cat::CreateOfferingRequest {
+            offering: Some(cat::Offering {
+                name: handle.into(),
+                handle: handle.into(),
+                product_ids: prices.iter().map(|p| p.product_id.clone()).collect(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .expect("offering")
+        .into_inner()
+        .offering
+        .expect("offering");
+    let rate = c
+        .catalog
+        .create_rate(cat::CreateRateRequest {
+            rate: Some(cat::Rate {
+                offering_id: offering.id.clone(),
+                name: format!("{handle} monthly"),
+                currency_code: "USD".into(),
+                billing_period: Some(cat::BillingPeriod { unit: cat::PeriodUnit::Month as i32, count: 1 }),
+                timing: timing as i32,
+                prices,
+                ..Default::default()
+            }),
+        })
+        .await
+        .expect("rate")
+        .into_inner()
+        .rate
+        .expect("rate");
+    (offering.id, rate.id)
+}
+
+fn per_unit(product: &str, unit: &str) -> cat::Price {
+    cat::Price {
+        product_id: product.into(),
+        model: cat::PricingModel::PerUnit as i32,
+        unit_amount: unit.into(),
+        ..Default::default()
+    }
+}
+
+fn flat(product: &str, amount: &str) -> cat::Price {
+    cat::Price {
+        product_id: product.into(),
+        model: cat::PricingModel::Flat as i32,
+        flat_amount: amount.into(),
+        ..Default::default()
+    }
+}
+
+async fn subscribe(c: &mut Clients, account: &str, bg: &str, offering: &str, rate: &str) -> sub::Subscription {
+    c.subscriptions
+        .create_subscription(sub::CreateSubscriptionRequest {
+            account_id: account.into(),
+            bill_group_id: bg.into(),
+            offering: offering.into(),
+            rate: rate.into(),
+            ..Default::default()
+        })
+        .await
+        .expect("create")
+        .into_inner()
+        .subscription
+        .expect("subscription")
+}
+
+fn event(id: &str, product: &str, quantity: &str, at: DateTime<Utc>, user: Option<&str>) -> sub::UsageRecord {
+    sub::UsageRecord {
+        product_id: product.into(),
+        quantity: quantity.into(),
+        event_time: Some(ts(at)),
+        event_id: id.into(),
+        properties: user.map(|u| ("user".to_string(), u.to_string())).into_iter().collect(),
+    }
+}
+
+async fn record(c: &mut Clients, subscription: &str, records: Vec<sub::UsageRecord>) -> sub::RecordUsageResponse {
+    c.subscriptions
+        .record_usage(sub::RecordUsageRequest { subscription_id: subscription.into(), records, ..Default::default() })
+        .await
+        .expect("usage")
+        .into_inner()
+}
+
+async fn invoices(c: &mut Clients, subscription: &str) -> Vec<sub::Invoice> {
+    let r = c
+        .invoices
+        .list_invoices(sub::ListInvoicesRequest {
+            subscription_id: subscription.into(),
+            page_size: 100,
+            ..Default::default()
+        })
+        .await
+        .expect("list")
+        .into_inner();
+    let mut all = r.invoices;
+    let seconds = |t: &Option<prost_types::Timestamp>| t.as_ref().map(|t| t.seconds);
+    all.sort_by_key(|i| (seconds(&i.period_start), seconds(&i.create_time)));
+    all
+}
+
+/// A METERED product's aggregation is part of the catalog: SUM unless
+/// given, a property only for (and required by) UNIQUE_COUNT, none on a
+/// licensed product; RateUsage taxes what it rates when asked.
+async fn the_catalog_keeps_each_meters_aggregation(app: &TestApp) {
+    let mut c = app.clients("acme");
+    let sum =
+        product(&mut c, "Calls", cat::ProductKind::Metered, cat::UsageAggregation::Unspecified, "").await.expect("sum");
+    assert_eq!(sum.aggregation, cat::UsageAggregation::Sum as i32, "SUM unless given");
+    let unique = product(&mut c, "Users", cat::ProductKind::Metered, cat::UsageAggregation::UniqueCount, "user")
+        .await
+        .expect("unique count");
+    let got = c
+        .catalog
+        .get_product(cat::GetProductRequest { lookup: Some(cat::get_product_request::Lookup::Id(unique.id.clone())) })
+        .await
+        .expect("get")
+        .into_inner()
+        .product
+        .expect("product");
+    assert_eq!(
+        (got.aggregation, got.aggregation_property.as_str()),
+        (cat::UsageAggregation::UniqueCount as i32, "user")
+    );
+    let refusals = [
+        (cat::ProductKind::Recurring, cat::UsageAggregation::Max, "", "product.aggregation"),
+        (cat::ProductKind::Metered, cat::UsageAggregation::UniqueCount, "", "product.aggregation_property"),
+        (cat::ProductKind::Metered, cat::UsageAggregation::Sum, "user", "product.aggregation_property"),
+    ];
+    for (kind, aggregation, property, field) in refusals {
+        let err = product(&mut c, "Bad", kind, aggregation, property).await.expect_err("refused");
+        assert_eq!(err.code(), Code::InvalidArgument, "{kind:?} {aggregation:?} {property:?}");
+        assert_eq!(details(&err).fields, vec![field.to_string()], "{kind:?} {aggregation:?} {property:?}");
+    }
+
+    // RateUsage: 12 calls at 0.25 = 3.00, with 10% tax in California.
+    let (_, rate) = plan(&mut c, "calls", cat::BillingTiming::InAdvance, vec![per_unit(&sum.id, "0.25")]).await;
+    c.catalog
+        .update_tenant_settings(cat::UpdateTenantSettingsRequest {
+            settings: Some(cat::TenantSettings {
+                tax_rates: vec![cat::TaxRate {
+                    country: "US".into(),
+                    state: "CA".into(),
+                    percent: "10".into(),
+                    name: "CA".into(),
+                }],
+                ..Default::default()
+            }),
+            update_mask: Some(recur_e2e::mask(&["tax_rates"])),
+        })
+        .await
+        .expect("tax rate");
+    let rated = c
+        .pricing
+        .rate_usage(pricing::RateUsageRequest {
+            rate_id: rate.clone(),
+            product_id: sum.id.clone(),
+            quantity: "12".into(),
+            tax_address: Some(recur_proto::common::v1::Address {
+                country: "US".into(),
+                state: "CA".into(),
+                ..Default::default()
+            }),
+            compute_tax: true,
+            ..Default::default()
+        })
+        .await
+        .expect("rate usage")
+        .into_inner();
+    assert_eq!(
+        (amount(&rated.amount), amount(&rated.amount_without_tax), amount(&rated.tax), amount(&rated.total)),
+        (d("3.00"), d("3.00"), d("0.30"), d("3.30"))
+    );
+    assert_eq!(rated.breakdown.expect("breakdown").tax_rate, "10");
+    let err = c
+        .pricing
+        .rate_usage(pricing::RateUsageRequest {
+            rate_id: rate,
+            product_id: sum.id,
+            quantity: "12".into(),
+            compute_tax: true,
+            ..Default::default()
+        })
+        .await
+        .expect_err("no address");
+    assert_eq!(details(&err).fields, vec!["tax_address.country".to_string()]);
+}
+
+/// billwerk's metered usage billed in arrears: a platform fee in advance
+/// and one meter of each aggregation; March's usage is on the invoice of
+/// April 1 with April's fee, late usage during the grace period included.
+async fn metered_usage_is_billed_in_arrears(app: &TestApp) {
+    let mut c = app.clients("acme");
+    enable(&mut c, at(2024, 3, 1, 0)).await;
+    let fee = product(&mut c, "Platform", cat::ProductKind::Recurring, cat::UsageAggregation::Unspecified, "")
+        .await
+        .expect("fee");
+    let meters = [
+        (cat::UsageAggregation::Sum, "", "0.50"),
+        (cat::UsageAggregation::Count, "", "1.00"),
+        (cat::UsageAggregation::Max, "", "3.00"),
+        (cat::UsageAggregation::UniqueCount, "user", "5.00"),
+        (cat::UsageAggregation::Latest, "", "7.00"),
+    ];
+    let mut ids = Vec::new();
+    let mut prices = vec![flat(&fee.id, "10.00")];
+    for (aggregation, property, unit) in meters {
+        let p = product(&mut c, &format!("{aggregation:?}"), cat::ProductKind::Metered, aggregation, property)
+            .await
+            .expect("meter");
+        prices.push(per_unit(&p.id, unit));
+        ids.push(p.id);
+    }
+    let (offering, rate) = plan(&mut c, "metered", cat::BillingTiming::InAdvance, prices).await;
+    let (account, bg) = recur_e2e::card_account(&mut c, "Metered").await;
+    let s = subscribe(&mut c, &account, &bg, &offering, &rate).await;
+    let first = invoices(&mut c, &s.id).await;
+    assert_eq!(first.len(), 1);
+    assert_eq!(amount(&first[0].amount), d("10.00"), "usage is not billed in advance");
+
+    let (sum, count, max, unique, latest) = (&ids[0], &ids[1], &ids[2], &ids[3], &ids[4]);
+    advance(&mut c, at(2024, 3, 25, 0)).await;
+    let r = record(
+        &mut c,
+        &s.id,
+        vec![
+            event("s1", sum, "3", at(2024, 3, 2, 0), None),
+            event("s2", sum, "4.5", at(2024, 3, 3, 0), None),
+            event("c1", count, "1", at(2024, 3, 2, 0), None),
+            event("c2", count, "1", at(2024, 3, 4, 0), None),
+            event("c3", count, "9", at(2024, 3, 5, 0), None),
+            event("m1", max, "2", at(2024, 3, 2, 0), None),
+            event("m2", max, "6", at(2024, 3, 6, 0), None),
+            event("m3", max, "4", at(2024, 3, 7, 0), None),
+            event("u1", unique, "1", at(2024, 3, 2, 0), Some("alice")),
+            event("u2", unique, "1", at(2024, 3, 3, 0), Some("bob")),
+            event("u3", unique, "1", at(2024, 3, 4, 0), Some("alice")),
+            event("u4", unique, "1", at(2024, 3, 5, 0), None),
+            event("l1", latest, "5", at(2024, 3, 10, 0), None),
+            event("l2", latest, "2", at(2024, 3, 20, 0), None),
+            event("l3", latest, "8", at(2024, 3, 15, 0), None),
+            event("s1", sum, "3", at(2024, 3, 2, 0), None),
+        ],
+    )
+    .await;
+    assert_eq!((r.accepted, r.duplicates), (15, 1));
+
+    // The running period: SUM 7.5 x 0.50, COUNT 3 x 1, MAX 6 x 3, two
+    // distinct users x 5, LATEST 2 x 7 (the last in time, not in order).
+    let summary = c
+        .subscriptions
+        .get_usage_summary(sub::GetUsageSummaryRequest { subscription_id: s.id.clone() })
+        .await
+        .expect("summary")
+        .into_inner();
+    assert_eq!((time(&summary.period_start), time(&summary.period_end)), (at(2024, 3, 1, 0), at(2024, 4, 1, 0)));
+    let got: Vec<(String, String, i64, Decimal)> = summary
+        .lines
+        .iter()
+        .map(|l| (l.product_id.clone(), l.quantity.clone(), l.event_count, amount(&l.amount)))
+        .collect();
+    let want = vec![
+        (sum.clone(), "7.5".to_string(), 2, d("3.75")),
+        (count.clone(), "3".to_string(), 3, d("3.00")),
+        (max.clone(), "6".to_string(), 3, d("18.00")),
+        (unique.clone(), "2".to_string(), 4, d("10.00")),
+        (latest.clone(), "2".to_string(), 3, d("14.00")),
+    ];
+    assert_eq!(got, want);
+    assert_eq!(amount(&summary.amount), d("48.75"));
+    assert_eq!(summary.lines[3].aggregation_property, "user");
+
+    // The period closes on April 1; its invoice stays a draft for the
+    // grace period (an hour), and usage of March that comes meanwhile
+    // counts. An April event belongs to April.
+    advance(&mut c, at(2024, 4, 1, 0) + chrono::Duration::minutes(30)).await;
+    let draft = invoices(&mut c, &s.id).await;
+    assert_eq!(draft.len(), 2);
+    assert_eq!(draft[1].status, sub::InvoiceStatus::Draft as i32);
+    assert_eq!(amount(&draft[1].amount), d("58.75"));
+    let r = record(
+        &mut c,
+        &s.id,
+        vec![
+            event("s3", sum, "2", at(2024, 3, 31, 23), None),
+            event("s4", sum, "1", at(2024, 4, 1, 0) + chrono::Duration::minutes(10), None),
+        ],
+    )
+    .await;
+    assert_eq!(r.accepted, 2);
+    advance(&mut c, at(2024, 4, 1, 2)).await;
+    let all = invoices(&mut c, &s.id).await;
+    assert_eq!(all.len(), 2);
+    let april = &all[1];
+    assert_eq!(april.status, sub::InvoiceStatus::Paid as i32);
+    let lines: Vec<Line> = april
+        .lines
+        .iter()
+        .map(|l| {
+            (
+                l.product_id.clone(),
+                l.kind,
+                l.quantity.clone(),
+                amount(&l.amount),
+                time(&l.period_start),
+                time(&l.period_end),
+            )
+        })
+        .collect();
+    let usage = sub::InvoiceLineKind::Usage as i32;
+    let march =
+        |p: &String, q: &str, a: &str| (p.clone(), usage, q.to_string(), d(a), at(2024, 3, 1, 0), at(2024, 4, 1, 0));
+    assert_eq!(
+        lines,
+        vec![
+            march(sum, "9.5", "4.75"),
+            march(count, "3", "3.00"),
+            march(max, "6", "18.00"),
+            march(unique, "2", "10.00"),
+            march(latest, "2", "14.00"),
+            (
+                fee.id.clone(),
+                sub::InvoiceLineKind::Subscription as i32,
+                "1".to_string(),
+                d("10.00"),
+                at(2024, 4, 1, 0),
+                at(2024, 5, 1, 0)
+            ),
+        ]
+    );
+    assert_eq!(amount(&april.amount), d("59.75"), "lines add up to the total");
+    // March is closed now: a late event is refused; April's summary has
+    // April's event only.
+    let r = record(&mut c, &s.id, vec![event("s5", sum, "1", at(2024, 3, 31, 0), None)]).await;
+    assert_eq!(r.results[0].reason, "LATE_EVENT");
+    let summary = c
+        .subscriptions
+        .get_usage_summary(sub::GetUsageSummaryRequest { subscription_id: s.id.clone() })
+        .await
+        .expect("summary")
+        .into_inner();
+    assert_eq!((summary.lines[0].quantity.as_str(), amount(&summary.amount)), ("1", d("0.50")));
+    let err = c
+        .subscriptions
+        .get_usage_summary(sub::GetUsageSummaryRequest { subscription_id: "sub_nope".into() })
+        .await
+        .expect_err("no such subscription");
+    assert_eq!(err.code(), Code::NotFound);
+}
+
+/// An invoice line as the tests compare it: product, kind, quantity,
+/// amount, period.
+type Line = (String, i32, String, Decimal, DateTime<Utc>, DateTime<Utc>);
+
+/// MonetizeNow's in-arrears rate: nothing at the start, each period
+/// invoiced at its end, and the last one too when the subscription is
+/// canceled at the end of its term.
+async fn an_in_arrears_rate_is_invoiced_at_each_period_end(app: &TestApp) {
+    let mut c = app.clients("acme");
+    enable(&mut c, at(2024, 1, 1, 0)).await;
+    let seat = product(&mut c, "Seat", cat::ProductKind::Recurring, cat::UsageAggregation::Unspecified, "")
+        .await
+        .expect("seat");
+    let (offering, rate) = plan(&mut c, "arrears", cat::BillingTiming::InArrears, vec![flat(&seat.id, "30.00")]).await;
+    let (account, bg) = recur_e2e::card_account(&mut c, "Arrears").await;
+    let s = subscribe(&mut c, &account, &bg, &offering, &rate).await;
+    assert!(invoices(&mut c, &s.id).await.is_empty(), "nothing is due at the start");
+    advance(&mut c, at(2024, 2, 1, 2)).await;
+    let all = invoices(&mut c, &s.id).await;
+    assert_eq!(all.len(), 1);
+    let jan = &all[0];
+    assert_eq!((amount(&jan.amount), jan.status), (d("30.00"), sub::InvoiceStatus::Paid as i32));
+    let line = &jan.lines[0];
+    assert_eq!((time(&line.period_start), time(&line.period_end)), (at(2024, 1, 1, 0), at(2024, 2, 1, 0)));
+    c.subscriptions
+        .cancel_subscription(sub::CancelSubscriptionRequest {
+            id: s.id.clone(),
+            timing: sub::CancelTiming::EndOfTerm as i32,
+            ..Default::default()
+        })
+        .await
+        .expect("cancel at the end of the term");
+    advance(&mut c, at(2024, 3, 1, 2)).await;
+    let all = invoices(&mut c, &s.id).await;
+    assert_eq!(all.len(), 2, "February is invoiced when the subscription ends");
+    let feb = &all[1];
+    assert_eq!((amount(&feb.amount), feb.status), (d("30.00"), sub::InvoiceStatus::Paid as i32));
+    assert_eq!(feb.billing_reason, "period_close");
+    assert_eq!((time(&feb.period_start), time(&feb.period_end)), (at(2024, 2, 1, 0), at(2024, 3, 1, 0)));
+    let got = c.subscriptions.get_subscription(sub::GetSubscriptionRequest { id: s.id.clone() }).await;
+    assert_eq!(
+        got.expect("get").into_inner().subscription.expect("sub").state,
+        sub::SubscriptionState::Canceled as i32
+    );
+    // Nothing more afterwards.
+    advance(&mut c, at(2024, 5, 1, 2)).await;
+    assert_eq!(invoices(&mut c, &s.id).await.len(), 2);
+}
+
+recur_e2e::on_both_backends!(catalog_sqlite, catalog_postgres, the_catalog_keeps_each_meters_aggregation);
+recur_e2e::on_both_backends!(metered_sqlite, metered_postgres, metered_usage_is_billed_in_arrears);
+recur_e2e::on_both_backends!(arrears_sqlite, arrears_postgres, an_in_arrears_rate_is_invoiced_at_each_period_end);
