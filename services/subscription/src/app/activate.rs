@@ -17,12 +17,14 @@ impl App {
     pub async fn activate(&self, ctx: &CallContext, id: &str, idem: &Idem) -> AppResult<Subscribed> {
         let tenant = ctx.tenant_id.as_str();
         // A retry of an activation returns what it did.
-        if let Some(done) = self.replayed(ctx, id, idem).await? {
-            return Ok(done.into());
-        }
-        let sub = self.subscription(tenant, id).await?;
-        let plan = self.activation(ctx, sub, None).await?;
-        Ok(self.commit(ctx, Action::Activate, idem, plan).await?.into())
+        let changed = self
+            .once(ctx, id, idem, async {
+                let sub = self.subscription(tenant, id).await?;
+                let plan = self.activation(ctx, sub, None).await?;
+                self.commit(ctx, Action::Activate, idem, plan).await
+            })
+            .await?;
+        Ok(changed.into())
     }
 
     /// What activating PENDING `sub` makes: its first period from

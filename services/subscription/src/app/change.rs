@@ -244,99 +244,102 @@ impl App {
     }
 
     pub async fn change(&self, ctx: &CallContext, id: &str, change: &ChangeInput, idem: &Idem) -> AppResult<Changed> {
-        if let Some(done) = self.replayed(ctx, id, idem).await? {
-            return Ok(done);
-        }
-        let tenant = ctx.tenant_id.as_str();
-        let sub = self.subscription(tenant, id).await?;
-        let now = self.now(tenant);
-        if change.cancel_scheduled {
-            if !change.rate.is_empty() || !change.items.is_empty() {
-                return Err(AppError::invalid("change", "must be empty to drop the scheduled change"));
+        self.once(ctx, id, idem, async {
+            let tenant = ctx.tenant_id.as_str();
+            let sub = self.subscription(tenant, id).await?;
+            let now = self.now(tenant);
+            if change.cancel_scheduled {
+                if !change.rate.is_empty() || !change.items.is_empty() {
+                    return Err(AppError::invalid("change", "must be empty to drop the scheduled change"));
+                }
+                if sub.scheduled_change.is_none() {
+                    return Err(AppError::failed_precondition("NO_SCHEDULED_CHANGE", "no change is scheduled"));
+                }
+                let mut next = sub.clone();
+                next.scheduled_change = None;
+                next.updated_at = now;
+                let event = Event::new(
+                    SubscriptionEvent::SubscriptionChanged {
+                        subscription_id: sub.id.clone(),
+                        rate_id: sub.rate_id.clone(),
+                        effective_at: now.to_rfc3339(),
+                        scheduled: false,
+                    },
+                    now,
+                );
+                return self.commit(ctx, Action::Change, idem, Plan::new(next, None, vec![event])).await;
             }
-            if sub.scheduled_change.is_none() {
-                return Err(AppError::failed_precondition("NO_SCHEDULED_CHANGE", "no change is scheduled"));
-            }
+            let preview = self.price_change(ctx, &sub, change).await?;
+            let priced = &preview.priced;
+            let new_rate = priced.lines.iter().find(|l| !l.credit).map(|l| l.rate_id.clone());
+            let new_rate = new_rate
+                .unwrap_or_else(|| if change.rate.is_empty() { sub.rate_id.clone() } else { change.rate.clone() });
+            let items: Vec<Item> = priced
+                .items
+                .iter()
+                .filter(|(_, q)| !q.is_zero())
+                .map(|(p, q)| Item {
+                    product_id: p.clone(),
+                    quantity: *q,
+                    custom_price: priced.custom_prices.iter().find(|(cp, _)| cp == p).map(|(_, c)| c.clone()),
+                })
+                .collect();
             let mut next = sub.clone();
-            next.scheduled_change = None;
             next.updated_at = now;
+            let mut invoice: Option<Invoice> = None;
+            if preview.at_period_end {
+                next.scheduled_change = Some(ScheduledChange {
+                    offering_id: priced.offering_id.clone(),
+                    rate_id: new_rate.clone(),
+                    items,
+                    effective_at: priced.effective_at,
+                    next_recurring_amount: preview.next_recurring,
+                });
+            } else {
+                next.rate_id = new_rate.clone();
+                next.offering_id = priced.offering_id.clone();
+                next.items = items;
+                next.recurring_amount = preview.next_recurring;
+                next.scheduled_change = None;
+                if sub.state != SubscriptionState::Pending && sub.state != SubscriptionState::Trialing {
+                    next.current_period_start = priced.new_period_start;
+                    next.current_period_end = priced.new_period_end;
+                    next.next_billing_at = Some(priced.new_period_end);
+                    if priced.anchor.is_set() {
+                        next.billing_anchor = priced.anchor;
+                    }
+                    let bill_group = self.bill_group(tenant, &sub.bill_group_id).await?;
+                    invoice =
+                        adjustment_invoice(&next, &bill_group, invoice_lines(&next, priced), now, preview.due_days);
+                    if let Some(inv) = &invoice
+                        && bill_group.can_charge_automatically()
+                        && inv.amount - preview.credit_applied > Decimal::ZERO
+                    {
+                        self.payments
+                            .check_method(
+                                ctx,
+                                &bill_group.gateway_customer_id,
+                                &bill_group.payment_method_id,
+                                "bill_group_id",
+                            )
+                            .await
+                            .map_err(|e| {
+                                AppError::failed_precondition(e.reason().to_string(), e.message().to_string())
+                            })?;
+                    }
+                }
+            }
             let event = Event::new(
                 SubscriptionEvent::SubscriptionChanged {
                     subscription_id: sub.id.clone(),
-                    rate_id: sub.rate_id.clone(),
-                    effective_at: now.to_rfc3339(),
-                    scheduled: false,
+                    rate_id: new_rate,
+                    effective_at: priced.effective_at.to_rfc3339(),
+                    scheduled: preview.at_period_end,
                 },
                 now,
             );
-            return self.commit(ctx, Action::Change, idem, Plan::new(next, None, vec![event])).await;
-        }
-        let preview = self.price_change(ctx, &sub, change).await?;
-        let priced = &preview.priced;
-        let new_rate = priced.lines.iter().find(|l| !l.credit).map(|l| l.rate_id.clone());
-        let new_rate =
-            new_rate.unwrap_or_else(|| if change.rate.is_empty() { sub.rate_id.clone() } else { change.rate.clone() });
-        let items: Vec<Item> = priced
-            .items
-            .iter()
-            .filter(|(_, q)| !q.is_zero())
-            .map(|(p, q)| Item {
-                product_id: p.clone(),
-                quantity: *q,
-                custom_price: priced.custom_prices.iter().find(|(cp, _)| cp == p).map(|(_, c)| c.clone()),
-            })
-            .collect();
-        let mut next = sub.clone();
-        next.updated_at = now;
-        let mut invoice: Option<Invoice> = None;
-        if preview.at_period_end {
-            next.scheduled_change = Some(ScheduledChange {
-                offering_id: priced.offering_id.clone(),
-                rate_id: new_rate.clone(),
-                items,
-                effective_at: priced.effective_at,
-                next_recurring_amount: preview.next_recurring,
-            });
-        } else {
-            next.rate_id = new_rate.clone();
-            next.offering_id = priced.offering_id.clone();
-            next.items = items;
-            next.recurring_amount = preview.next_recurring;
-            next.scheduled_change = None;
-            if sub.state != SubscriptionState::Pending && sub.state != SubscriptionState::Trialing {
-                next.current_period_start = priced.new_period_start;
-                next.current_period_end = priced.new_period_end;
-                next.next_billing_at = Some(priced.new_period_end);
-                if priced.anchor.is_set() {
-                    next.billing_anchor = priced.anchor;
-                }
-                let bill_group = self.bill_group(tenant, &sub.bill_group_id).await?;
-                invoice = adjustment_invoice(&next, &bill_group, invoice_lines(&next, priced), now, preview.due_days);
-                if let Some(inv) = &invoice
-                    && bill_group.can_charge_automatically()
-                    && inv.amount - preview.credit_applied > Decimal::ZERO
-                {
-                    self.payments
-                        .check_method(
-                            ctx,
-                            &bill_group.gateway_customer_id,
-                            &bill_group.payment_method_id,
-                            "bill_group_id",
-                        )
-                        .await
-                        .map_err(|e| AppError::failed_precondition(e.reason().to_string(), e.message().to_string()))?;
-                }
-            }
-        }
-        let event = Event::new(
-            SubscriptionEvent::SubscriptionChanged {
-                subscription_id: sub.id.clone(),
-                rate_id: new_rate,
-                effective_at: priced.effective_at.to_rfc3339(),
-                scheduled: preview.at_period_end,
-            },
-            now,
-        );
-        self.commit(ctx, Action::Change, idem, Plan::new(next, invoice, vec![event])).await
+            self.commit(ctx, Action::Change, idem, Plan::new(next, invoice, vec![event])).await
+        })
+        .await
     }
 }

@@ -76,68 +76,68 @@ impl App {
         if code.is_empty() {
             return Err(AppError::invalid("coupon_code", "is required"));
         }
-        if let Some(done) = self.replayed(ctx, id, idem).await? {
-            return Ok(done);
-        }
-        let sub = self.subscription(&ctx.tenant_id, id).await?;
-        sub.state.after(Action::Change).map_err(refused)?;
-        if sub.coupon_codes.iter().any(|c| c == code) {
-            return Err(AppError::failed_precondition(
-                "COUPON_ALREADY_APPLIED",
-                format!("coupon {code} is already on it"),
-            )
-            .with_field("coupon_code", "already applied"));
-        }
-        let (usages, redeem) = self.coupon_usages(ctx, &[code.to_string()], &|_| "coupon_code".into()).await?;
-        let mut codes = sub.coupon_codes.clone();
-        codes.push(code.to_string());
-        let mut all_usages = usages;
-        for c in &sub.coupon_codes {
-            // Coupons it holds already are not redeemed again.
-            all_usages.push((c.clone(), 0, 1));
-        }
-        let recurring = self.recurring_with(ctx, &sub, &codes, all_usages).await?;
-        let now = self.now(&ctx.tenant_id);
-        let mut next = sub.clone();
-        next.coupon_codes = codes;
-        next.recurring_amount = recurring;
-        next.updated_at = now;
-        let event = Event::new(
-            SubscriptionEvent::CouponApplied { subscription_id: sub.id.clone(), code: code.to_string() },
-            now,
-        );
-        let mut plan = Plan::new(next, None, vec![event]);
-        plan.redeem = redeem;
-        self.commit(ctx, Action::Change, idem, plan).await
+        self.once(ctx, id, idem, async {
+            let sub = self.subscription(&ctx.tenant_id, id).await?;
+            sub.state.after(Action::Change).map_err(refused)?;
+            if sub.coupon_codes.iter().any(|c| c == code) {
+                return Err(AppError::failed_precondition(
+                    "COUPON_ALREADY_APPLIED",
+                    format!("coupon {code} is already on it"),
+                )
+                .with_field("coupon_code", "already applied"));
+            }
+            let (usages, redeem) = self.coupon_usages(ctx, &[code.to_string()], &|_| "coupon_code".into()).await?;
+            let mut codes = sub.coupon_codes.clone();
+            codes.push(code.to_string());
+            let mut all_usages = usages;
+            for c in &sub.coupon_codes {
+                // Coupons it holds already are not redeemed again.
+                all_usages.push((c.clone(), 0, 1));
+            }
+            let recurring = self.recurring_with(ctx, &sub, &codes, all_usages).await?;
+            let now = self.now(&ctx.tenant_id);
+            let mut next = sub.clone();
+            next.coupon_codes = codes;
+            next.recurring_amount = recurring;
+            next.updated_at = now;
+            let event = Event::new(
+                SubscriptionEvent::CouponApplied { subscription_id: sub.id.clone(), code: code.to_string() },
+                now,
+            );
+            let mut plan = Plan::new(next, None, vec![event]);
+            plan.redeem = redeem;
+            self.commit(ctx, Action::Change, idem, plan).await
+        })
+        .await
     }
 
     pub async fn remove_coupon(&self, ctx: &CallContext, id: &str, code: &str, idem: &Idem) -> AppResult<Changed> {
         if code.is_empty() {
             return Err(AppError::invalid("coupon_code", "is required"));
         }
-        if let Some(done) = self.replayed(ctx, id, idem).await? {
-            return Ok(done);
-        }
-        let sub = self.subscription(&ctx.tenant_id, id).await?;
-        sub.state.after(Action::Change).map_err(refused)?;
-        if !sub.coupon_codes.iter().any(|c| c == code) {
-            return Err(AppError::failed_precondition("COUPON_NOT_APPLIED", format!("coupon {code} is not on it"))
-                .with_field("coupon_code", "not applied"));
-        }
-        let codes: Vec<String> = sub.coupon_codes.iter().filter(|c| *c != code).cloned().collect();
-        let usages = codes.iter().map(|c| (c.clone(), 0, 1)).collect();
-        let recurring = self.recurring_with(ctx, &sub, &codes, usages).await?;
-        let now = self.now(&ctx.tenant_id);
-        let mut next = sub.clone();
-        next.coupon_codes = codes;
-        next.recurring_amount = recurring;
-        next.updated_at = now;
-        let event = Event::new(
-            SubscriptionEvent::CouponRemoved { subscription_id: sub.id.clone(), code: code.to_string() },
-            now,
-        );
-        let mut plan = Plan::new(next, None, vec![event]);
-        plan.release = vec![code.to_string()];
-        self.commit(ctx, Action::Change, idem, plan).await
+        self.once(ctx, id, idem, async {
+            let sub = self.subscription(&ctx.tenant_id, id).await?;
+            sub.state.after(Action::Change).map_err(refused)?;
+            if !sub.coupon_codes.iter().any(|c| c == code) {
+                return Err(AppError::failed_precondition("COUPON_NOT_APPLIED", format!("coupon {code} is not on it"))
+                    .with_field("coupon_code", "not applied"));
+            }
+            let codes: Vec<String> = sub.coupon_codes.iter().filter(|c| *c != code).cloned().collect();
+            let usages = codes.iter().map(|c| (c.clone(), 0, 1)).collect();
+            let recurring = self.recurring_with(ctx, &sub, &codes, usages).await?;
+            let now = self.now(&ctx.tenant_id);
+            let mut next = sub.clone();
+            next.coupon_codes = codes;
+            next.recurring_amount = recurring;
+            next.updated_at = now;
+            let event = Event::new(
+                SubscriptionEvent::CouponRemoved { subscription_id: sub.id.clone(), code: code.to_string() },
+                now,
+            );
+            let mut plan = Plan::new(next, None, vec![event]);
+            plan.release = vec![code.to_string()];
+            self.commit(ctx, Action::Change, idem, plan).await
+        })
+        .await
     }
 }

@@ -66,48 +66,48 @@ impl App {
         comment: &str,
         idem: &Idem,
     ) -> AppResult<Changed> {
-        if let Some(done) = self.replayed(ctx, id, idem).await? {
-            return Ok(done);
-        }
-        let sub = self.subscription(&ctx.tenant_id, id).await?;
-        sub.state.after(Action::Cancel).map_err(refused)?;
-        let (terms, policy) = self.terms(ctx, &sub).await?;
-        let now = self.now(&ctx.tenant_id);
-        let next = lifecycle::cancel(&sub, timing, &terms, now, reason, comment).map_err(refused)?;
-        let mut invoice = None;
-        let event = if next.state == SubscriptionState::Canceled {
-            if policy.credit_unused_on_cancel {
-                invoice = self.unused_credit(ctx, &sub, &terms, policy.invoice_due_days, "Unused time").await?;
-            }
-            SubscriptionEvent::SubscriptionCanceled { subscription_id: sub.id.clone(), reason: reason.to_string() }
-        } else {
-            SubscriptionEvent::SubscriptionCancellationScheduled {
-                subscription_id: sub.id.clone(),
-                expires_at: rfc3339(next.expires_at),
-                reason: reason.to_string(),
-            }
-        };
-        let plan = Plan::new(next, invoice, vec![Event::new(event, now)]);
-        self.commit(ctx, Action::Cancel, idem, plan).await
+        self.once(ctx, id, idem, async {
+            let sub = self.subscription(&ctx.tenant_id, id).await?;
+            sub.state.after(Action::Cancel).map_err(refused)?;
+            let (terms, policy) = self.terms(ctx, &sub).await?;
+            let now = self.now(&ctx.tenant_id);
+            let next = lifecycle::cancel(&sub, timing, &terms, now, reason, comment).map_err(refused)?;
+            let mut invoice = None;
+            let event = if next.state == SubscriptionState::Canceled {
+                if policy.credit_unused_on_cancel {
+                    invoice = self.unused_credit(ctx, &sub, &terms, policy.invoice_due_days, "Unused time").await?;
+                }
+                SubscriptionEvent::SubscriptionCanceled { subscription_id: sub.id.clone(), reason: reason.to_string() }
+            } else {
+                SubscriptionEvent::SubscriptionCancellationScheduled {
+                    subscription_id: sub.id.clone(),
+                    expires_at: rfc3339(next.expires_at),
+                    reason: reason.to_string(),
+                }
+            };
+            let plan = Plan::new(next, invoice, vec![Event::new(event, now)]);
+            self.commit(ctx, Action::Cancel, idem, plan).await
+        })
+        .await
     }
 
     pub async fn reactivate(&self, ctx: &CallContext, id: &str, idem: &Idem) -> AppResult<Changed> {
-        if let Some(done) = self.replayed(ctx, id, idem).await? {
-            return Ok(done);
-        }
-        let sub = self.subscription(&ctx.tenant_id, id).await?;
-        let now = self.now(&ctx.tenant_id);
-        let event = Event::new(SubscriptionEvent::SubscriptionReactivated { subscription_id: sub.id.clone() }, now);
-        if let Some(next) = lifecycle::undo_cancellation(&sub, now) {
-            return self.commit(ctx, Action::Reactivate, idem, Plan::new(next, None, vec![event])).await;
-        }
-        let state = sub.state.after(Action::Reactivate).map_err(refused)?;
-        let (mut next, invoice) = self.continue_contract(ctx, &sub, state).await?;
-        next.canceled_at = None;
-        next.expires_at = None;
-        next.cancel_reason.clear();
-        next.cancel_comment.clear();
-        self.commit(ctx, Action::Reactivate, idem, Plan::new(next, invoice, vec![event])).await
+        self.once(ctx, id, idem, async {
+            let sub = self.subscription(&ctx.tenant_id, id).await?;
+            let now = self.now(&ctx.tenant_id);
+            let event = Event::new(SubscriptionEvent::SubscriptionReactivated { subscription_id: sub.id.clone() }, now);
+            if let Some(next) = lifecycle::undo_cancellation(&sub, now) {
+                return self.commit(ctx, Action::Reactivate, idem, Plan::new(next, None, vec![event])).await;
+            }
+            let state = sub.state.after(Action::Reactivate).map_err(refused)?;
+            let (mut next, invoice) = self.continue_contract(ctx, &sub, state).await?;
+            next.canceled_at = None;
+            next.expires_at = None;
+            next.cancel_reason.clear();
+            next.cancel_comment.clear();
+            self.commit(ctx, Action::Reactivate, idem, Plan::new(next, invoice, vec![event])).await
+        })
+        .await
     }
 
     pub async fn pause(
@@ -118,53 +118,53 @@ impl App {
         resume_at: Option<DateTime<chrono::Utc>>,
         idem: &Idem,
     ) -> AppResult<Changed> {
-        if let Some(done) = self.replayed(ctx, id, idem).await? {
-            return Ok(done);
-        }
-        let sub = self.subscription(&ctx.tenant_id, id).await?;
-        let now = self.now(&ctx.tenant_id);
-        let next = lifecycle::pause(&sub, at_period_end, resume_at, now).map_err(refused)?;
-        if let Some(r) = resume_at
-            && next.paused_at.is_some_and(|p| r <= p)
-        {
-            return Err(AppError::invalid("resume_time", "must come after the pause begins"));
-        }
-        let mut invoice = None;
-        if next.state == SubscriptionState::Paused {
-            let (terms, policy) = self.terms(ctx, &sub).await?;
-            invoice = self.unused_credit(ctx, &sub, &terms, policy.invoice_due_days, "Paused").await?;
-        }
-        let event = Event::new(
-            SubscriptionEvent::SubscriptionPaused {
-                subscription_id: sub.id.clone(),
-                pause_at: rfc3339(next.paused_at),
-                resume_at: rfc3339(next.resume_at),
-            },
-            now,
-        );
-        self.commit(ctx, Action::Pause, idem, Plan::new(next, invoice, vec![event])).await
+        self.once(ctx, id, idem, async {
+            let sub = self.subscription(&ctx.tenant_id, id).await?;
+            let now = self.now(&ctx.tenant_id);
+            let next = lifecycle::pause(&sub, at_period_end, resume_at, now).map_err(refused)?;
+            if let Some(r) = resume_at
+                && next.paused_at.is_some_and(|p| r <= p)
+            {
+                return Err(AppError::invalid("resume_time", "must come after the pause begins"));
+            }
+            let mut invoice = None;
+            if next.state == SubscriptionState::Paused {
+                let (terms, policy) = self.terms(ctx, &sub).await?;
+                invoice = self.unused_credit(ctx, &sub, &terms, policy.invoice_due_days, "Paused").await?;
+            }
+            let event = Event::new(
+                SubscriptionEvent::SubscriptionPaused {
+                    subscription_id: sub.id.clone(),
+                    pause_at: rfc3339(next.paused_at),
+                    resume_at: rfc3339(next.resume_at),
+                },
+                now,
+            );
+            self.commit(ctx, Action::Pause, idem, Plan::new(next, invoice, vec![event])).await
+        })
+        .await
     }
 
     pub async fn resume(&self, ctx: &CallContext, id: &str, idem: &Idem) -> AppResult<Changed> {
-        if let Some(done) = self.replayed(ctx, id, idem).await? {
-            return Ok(done);
-        }
-        let sub = self.subscription(&ctx.tenant_id, id).await?;
-        let now = self.now(&ctx.tenant_id);
-        let event = Event::new(SubscriptionEvent::SubscriptionResumed { subscription_id: sub.id.clone() }, now);
-        if lifecycle::pause_scheduled(&sub) {
-            // A pause that has not begun is dropped.
-            let mut next = sub.clone();
+        self.once(ctx, id, idem, async {
+            let sub = self.subscription(&ctx.tenant_id, id).await?;
+            let now = self.now(&ctx.tenant_id);
+            let event = Event::new(SubscriptionEvent::SubscriptionResumed { subscription_id: sub.id.clone() }, now);
+            if lifecycle::pause_scheduled(&sub) {
+                // A pause that has not begun is dropped.
+                let mut next = sub.clone();
+                next.paused_at = None;
+                next.resume_at = None;
+                next.updated_at = now;
+                return self.commit(ctx, Action::Resume, idem, Plan::new(next, None, vec![event])).await;
+            }
+            let state = sub.state.after(Action::Resume).map_err(refused)?;
+            let (mut next, invoice) = self.continue_contract(ctx, &sub, state).await?;
             next.paused_at = None;
             next.resume_at = None;
-            next.updated_at = now;
-            return self.commit(ctx, Action::Resume, idem, Plan::new(next, None, vec![event])).await;
-        }
-        let state = sub.state.after(Action::Resume).map_err(refused)?;
-        let (mut next, invoice) = self.continue_contract(ctx, &sub, state).await?;
-        next.paused_at = None;
-        next.resume_at = None;
-        self.commit(ctx, Action::Resume, idem, Plan::new(next, invoice, vec![event])).await
+            self.commit(ctx, Action::Resume, idem, Plan::new(next, invoice, vec![event])).await
+        })
+        .await
     }
 
     /// `sub` going on from today in `state`: a new period priced now (no

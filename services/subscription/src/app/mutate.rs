@@ -78,6 +78,26 @@ pub(crate) fn credit_event(e: &CreditEntry, at: chrono::DateTime<chrono::Utc>) -
 impl App {
     /// The answer to a retry of a change made under `idem`'s key to
     /// subscription `id`, if there was one.
+    /// Mutation `mutate` of subscription `id` under `idem`, once: a call
+    /// under a key used before answers what that call did, also when that
+    /// call commits while this one runs (which then refuses, the state
+    /// having moved on: the first call's answer is given instead).
+    pub(crate) async fn once(
+        &self,
+        ctx: &CallContext,
+        id: &str,
+        idem: &Idem,
+        mutate: impl std::future::Future<Output = AppResult<Changed>>,
+    ) -> AppResult<Changed> {
+        if let Some(done) = self.replayed(ctx, id, idem).await? {
+            return Ok(done);
+        }
+        match mutate.await {
+            Err(e) if idem.key.is_some() => self.replayed(ctx, id, idem).await?.ok_or(e),
+            other => other,
+        }
+    }
+
     pub(crate) async fn replayed(&self, ctx: &CallContext, id: &str, idem: &Idem) -> AppResult<Option<Changed>> {
         let tenant = ctx.tenant_id.as_str();
         let Some(key) = &idem.key else { return Ok(None) };
