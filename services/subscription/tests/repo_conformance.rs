@@ -966,10 +966,15 @@ async fn due_subscriptions_are_leased_to_one_run_until_the_lease_ends(repo: &dyn
     assert!(repo.claim_due(&due(None, "run-b", 30)).await.expect("claim").is_empty(), "leased to run-a");
     // run-a died: its lease ends and another run takes the work.
     assert_eq!(ids(repo.claim_due(&due(None, "run-b", 61)).await.expect("claim")), vec!["sub_a", "sub_b"]);
-    repo.release_lease("acme", "sub_a", "run-a").await.expect("not run-a's any more");
+    let a = ("acme".to_string(), "sub_a".to_string());
+    repo.release_leases("run-a", std::slice::from_ref(&a)).await.expect("not run-a's any more");
     assert_eq!(ids(repo.claim_due(&due(None, "run-c", 62)).await.expect("claim")), Vec::<String>::new());
-    repo.release_lease("acme", "sub_a", "run-b").await.expect("release");
-    assert_eq!(ids(repo.claim_due(&due(None, "run-c", 62)).await.expect("claim")), vec!["sub_a"]);
+    // run-b gives up both of its leases in one statement; another tenant's
+    // subscription of the same id is not touched.
+    let b = ("acme".to_string(), "sub_b".to_string());
+    repo.release_leases("run-b", &[a, b, ("globex".to_string(), "sub_a".to_string())]).await.expect("release");
+    assert_eq!(ids(repo.claim_due(&due(None, "run-c", 62)).await.expect("claim")), vec!["sub_a", "sub_b"]);
+    repo.release_leases("run-c", &[]).await.expect("nothing to give up");
 }
 
 async fn a_parked_subscription_keeps_its_reason_until_changed(repo: &dyn SubscriptionRepo) {

@@ -958,6 +958,7 @@ async fn renewals(o: &Options) -> i32 {
     };
     let (fee, seats) = (product("platform-fee").await, product("seats").await);
     let (account, bg) = recur_e2e::card_account(&mut c, "Renewals Inc").await;
+    let metered = metered_rate(&mut c, &fee, &seats).await;
     let n = o.subscriptions;
     let started = Instant::now();
     app.execute(
@@ -973,13 +974,47 @@ async fn renewals(o: &Options) -> i32 {
              EXTRACT(DAY FROM now() - interval '2 hours')::int, 0, '{{}}', false, \
              now() - interval '32 days', now() - interval '2 hours', now() - interval '2 hours', \
              now() - interval '32 days', '', '', now() - interval '32 days', now() - interval '32 days' \
-             FROM generate_series(1, {n}) g",
+             FROM generate_series(1, {n}) g WHERE g % 3 <> 0",
             o = rate.offering_id,
             r = rate.id,
         ),
     )
     .await;
+    // Every third subscription also has metered API calls (SUM), with 1 to
+    // 5 usage events in the period that closes.
+    let calls = &metered.calls;
+    app.execute(
+        "subscription",
+        &format!(
+            "INSERT INTO subscriptions (tenant_id, id, account_id, bill_group_id, offering_id, rate_id, state, items, \
+             coupon_codes, currency, recurring_amount, start_date, anchor_day, anchor_month, metadata, \
+             cancel_at_period_end, current_period_start, current_period_end, next_billing_at, activated_at, \
+             quote_id, request_hash, created_at, updated_at) \
+             SELECT '{tenant}', 'sub_renew' || lpad(g::text, 9, '0'), '{account}', '{bg}', '{o}', '{r}', 'active', \
+             '[{{\"product_id\":\"{fee}\",\"quantity\":\"1\"}},{{\"product_id\":\"{seats}\",\"quantity\":\"' || (1 + g % 20) || '\"}},{{\"product_id\":\"{calls}\",\"quantity\":\"0\"}}]', \
+             '[]', 'USD', 100, (now() - interval '32 days')::date::text, \
+             EXTRACT(DAY FROM now() - interval '2 hours')::int, 0, '{{}}', false, \
+             now() - interval '32 days', now() - interval '2 hours', now() - interval '2 hours', \
+             now() - interval '32 days', '', '', now() - interval '32 days', now() - interval '32 days' \
+             FROM generate_series(1, {n}) g WHERE g % 3 = 0",
+            o = metered.offering_id,
+            r = metered.rate_id,
+        ),
+    )
+    .await;
+    app.execute(
+        "subscription",
+        &format!(
+            "INSERT INTO usage_events (tenant_id, event_id, subscription_id, product_id, quantity, event_time, \
+             properties, created_at) \
+             SELECT '{tenant}', 'ev_' || g || '_' || e, 'sub_renew' || lpad(g::text, 9, '0'), '{calls}', 100 * e, \
+             now() - interval '10 days', '{{}}', now() - interval '10 days' \
+             FROM generate_series(1, {n}) g, generate_series(1, 5) e WHERE g % 3 = 0 AND e <= 1 + g % 5"
+        ),
+    )
+    .await;
     app.execute("subscription", "ANALYZE subscriptions").await;
+    app.execute("subscription", "ANALYZE usage_events").await;
     println!("renewals: {n} due subscriptions written in {:.1} s", started.elapsed().as_secs_f64());
     let paid = "SELECT COUNT(*) FROM invoices WHERE billing_reason = 'subscription_cycle' AND status = 'paid'";
     let started = Instant::now();
@@ -1018,8 +1053,100 @@ async fn renewals(o: &Options) -> i32 {
         .await;
     let charges = app.scalar("payment", "SELECT COUNT(*) FROM payments WHERE status = 'succeeded'").await;
     println!("renewals: subscriptions renewed twice: {once}; payments succeeded: {charges}");
+    // Each metered subscription's usage billed once, at 0.002 a call,
+    // rounded once per line (amounts in cents, to compare as integers).
+    let usage_lines = app.scalar("subscription", "SELECT COUNT(*) FROM invoice_lines WHERE kind = 'usage'").await;
+    let billed = app
+        .scalar("subscription", "SELECT COALESCE(SUM(amount * 100), 0)::bigint FROM invoice_lines WHERE kind = 'usage'")
+        .await;
+    let expected = app
+        .scalar(
+            "subscription",
+            "SELECT COALESCE(SUM(ROUND(q * 0.002, 2) * 100), 0)::bigint FROM \
+             (SELECT subscription_id, SUM(quantity) AS q FROM usage_events GROUP BY subscription_id) u",
+        )
+        .await;
+    println!(
+        "renewals: {usage_lines} usage lines (of {} metered subscriptions), {billed} cents billed for usage, {expected} expected",
+        n / 3
+    );
     app.stop().await;
-    if once != 0 || charges != n as i64 { 1 } else { 0 }
+    if once != 0 || charges != n as i64 || usage_lines != (n / 3) as i64 || billed != expected { 1 } else { 0 }
+}
+
+/// The renewals target's metered rate: the platform fee and seats of the
+/// demo catalog plus metered API calls (SUM, 0.002 each), monthly.
+struct MeteredRate {
+    offering_id: String,
+    rate_id: String,
+    calls: String,
+}
+
+async fn metered_rate(c: &mut recur_e2e::Clients, fee: &str, seats: &str) -> MeteredRate {
+    let calls = c
+        .catalog
+        .create_product(cat::CreateProductRequest {
+            product: Some(cat::Product {
+                name: "API calls".into(),
+                handle: "load-api-calls".into(),
+                kind: cat::ProductKind::Metered as i32,
+                aggregation: cat::UsageAggregation::Sum as i32,
+                ..Default::default()
+            }),
+        })
+        .await
+        .expect("metered product")
+        .into_inner()
+        .product
+        .expect("product")
+        .id;
+    let offering = c
+        .catalog
+        .create_offering(cat::CreateOfferingRequest {
+            offering: Some(cat::Offering {
+                name: "Team metered".into(),
+                handle: "load-team-metered".into(),
+                product_ids: vec![fee.to_string(), seats.to_string(), calls.clone()],
+                ..Default::default()
+            }),
+        })
+        .await
+        .expect("offering")
+        .into_inner()
+        .offering
+        .expect("offering")
+        .id;
+    let price = |product: &str, model: cat::PricingModel, unit: &str, flat: &str| cat::Price {
+        product_id: product.to_string(),
+        model: model as i32,
+        unit_amount: unit.into(),
+        flat_amount: flat.into(),
+        ..Default::default()
+    };
+    let rate_id = c
+        .catalog
+        .create_rate(cat::CreateRateRequest {
+            rate: Some(cat::Rate {
+                offering_id: offering.clone(),
+                name: "Team metered monthly".into(),
+                currency_code: "USD".into(),
+                billing_period: Some(cat::BillingPeriod { unit: cat::PeriodUnit::Month as i32, count: 1 }),
+                timing: cat::BillingTiming::InAdvance as i32,
+                prices: vec![
+                    price(fee, cat::PricingModel::Flat, "", "49.00"),
+                    price(seats, cat::PricingModel::PerUnit, "10.00", ""),
+                    price(&calls, cat::PricingModel::PerUnit, "0.002", ""),
+                ],
+                ..Default::default()
+            }),
+        })
+        .await
+        .expect("rate")
+        .into_inner()
+        .rate
+        .expect("rate")
+        .id;
+    MeteredRate { offering_id: offering, rate_id, calls }
 }
 
 /// This process's resident memory in KiB (Linux).

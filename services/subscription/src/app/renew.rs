@@ -551,8 +551,9 @@ impl App {
                 limit,
             })
             .await?;
-        // Subscriptions are independent: several at once, each in order.
-        let mut out = at_once(claimed, |tenant, id| async move {
+        // Subscriptions are independent: several at once, each in order;
+        // their leases are given up together at the end.
+        let mut out = at_once(claimed.clone(), |tenant, id| async move {
             let ctx = self.peer_context(&tenant);
             let mut done = Vec::new();
             match Box::pin(self.bill_subscription(&ctx, &id, now, &mut done)).await {
@@ -566,12 +567,12 @@ impl App {
                     tracing::warn!(tenant = %tenant, subscription = %id, error = %e, "renewal failed; retried next pass")
                 }
             }
-            if let Err(e) = self.repo.release_lease(&tenant, &id, owner).await {
-                tracing::warn!(tenant = %tenant, subscription = %id, error = %e, "lease kept until it ends");
-            }
             done
         })
         .await;
+        if let Err(e) = self.repo.release_leases(owner, &claimed).await {
+            tracing::warn!(error = %e, "leases kept until they end");
+        }
         let due = self.repo.invoices_due(None, now, limit).await?;
         let invoiced = at_once(due, |tenant, id| async move {
             let ctx = self.peer_context(&tenant);
@@ -611,7 +612,7 @@ impl App {
             for (_, id) in &claimed {
                 let before = out.len();
                 let result = Box::pin(self.bill_subscription(ctx, id, now, &mut out)).await;
-                self.repo.release_lease(tenant, id, TEST_CLOCK_OWNER).await?;
+                self.repo.release_leases(TEST_CLOCK_OWNER, &[(tenant.to_string(), id.clone())]).await?;
                 result?;
                 progressed |= out.len() > before;
             }

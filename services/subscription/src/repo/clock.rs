@@ -35,16 +35,21 @@ macro_rules! store {
                 Ok(claimed)
             }
 
-            async fn release_lease(&self, tenant: &str, id: &str, owner: &str) -> Result<(), StorageError> {
-                sqlx::query(
-                    "UPDATE subscriptions SET lease_owner = '', lease_until = NULL \
-                     WHERE tenant_id = $1 AND id = $2 AND lease_owner = $3",
-                )
-                .bind(tenant)
-                .bind(id)
-                .bind(owner)
-                .execute(&self.pool)
-                .await?;
+            async fn release_leases(&self, owner: &str, items: &[(String, String)]) -> Result<(), StorageError> {
+                if items.is_empty() {
+                    return Ok(());
+                }
+                let mut qb = sqlx::QueryBuilder::<$db>::new(
+                    "UPDATE subscriptions SET lease_owner = '', lease_until = NULL WHERE lease_owner = ",
+                );
+                qb.push_bind(owner.to_string()).push(" AND (tenant_id, id) IN (");
+                let mut sep = qb.separated(", ");
+                for (tenant, id) in items {
+                    sep.push("(").push_bind_unseparated(tenant.clone()).push_unseparated(", ");
+                    sep.push_bind_unseparated(id.clone()).push_unseparated(")");
+                }
+                qb.push(")");
+                qb.build().execute(&self.pool).await?;
                 Ok(())
             }
 

@@ -424,8 +424,9 @@ pub trait ClockStore: Send + Sync {
     /// UPDATE SKIP LOCKED`, so runs of several replicas claim disjoint
     /// sets; a lease that expired (its run died) is claimed again.
     async fn claim_due(&self, q: &DueQuery<'_>) -> Result<Vec<(String, String)>, StorageError>;
-    /// Gives up `owner`'s lease of subscription `id`.
-    async fn release_lease(&self, tenant: &str, id: &str, owner: &str) -> Result<(), StorageError>;
+    /// Gives up `owner`'s leases of the subscriptions `items` (tenant, id),
+    /// in one statement.
+    async fn release_leases(&self, owner: &str, items: &[(String, String)]) -> Result<(), StorageError>;
     /// Parks subscription `id` (read at `version`) with `reason` and its
     /// event: the clock leaves it alone until a change clears the reason.
     /// `Ok(false)`: it changed meanwhile, nothing written.
@@ -571,6 +572,11 @@ pub const MIGRATIONS: Migrations = Migrations {
             name: "period_close",
             sql: include_str!("../../migrations/postgres/0013_period_close.sql"),
         },
+        Migration {
+            version: 14,
+            name: "side_tables_by_subscription",
+            sql: include_str!("../../migrations/postgres/0014_side_tables_by_subscription.sql"),
+        },
     ],
     sqlite: &[
         Migration { version: 1, name: "init", sql: include_str!("../../migrations/sqlite/0001_init.sql") },
@@ -616,6 +622,11 @@ pub const MIGRATIONS: Migrations = Migrations {
             version: 13,
             name: "period_close",
             sql: include_str!("../../migrations/sqlite/0013_period_close.sql"),
+        },
+        Migration {
+            version: 14,
+            name: "side_tables_by_subscription",
+            sql: include_str!("../../migrations/sqlite/0014_side_tables_by_subscription.sql"),
         },
     ],
 };
