@@ -1027,6 +1027,37 @@ async fn a_period_is_invoiced_once_by_the_database(repo: &dyn SubscriptionRepo) 
     assert!(renew(repo, &v1, "inv_c4", end, end + Duration::days(30)).await.expect("next period"));
 }
 
+async fn a_pass_claims_its_due_invoices_in_one_statement(repo: &dyn SubscriptionRepo) {
+    seed(repo, "acme", "acct_1", "bg_1").await;
+    let mut subs = Vec::new();
+    for id in ["sub_1", "sub_2", "sub_3"] {
+        let s = subscription(id, "acct_1", "bg_1");
+        repo.insert_subscription("acme", &s, None, NO_KEY, &[], &[]).await.expect("insert");
+        subs.push(s);
+    }
+    // Drafts due an hour after their periods start: two now, one later.
+    let start = subs[0].current_period_end;
+    let end = start + Duration::days(31);
+    assert!(renew(repo, &subs[0], "inv_a", start, end).await.expect("renew"));
+    assert!(renew(repo, &subs[1], "inv_b", start + Duration::minutes(5), end).await.expect("renew"));
+    assert!(renew(repo, &subs[2], "inv_later", start + Duration::days(2), end).await.expect("renew"));
+    let now = start + Duration::hours(2);
+    let until = now + Duration::seconds(60);
+    let claimed = repo.claim_invoices(now, until, 10).await.expect("claim");
+    let due = |inv: &str, at: DateTime<Utc>| ("acme".to_string(), inv.to_string(), at);
+    assert_eq!(
+        claimed,
+        vec![due("inv_a", start + Duration::hours(1)), due("inv_b", start + Duration::minutes(65))],
+        "earliest first, each with the time it was due"
+    );
+    let stored = repo.get_invoice("acme", "inv_a").await.expect("get").expect("invoice");
+    assert_eq!(stored.next_action_at, Some(until), "taken until the lease ends");
+    assert!(repo.claim_invoices(now, until, 10).await.expect("claim").is_empty(), "taken");
+    // The run died: when its lease ends another run takes them again.
+    let again = repo.claim_invoices(until, until + Duration::seconds(60), 1).await.expect("claim");
+    assert_eq!(again, vec![due("inv_a", until)]);
+}
+
 async fn one_off_charges_are_billed_by_one_renewal(repo: &dyn SubscriptionRepo) {
     seed(repo, "acme", "acct_1", "bg_1").await;
     let s = subscription("sub_1", "acct_1", "bg_1");
@@ -1276,6 +1307,7 @@ macro_rules! on_both {
 on_both!(
     a_usage_event_id_is_stored_once_per_tenant,
     usage_adds_up_by_each_aggregation_within_the_period,
+    a_pass_claims_its_due_invoices_in_one_statement,
     a_last_periods_usage_is_invoiced_once_by_the_database,
     finalizing_a_draft_writes_its_recounted_usage_lines,
     a_declined_payment_keeps_the_invoice_dunning_state,

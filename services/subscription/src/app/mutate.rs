@@ -189,8 +189,9 @@ impl App {
         }
         let mut sub = plan.sub;
         sub.version += 1;
-        // As stored: with the number it was given.
-        let invoice = match &plan.invoice {
+        // As stored: with the number it was given (a draft has none).
+        let invoice = match plan.invoice {
+            Some(inv) if inv.status == InvoiceStatus::Draft => Some(inv),
             Some(inv) => Some(self.invoice(tenant, &inv.id).await?),
             None => None,
         };

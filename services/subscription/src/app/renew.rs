@@ -93,8 +93,14 @@ impl App {
         out: &mut Vec<ClockAction>,
     ) -> AppResult<()> {
         let tenant = ctx.tenant_id.as_str();
+        // A renewal answers the subscription as it stored it: the next
+        // period's check needs no read.
+        let mut renewed: Option<Subscription> = None;
         for _ in 0..MAX_CATCH_UP {
-            let sub = self.subscription(tenant, id).await?;
+            let sub = match renewed.take() {
+                Some(sub) => sub,
+                None => self.subscription(tenant, id).await?,
+            };
             if !sub.parked_reason.is_empty() {
                 return Ok(());
             }
@@ -109,7 +115,10 @@ impl App {
             };
             let version = sub.version;
             match Box::pin(self.do_step(ctx, sub, step, at)).await {
-                Ok(action) => out.push(action),
+                Ok((action, stored)) => {
+                    out.push(action);
+                    renewed = stored;
+                }
                 Err(e) if is_permanent(&e) => {
                     let reason = e.reason().to_string();
                     let event = Event::new(
@@ -139,7 +148,7 @@ impl App {
         sub: Subscription,
         step: Due,
         at: DateTime<Utc>,
-    ) -> AppResult<ClockAction> {
+    ) -> AppResult<(ClockAction, Option<Subscription>)> {
         let none = Idem::default();
         let id = sub.id.clone();
         let (kind, changed) = match step {
@@ -191,7 +200,11 @@ impl App {
         let mut a = ClockAction::new(at, kind, &id);
         a.invoice_id = changed.invoice.map(|i| i.id).unwrap_or_default();
         a.payment_id = changed.payment_id;
-        Ok(a)
+        // A renewal's invoice is a draft, charged later: the subscription
+        // is as the renewal stored it (other steps may charge, and change
+        // it again).
+        let stored = (step == Due::Renew).then_some(changed.subscription);
+        Ok((a, stored))
     }
 
     /// The renewal of `sub` at `at`: its next period and that period's
@@ -289,6 +302,42 @@ impl App {
             return Ok(());
         }
         inv.next_action_at = Some(leased);
+        Box::pin(self.act_on_taken(ctx, inv, at, out)).await
+    }
+
+    /// Does what was due at `at` for invoice `id`, which a pass of the
+    /// clock took (with others) until `leased`.
+    async fn act_on_claimed(
+        &self,
+        ctx: &CallContext,
+        id: &str,
+        at: DateTime<Utc>,
+        leased: DateTime<Utc>,
+        out: &mut Vec<ClockAction>,
+    ) -> AppResult<()> {
+        let tenant = ctx.tenant_id.as_str();
+        let inv = self.invoice(tenant, id).await?;
+        if inv.next_action_at != Some(leased) {
+            // Taken by another run since (this one's lease ran out).
+            return Ok(());
+        }
+        if !matches!(inv.status, InvoiceStatus::Draft | InvoiceStatus::Open) {
+            return self.stop_collecting(tenant, inv).await;
+        }
+        Box::pin(self.act_on_taken(ctx, inv, at, out)).await
+    }
+
+    /// Does what was due at `at` for invoice `inv`, which this run has
+    /// taken (its `next_action_at` the lease's end).
+    async fn act_on_taken(
+        &self,
+        ctx: &CallContext,
+        mut inv: crate::domain::Invoice,
+        at: DateTime<Utc>,
+        out: &mut Vec<ClockAction>,
+    ) -> AppResult<()> {
+        let tenant = ctx.tenant_id.as_str();
+        let leased = inv.next_action_at;
         let bill_group = self.bill_group(tenant, &inv.bill_group_id).await?;
         if inv.status == InvoiceStatus::Draft {
             let (was, read_at) = (inv.status, inv.updated_at);
@@ -304,7 +353,7 @@ impl App {
             if auto && inv.status == InvoiceStatus::Open {
                 // Collected next, still leased (a crash in between leaves it
                 // due when the lease ends).
-                inv.next_action_at = Some(leased);
+                inv.next_action_at = leased;
             } else if inv.status == InvoiceStatus::Open {
                 // Paid by the customer: overdue if not paid by its due date.
                 inv.next_action_at = inv.due_at;
@@ -553,7 +602,7 @@ impl App {
             .await?;
         // Subscriptions are independent: several at once, each in order;
         // their leases are given up together at the end.
-        let mut out = at_once(claimed.clone(), |tenant, id| async move {
+        let mut out = at_once(claimed.clone(), |(tenant, id)| async move {
             let ctx = self.peer_context(&tenant);
             let mut done = Vec::new();
             match Box::pin(self.bill_subscription(&ctx, &id, now, &mut done)).await {
@@ -573,11 +622,14 @@ impl App {
         if let Err(e) = self.repo.release_leases(owner, &claimed).await {
             tracing::warn!(error = %e, "leases kept until they end");
         }
-        let due = self.repo.invoices_due(None, now, limit).await?;
-        let invoiced = at_once(due, |tenant, id| async move {
+        // Due invoices taken in one statement, this run's until the lease
+        // ends (then, should it have died, the next run's).
+        let leased = now + self.lease;
+        let due = self.repo.claim_invoices(now, leased, limit).await?;
+        let invoiced = at_once(due, |(tenant, id, at)| async move {
             let ctx = self.peer_context(&tenant);
             let mut done = Vec::new();
-            if let Err(e) = Box::pin(self.act_on_invoice(&ctx, &id, now, &mut done)).await {
+            if let Err(e) = Box::pin(self.act_on_claimed(&ctx, &id, at, leased, &mut done)).await {
                 tracing::warn!(tenant = %tenant, invoice = %id, error = %e, "invoice step failed; retried next pass");
             }
             done
@@ -643,20 +695,15 @@ impl App {
 /// (`RECUR_BILLING_CLOCK_LEASE_MS`); one that died is taken over after it.
 pub const LEASE: Duration = Duration::seconds(60);
 
-/// `work` on every (tenant, id) of `items`, [`CONCURRENCY`] at a time; what
-/// they did, together.
-async fn at_once<F, Fut>(items: Vec<(String, String)>, work: F) -> Vec<ClockAction>
+/// `work` on every item of `items`, [`CONCURRENCY`] at a time; what they
+/// did, together.
+async fn at_once<T, F, Fut>(items: Vec<T>, work: F) -> Vec<ClockAction>
 where
-    F: Fn(String, String) -> Fut,
+    F: Fn(T) -> Fut,
     Fut: std::future::Future<Output = Vec<ClockAction>>,
 {
     use futures::StreamExt;
-    futures::stream::iter(items)
-        .map(|(tenant, id)| work(tenant, id))
-        .buffer_unordered(CONCURRENCY)
-        .flat_map(futures::stream::iter)
-        .collect()
-        .await
+    futures::stream::iter(items).map(work).buffer_unordered(CONCURRENCY).flat_map(futures::stream::iter).collect().await
 }
 
 /// How many subscriptions (and invoices) one run works on at once.

@@ -41,14 +41,16 @@ pub struct GrpcPayments {
 pub struct GrpcCatalog {
     pub client: CatalogClient,
     pub timeout: Duration,
-    /// (tenant, rate id) → what the rate bills in arrears: a rate's prices
-    /// and its products' kinds and meters never change.
-    pub arrears: std::sync::Mutex<std::collections::HashMap<(String, String), Kept>>,
+    /// (tenant, rate id) → the rate's terms, and what it bills in arrears:
+    /// a rate's period, notice and prices and its products' kinds and
+    /// meters never change.
+    terms: Memo<RateTerms>,
+    arrears: Memo<Arc<Vec<ArrearsItem>>>,
 }
 
 impl GrpcCatalog {
     pub fn new(client: CatalogClient, timeout: Duration) -> GrpcCatalog {
-        GrpcCatalog { client, timeout, arrears: Default::default() }
+        GrpcCatalog { client, timeout, terms: Memo::default(), arrears: Memo::default() }
     }
 
     /// Rate `id` (id or handle).
@@ -69,11 +71,39 @@ impl GrpcCatalog {
     }
 }
 
-/// A rate's in-arrears products, as kept.
-type Kept = Arc<Vec<ArrearsItem>>;
+/// Answers about rates that never change, kept per (tenant, rate id) and
+/// bounded (emptied when full). Only ids are kept: a handle names the
+/// newest version of a rate, which a new version changes.
+struct Memo<V> {
+    kept: std::sync::Mutex<std::collections::HashMap<(String, String), V>>,
+}
 
-/// Most rates whose in-arrears products one process keeps.
-const ARREARS_KEPT: usize = 10_000;
+impl<V> Default for Memo<V> {
+    fn default() -> Self {
+        Memo { kept: Default::default() }
+    }
+}
+
+/// Most rates one process keeps answers about.
+const RATES_KEPT: usize = 10_000;
+
+impl<V: Clone> Memo<V> {
+    fn get(&self, tenant: &str, rate_id: &str) -> Option<V> {
+        let kept = self.kept.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        kept.get(&(tenant.to_string(), rate_id.to_string())).cloned()
+    }
+
+    fn keep(&self, tenant: &str, rate_id: &str, value: V) {
+        if !rate_id.starts_with("rate_") {
+            return;
+        }
+        let mut kept = self.kept.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if kept.len() >= RATES_KEPT {
+            kept.clear();
+        }
+        kept.insert((tenant.to_string(), rate_id.to_string()), value);
+    }
+}
 
 fn dec(raw: &str) -> Decimal {
     Decimal::from_str(raw).unwrap_or_default()
@@ -507,6 +537,9 @@ impl Catalog for GrpcCatalog {
     }
 
     async fn rate_terms(&self, ctx: &CallContext, id: &str) -> AppResult<RateTerms> {
+        if let Some(kept) = self.terms.get(&ctx.tenant_id, id) {
+            return Ok(kept);
+        }
         let rate = self.rate(ctx, id).await?;
         let bp = rate.billing_period.unwrap_or_default();
         let unit = match catpb::PeriodUnit::try_from(bp.unit) {
@@ -515,10 +548,12 @@ impl Catalog for GrpcCatalog {
             Ok(catpb::PeriodUnit::Year) => Unit::Year,
             _ => Unit::Month,
         };
-        Ok(RateTerms {
+        let terms = RateTerms {
             period: Period { unit, count: bp.count.max(1) as u32 },
             notice_days: rate.notice_period_days.max(0) as u32,
-        })
+        };
+        self.terms.keep(&ctx.tenant_id, id, terms);
+        Ok(terms)
     }
 
     async fn coupon_code(&self, ctx: &CallContext, id: &str) -> AppResult<Option<String>> {
@@ -531,9 +566,8 @@ impl Catalog for GrpcCatalog {
     }
 
     async fn arrears_items(&self, ctx: &CallContext, rate_id: &str) -> AppResult<Arc<Vec<ArrearsItem>>> {
-        let key = (ctx.tenant_id.clone(), rate_id.to_string());
-        if let Some(kept) = self.arrears.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&key) {
-            return Ok(kept.clone());
+        if let Some(kept) = self.arrears.get(&ctx.tenant_id, rate_id) {
+            return Ok(kept);
         }
         let rate = self.rate(ctx, rate_id).await?;
         let whole_rate = rate.timing == catpb::BillingTiming::InArrears as i32;
@@ -566,11 +600,7 @@ impl Catalog for GrpcCatalog {
             }
         }
         let items = Arc::new(items);
-        let mut kept = self.arrears.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if kept.len() >= ARREARS_KEPT {
-            kept.clear();
-        }
-        kept.insert(key, items.clone());
+        self.arrears.keep(&ctx.tenant_id, rate_id, items.clone());
         Ok(items)
     }
 }

@@ -106,6 +106,36 @@ macro_rules! store {
                 Ok(qb.build_query_as::<(String, String)>().fetch_all(&self.pool).await?)
             }
 
+            async fn claim_invoices(
+                &self,
+                due: chrono::DateTime<chrono::Utc>,
+                until: chrono::DateTime<chrono::Utc>,
+                limit: i64,
+            ) -> Result<Vec<(String, String, chrono::DateTime<chrono::Utc>)>, StorageError> {
+                // `claimed_due` keeps the time each was due (the SET reads
+                // the row as it was).
+                let mut qb = sqlx::QueryBuilder::<$db>::new(
+                    "UPDATE invoices SET claimed_due = next_action_at, next_action_at = ",
+                );
+                qb.push_bind(until)
+                    .push(
+                        " WHERE (tenant_id, id) IN (SELECT tenant_id, id FROM invoices \
+                         WHERE next_action_at IS NOT NULL AND next_action_at <= ",
+                    )
+                    .push_bind(due)
+                    .push(" AND tenant_id NOT IN (SELECT tenant_id FROM test_clocks)")
+                    .push(" ORDER BY next_action_at, tenant_id, id LIMIT ")
+                    .push_bind(limit)
+                    .push($lock)
+                    .push(") RETURNING tenant_id, id, claimed_due");
+                let mut claimed = qb
+                    .build_query_as::<(String, String, chrono::DateTime<chrono::Utc>)>()
+                    .fetch_all(&self.pool)
+                    .await?;
+                claimed.sort_unstable_by(|a, b| (a.2, &a.0, &a.1).cmp(&(b.2, &b.0, &b.1)));
+                Ok(claimed)
+            }
+
             async fn take_invoice(
                 &self,
                 tenant: &str,

@@ -458,6 +458,17 @@ pub trait ClockStore: Send + Sync {
         seen: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> Result<bool, StorageError>;
+    /// Takes, in one statement, up to `limit` invoices due at or before
+    /// `due` of every tenant not in test mode for one run of the clock, as
+    /// [`Self::take_invoice`] takes one (on Postgres the candidates are
+    /// locked with `FOR UPDATE SKIP LOCKED`, so replicas take disjoint
+    /// sets); answers each (tenant, id) with the time it was due.
+    async fn claim_invoices(
+        &self,
+        due: DateTime<Utc>,
+        until: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<(String, String, DateTime<Utc>)>, StorageError>;
     /// For each coupon subscription `id` redeemed, how many of its start
     /// and renewal invoices were made since (the periods it has applied to).
     async fn coupon_periods(&self, tenant: &str, subscription_id: &str) -> Result<Vec<(String, i64)>, StorageError>;
@@ -577,6 +588,11 @@ pub const MIGRATIONS: Migrations = Migrations {
             name: "side_tables_by_subscription",
             sql: include_str!("../../migrations/postgres/0014_side_tables_by_subscription.sql"),
         },
+        Migration {
+            version: 15,
+            name: "invoice_claims",
+            sql: include_str!("../../migrations/postgres/0015_invoice_claims.sql"),
+        },
     ],
     sqlite: &[
         Migration { version: 1, name: "init", sql: include_str!("../../migrations/sqlite/0001_init.sql") },
@@ -627,6 +643,11 @@ pub const MIGRATIONS: Migrations = Migrations {
             version: 14,
             name: "side_tables_by_subscription",
             sql: include_str!("../../migrations/sqlite/0014_side_tables_by_subscription.sql"),
+        },
+        Migration {
+            version: 15,
+            name: "invoice_claims",
+            sql: include_str!("../../migrations/sqlite/0015_invoice_claims.sql"),
         },
     ],
 };
