@@ -247,7 +247,7 @@ impl App {
         let mut next = next;
         next.recurring_amount = offering.recurring_amount;
         let pending = self.repo.pending_charges(tenant, &sub.id).await?;
-        let arrears = match super::usage::closed_period(sub, next.current_period_start) {
+        let arrears = match crate::domain::usage::closed_period(sub, next.current_period_start) {
             Some(closed) => self.arrears_lines(ctx, sub, &account, closed).await?,
             None => Vec::new(),
         };
@@ -267,7 +267,7 @@ impl App {
     /// The invoice of `sub`'s in-arrears items for the period that closes
     /// at `at` without a next one (a cancellation or pause at its end).
     async fn closing(&self, ctx: &CallContext, sub: &Subscription, at: DateTime<Utc>) -> AppResult<Option<Invoice>> {
-        let Some(closed) = super::usage::closed_period(sub, at) else { return Ok(None) };
+        let Some(closed) = crate::domain::usage::closed_period(sub, at) else { return Ok(None) };
         let tenant = ctx.tenant_id.as_str();
         let account = self.account_alone(tenant, &sub.account_id, "id").await?;
         let arrears = self.arrears_lines(ctx, sub, &account, closed).await?;

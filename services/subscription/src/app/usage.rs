@@ -13,7 +13,6 @@
 //!   product the subscription does not have (`PRODUCT_NOT_ON_SUBSCRIPTION`)
 //!   and an event without id (`EVENT_ID_REQUIRED`) are refused.
 //!
-//!
 //! At a period's end the billing clock bills its in-arrears items
 //! ([`App::arrears_lines`]: METERED products at their aggregate, rated by
 //! pricing), counts them again when the draft is finalized
@@ -177,15 +176,6 @@ impl App {
     }
 }
 
-/// The closed period a renewal, cancellation or pause at `at` bills in
-/// arrears: from the current period's start to its end (or `at`, for an
-/// import billed before its period ended). A trial bills nothing.
-pub(crate) fn closed_period(sub: &Subscription, at: DateTime<Utc>) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
-    (sub.state != crate::domain::SubscriptionState::Trialing)
-        .then(|| (sub.current_period_start, at.min(sub.current_period_end)))
-        .filter(|(start, end)| start < end)
-}
-
 impl App {
     /// The in-arrears lines of contract `sub` (as it was during the period)
     /// over `start..end`: each METERED product at its aggregate, and on a
@@ -198,16 +188,12 @@ impl App {
         account: &Account,
         (start, end): (DateTime<Utc>, DateTime<Utc>),
     ) -> AppResult<Vec<InvoiceLine>> {
-        let tenant = ctx.tenant_id.as_str();
         let billed = self.catalog.arrears_items(ctx, &sub.rate_id).await.map_err(crate::peers::repriced)?;
         let mut lines = Vec::new();
         for item in billed.iter() {
-            let Some(held) = sub.items.iter().find(|i| i.product_id == item.product_id) else { continue };
-            let quantity = match &item.meter {
-                Some(m) => self.repo.aggregate_usage(tenant, &sub.id, &item.product_id, m, start, end).await?.value(),
-                None => held.quantity,
+            let Some((quantity, _, rated)) = self.arrears_item(ctx, sub, account, item, (start, end)).await? else {
+                continue;
             };
-            let rated = self.rate_arrears(ctx, account, &sub.rate_id, held, quantity, (start, end)).await?;
             let period = ClosedPeriod {
                 subscription_id: &sub.id,
                 offering_id: &sub.offering_id,
@@ -252,6 +238,30 @@ impl App {
         }
         inv.total_lines();
         Ok(())
+    }
+
+    /// What in-arrears `item` of contract `sub` comes to over `start..end`:
+    /// its quantity (a METERED product's aggregate, else the contract's),
+    /// the usage events counted, and its price; `None` when the contract
+    /// does not hold the product.
+    async fn arrears_item(
+        &self,
+        ctx: &CallContext,
+        sub: &Subscription,
+        account: &Account,
+        item: &crate::domain::usage::ArrearsItem,
+        (start, end): (DateTime<Utc>, DateTime<Utc>),
+    ) -> AppResult<Option<(Decimal, u64, RatedUsage)>> {
+        let Some(held) = sub.items.iter().find(|i| i.product_id == item.product_id) else { return Ok(None) };
+        let (quantity, events) = match &item.meter {
+            Some(m) => {
+                let a = self.repo.aggregate_usage(&ctx.tenant_id, &sub.id, &item.product_id, m, start, end).await?;
+                (a.value(), a.events())
+            }
+            None => (held.quantity, 0),
+        };
+        let rated = self.rate_arrears(ctx, account, &sub.rate_id, held, quantity, (start, end)).await?;
+        Ok(Some((quantity, events, rated)))
     }
 
     /// What pricing says `quantity` of contract item `held` costs on rate
@@ -303,26 +313,19 @@ impl App {
     /// running aggregate (or quantity) and what it would cost if the period
     /// closed now.
     pub async fn usage_summary(&self, ctx: &CallContext, id: &str) -> AppResult<UsageSummary> {
-        let tenant = ctx.tenant_id.as_str();
         if id.is_empty() {
             return Err(AppError::invalid("subscription_id", "is required"));
         }
+        let tenant = ctx.tenant_id.as_str();
         let sub = self.subscription(tenant, id).await?;
         let account = self.account_alone(tenant, &sub.account_id, "subscription_id").await?;
         let (start, end) = (sub.current_period_start, sub.current_period_end);
         let billed = self.catalog.arrears_items(ctx, &sub.rate_id).await.map_err(crate::peers::repriced)?;
         let mut lines = Vec::new();
         for item in billed.iter() {
-            let Some(held) = sub.items.iter().find(|i| i.product_id == item.product_id) else { continue };
-            let (quantity, events) = match &item.meter {
-                Some(m) => {
-                    let a = self.repo.aggregate_usage(tenant, &sub.id, &item.product_id, m, start, end).await?;
-                    (a.value(), a.events())
-                }
-                None => (held.quantity, 0),
-            };
-            let rated = self.rate_arrears(ctx, &account, &sub.rate_id, held, quantity, (start, end)).await?;
-            lines.push(SummaryLine { item: item.clone(), quantity, events, rated });
+            if let Some((quantity, events, rated)) = self.arrears_item(ctx, &sub, &account, item, (start, end)).await? {
+                lines.push(SummaryLine { item: item.clone(), quantity, events, rated });
+            }
         }
         Ok(UsageSummary { subscription: sub, period_start: start, period_end: end, lines })
     }

@@ -239,6 +239,96 @@ mod tests {
         assert_eq!(n.current_period_start, at(2023, 2, 28));
     }
 
+    fn bill_group() -> BillGroup {
+        BillGroup {
+            id: "bg_1".into(),
+            account_id: "acct_1".into(),
+            name: String::new(),
+            auto_email_invoice: false,
+            collect_automatically: true,
+            payment_method_id: "pm_1".into(),
+            gateway_customer_id: "cus_1".into(),
+            billing_day: 0,
+            collection_method: crate::domain::CollectionMethod::Automatic,
+            currency: "USD".into(),
+            contact_id: String::new(),
+            created_at: at(2023, 1, 1),
+            updated_at: at(2023, 1, 1),
+        }
+    }
+
+    fn usage_line(amount: &str) -> InvoiceLine {
+        use crate::domain::usage::{Aggregation, ArrearsItem, ClosedPeriod, Meter, RatedUsage, arrears_line};
+        let closed = ClosedPeriod {
+            subscription_id: "sub_1",
+            offering_id: "offr_1",
+            rate_id: "rate_1",
+            start: at(2023, 1, 31),
+            end: at(2023, 2, 28),
+        };
+        let item = ArrearsItem {
+            product_id: "prod_calls".into(),
+            name: "Calls".into(),
+            meter: Some(Meter { aggregation: Aggregation::Sum, property: String::new() }),
+        };
+        let amount: Decimal = amount.parse().expect("amount");
+        let rated = RatedUsage { amount_without_tax: amount, amount, ..Default::default() };
+        arrears_line(closed, &item, Decimal::from(7), rated)
+    }
+
+    #[test]
+    fn a_closed_periods_usage_comes_first_on_the_next_periods_invoice() {
+        let s = next_period(&sub(), &terms(), at(2023, 2, 28)).expect("renews");
+        let priced = PricedOffering { amount: Decimal::from(10), ..Default::default() };
+        let mut priced = priced;
+        priced.items.push(crate::domain::invoice::PricedItem {
+            product_id: "prod_1".into(),
+            quantity: Decimal::ONE,
+            amount_without_tax: Decimal::from(10),
+            amount: Decimal::from(10),
+            recurring_amount: Decimal::from(10),
+            ..Default::default()
+        });
+        let grace = at(2023, 2, 28) + Duration::hours(1);
+        let inv = cycle_invoice(&s, &bill_group(), &priced, vec![usage_line("3.50")], &[], at(2023, 2, 28), grace)
+            .expect("invoice");
+        assert_eq!(
+            (inv.status, inv.reason, inv.next_action_at),
+            (InvoiceStatus::Draft, InvoiceReason::SubscriptionCycle, Some(grace))
+        );
+        assert_eq!(inv.lines.len(), 2);
+        assert_eq!(inv.lines[0].kind, LineKind::Usage);
+        assert_eq!(
+            (inv.lines[0].period_start, inv.lines[0].period_end),
+            (Some(at(2023, 1, 31)), Some(at(2023, 2, 28)))
+        );
+        assert_eq!(
+            (inv.lines[1].period_start, inv.lines[1].period_end),
+            (Some(at(2023, 2, 28)), Some(at(2023, 3, 31)))
+        );
+        assert_eq!(inv.amount, "13.50".parse::<Decimal>().expect("d"), "lines add up to the total");
+        // Nothing in advance: the usage alone, even at zero (late usage
+        // during the grace period still counts), but no usage and nothing
+        // else is no invoice.
+        let nothing = PricedOffering::default();
+        let zero = cycle_invoice(&s, &bill_group(), &nothing, vec![usage_line("0")], &[], at(2023, 2, 28), grace)
+            .expect("an invoice at zero");
+        assert_eq!((zero.amount, zero.lines.len()), (Decimal::ZERO, 1));
+        assert!(cycle_invoice(&s, &bill_group(), &nothing, vec![], &[], at(2023, 2, 28), grace).is_none());
+    }
+
+    #[test]
+    fn a_last_period_is_invoiced_on_its_own() {
+        let s = sub();
+        let grace = at(2023, 2, 28) + Duration::hours(1);
+        let inv =
+            closing_invoice(&s, &bill_group(), vec![usage_line("2.25")], at(2023, 2, 28), grace).expect("invoice");
+        assert_eq!((inv.status, inv.reason), (InvoiceStatus::Draft, InvoiceReason::PeriodClose));
+        assert_eq!((inv.period_start, inv.period_end), (Some(at(2023, 1, 31)), Some(at(2023, 2, 28))));
+        assert_eq!((inv.amount, inv.next_action_at), ("2.25".parse::<Decimal>().expect("d"), Some(grace)));
+        assert!(closing_invoice(&s, &bill_group(), vec![], at(2023, 2, 28), grace).is_none(), "nothing in arrears");
+    }
+
     #[test]
     fn what_is_due_follows_the_state_and_what_is_scheduled() {
         let mut s = sub();

@@ -103,6 +103,15 @@ impl Aggregate {
     }
 }
 
+/// The closed period a renewal, cancellation or pause of `sub` at `at`
+/// bills in arrears: from the current period's start to its end (or `at`,
+/// for an import billed before its period ended). A trial bills nothing.
+pub fn closed_period(sub: &super::Subscription, at: DateTime<Utc>) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
+    (sub.state != super::SubscriptionState::Trialing)
+        .then(|| (sub.current_period_start, at.min(sub.current_period_end)))
+        .filter(|(start, end)| start < end)
+}
+
 /// What pricing says an in-arrears quantity costs.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct RatedUsage {
@@ -204,6 +213,19 @@ mod tests {
         {
             assert_eq!(of(a, &[]), Decimal::ZERO);
         }
+    }
+
+    #[test]
+    fn the_closed_period_ends_at_the_renewal_and_a_trial_bills_none() {
+        let mut s = crate::domain::test_subscription();
+        let (start, end) = (s.current_period_start, s.current_period_end);
+        assert_eq!(closed_period(&s, end), Some((start, end)));
+        // An import billed before its period ended: up to then.
+        let early = start + chrono::Duration::days(3);
+        assert_eq!(closed_period(&s, early), Some((start, early)));
+        assert_eq!(closed_period(&s, start), None, "an empty period");
+        s.state = crate::domain::SubscriptionState::Trialing;
+        assert_eq!(closed_period(&s, end), None);
     }
 
     #[test]
