@@ -2,7 +2,8 @@
 //!
 //! - 150 subscriptions due (their periods moved into the past in the
 //!   database, as a process down for a while finds them): the binary is
-//!   killed (SIGKILL) in the middle of the renewal batch, started again,
+//!   killed (SIGKILL) while it renews them (in passes of 10, each pass's
+//!   renewals written in one transaction), started again,
 //!   killed again while it charges the renewals, and started once more;
 //!   every subscription then has exactly one renewal invoice, paid, and the
 //!   provider charged each once (SQLite, and Postgres when
@@ -229,6 +230,9 @@ fn env(db_url: Option<&str>, clock_ms: &str) -> Vec<(&'static str, String)> {
         ("RECUR_JWT_SECRET", SECRET.to_string()),
         ("RECUR_BILLING_CLOCK_INTERVAL_MS", clock_ms.to_string()),
         ("RECUR_BILLING_CLOCK_LEASE_MS", "1500".to_string()),
+        // Small passes, so that a kill finds some renewals written (each
+        // pass's in one transaction) and others not yet.
+        ("RECUR_BILLING_CLOCK_BATCH", "10".to_string()),
     ];
     if let Some(url) = db_url {
         vars.push(("RECUR_DATABASE_URL", url.to_string()));

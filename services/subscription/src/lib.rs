@@ -98,6 +98,7 @@ fn spawn_billing_clock(env: &ServiceEnv, app: Arc<app::App>) {
     if interval.is_zero() {
         return;
     }
+    let batch = env.config.billing_clock_batch;
     // Leases name the process that holds them.
     let owner = recur_id::new_id(recur_id::Kind::Event);
     env.tasks.spawn(async move {
@@ -110,10 +111,10 @@ fn spawn_billing_clock(env: &ServiceEnv, app: Arc<app::App>) {
             }
             // A full batch: go on at once, the backlog is not done.
             loop {
-                match app.run_clock(&owner, 200).await {
+                match app.run_clock(&owner, batch).await {
                     Ok(done) if !done.is_empty() => {
                         tracing::info!(actions = done.len(), "billing clock pass");
-                        if done.len() < 200 {
+                        if done.len() < batch as usize {
                             break;
                         }
                     }

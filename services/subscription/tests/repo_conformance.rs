@@ -1058,6 +1058,64 @@ async fn a_pass_claims_its_due_invoices_in_one_statement(repo: &dyn Subscription
     assert_eq!(again, vec![due("inv_a", until)]);
 }
 
+async fn renewals_written_together_undo_only_the_one_that_fails(repo: &dyn SubscriptionRepo) {
+    seed(repo, "acme", "acct_1", "bg_1").await;
+    let mut subs = Vec::new();
+    for id in ["sub_1", "sub_2", "sub_3"] {
+        let s = subscription(id, "acct_1", "bg_1");
+        repo.insert_subscription("acme", &s, None, NO_KEY, &[], &[]).await.expect("insert");
+        subs.push(s);
+    }
+    let (start, end) = (subs[0].current_period_end, subs[0].current_period_end + Duration::days(31));
+    // sub_3's period is invoiced already (by another run).
+    assert!(renew(repo, &subs[2], "inv_other_run", start, end).await.expect("renew"));
+    let next = |s: &Subscription, version: i64| {
+        let mut n = s.clone();
+        n.version = version;
+        n.current_period_start = start;
+        n.current_period_end = end;
+        n.next_billing_at = Some(end);
+        n
+    };
+    let drafts = |n: &Subscription, id: &str| {
+        let mut inv = invoice(id, n, &["10.00"]);
+        inv.reason = InvoiceReason::SubscriptionCycle;
+        inv.status = InvoiceStatus::Draft;
+        inv
+    };
+    // sub_1 renews; sub_2 was read at a version that moved on; sub_3's
+    // period has its invoice.
+    let (n1, n2, n3) = (next(&subs[0], 0), next(&subs[1], 7), next(&subs[2], 1));
+    let (i1, i2, i3) = (drafts(&n1, "inv_1"), drafts(&n2, "inv_2"), drafts(&n3, "inv_3"));
+    let events = [Event::new(
+        SubscriptionEvent::SubscriptionRenewed {
+            subscription_id: "sub_1".into(),
+            period_start: String::new(),
+            period_end: String::new(),
+            invoice_id: "inv_1".into(),
+        },
+        start,
+    )];
+    let mut c1 = plain(&n1, "renew", Some(&i1));
+    c1.events = &events;
+    let changes = [c1, plain(&n2, "renew", Some(&i2)), plain(&n3, "renew", Some(&i3))];
+    let saved = repo.save_subscriptions("acme", &changes).await.expect("one transaction");
+    assert!(matches!(saved[0], Ok(true)), "{:?}", saved[0]);
+    assert!(matches!(saved[1], Ok(false)), "{:?}", saved[1]);
+    assert!(saved[2].as_ref().is_err_and(|e| e.is_unique()), "{:?}", saved[2]);
+    let got = repo.get_subscription("acme", "sub_1").await.expect("get").expect("sub");
+    assert_eq!((got.version, got.current_period_end), (1, end));
+    assert!(repo.get_invoice("acme", "inv_1").await.expect("get").is_some());
+    assert!(event_types(repo, "acme").await.contains(&"subscription.renewed".to_string()));
+    for (id, version) in [("sub_2", 0), ("sub_3", 1)] {
+        let got = repo.get_subscription("acme", id).await.expect("get").expect("sub");
+        assert_eq!(got.version, version, "{id} is as it was");
+    }
+    assert!(repo.get_invoice("acme", "inv_2").await.expect("get").is_none());
+    assert!(repo.get_invoice("acme", "inv_3").await.expect("get").is_none());
+    assert!(repo.save_subscriptions("acme", &[]).await.expect("nothing").is_empty());
+}
+
 async fn one_off_charges_are_billed_by_one_renewal(repo: &dyn SubscriptionRepo) {
     seed(repo, "acme", "acct_1", "bg_1").await;
     let s = subscription("sub_1", "acct_1", "bg_1");
@@ -1308,6 +1366,7 @@ on_both!(
     a_usage_event_id_is_stored_once_per_tenant,
     usage_adds_up_by_each_aggregation_within_the_period,
     a_pass_claims_its_due_invoices_in_one_statement,
+    renewals_written_together_undo_only_the_one_that_fails,
     a_last_periods_usage_is_invoiced_once_by_the_database,
     finalizing_a_draft_writes_its_recounted_usage_lines,
     a_declined_payment_keeps_the_invoice_dunning_state,

@@ -267,6 +267,8 @@ pub struct Config {
     pub reconcile_interval: Duration,
     pub billing_clock_interval: Duration,
     pub billing_clock_lease: Duration,
+    /// Most subscriptions (and invoices) one pass of the billing clock takes.
+    pub billing_clock_batch: i64,
     pub rate_limits: RateLimits,
     pub log_filter: String,
     pub log_format: LogFormat,
@@ -437,6 +439,7 @@ impl Config {
             billing_clock_lease: Duration::from_millis(
                 number("RECUR_BILLING_CLOCK_LEASE_MS", 60_000)?.clamp(100, 3_600_000),
             ),
+            billing_clock_batch: number("RECUR_BILLING_CLOCK_BATCH", 200)?.clamp(1, 5_000) as i64,
             rate_limits,
             log_filter: get("RECUR_LOG").unwrap_or_else(|| "info".into()),
             log_format,

@@ -116,16 +116,11 @@ impl App {
         Ok(Some(self.collect_change(ctx, sub, invoice).await?))
     }
 
-    /// Writes `plan` as change `action` of the subscription; see the
-    /// module docs.
-    pub(crate) async fn commit(
-        &self,
-        ctx: &CallContext,
-        action: Action,
-        idem: &Idem,
-        mut plan: Plan,
-    ) -> AppResult<Changed> {
-        let tenant = ctx.tenant_id.as_str();
+    /// What writing `plan` as change `action` takes besides the plan: an
+    /// un-parked subscription (any change but a renewal), the account's
+    /// credit consumed by (or given by) its invoice, and the invoice's
+    /// events. Answers the credit entries to write with it.
+    pub(crate) async fn prepare(&self, tenant: &str, action: Action, plan: &mut Plan) -> AppResult<Vec<CreditEntry>> {
         if action != Action::Renew {
             // A change of a parked subscription is what un-parks it.
             plan.sub.parked_reason.clear();
@@ -151,6 +146,20 @@ impl App {
                 inv.created_at,
             ));
         }
+        Ok(credits)
+    }
+
+    /// Writes `plan` as change `action` of the subscription; see the
+    /// module docs.
+    pub(crate) async fn commit(
+        &self,
+        ctx: &CallContext,
+        action: Action,
+        idem: &Idem,
+        mut plan: Plan,
+    ) -> AppResult<Changed> {
+        let tenant = ctx.tenant_id.as_str();
+        let credits = self.prepare(tenant, action, &mut plan).await?;
         let change = Change {
             sub: &plan.sub,
             action: action.name(),

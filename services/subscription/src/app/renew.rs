@@ -14,6 +14,11 @@
 //!   the tenant's schedule, an invoice the customer pays found overdue at
 //!   its due date, the final action when the schedule is used up.
 //!
+//! A background pass ([`App::run_clock`]) leases its due subscriptions in
+//! one statement, plans their renewals several at once and writes each
+//! tenant's renewals in one transaction (a savepoint each); what else is
+//! due goes one by one. It takes its due invoices in one statement too.
+//!
 //! Exactly once: each step is written over the subscription's version, and
 //! the database keeps one renewal invoice per subscription and period (a
 //! unique index), so a step that lost a race or is re-run after a crash
@@ -600,25 +605,10 @@ impl App {
                 limit,
             })
             .await?;
-        // Subscriptions are independent: several at once, each in order;
-        // their leases are given up together at the end.
-        let mut out = at_once(claimed.clone(), |(tenant, id)| async move {
-            let ctx = self.peer_context(&tenant);
-            let mut done = Vec::new();
-            match Box::pin(self.bill_subscription(&ctx, &id, now, &mut done)).await {
-                Ok(()) => {}
-                // Another run's change (a lease that ran out under load):
-                // it did the work or the next pass does.
-                Err(e) if e.code() == Code::Aborted => {
-                    tracing::debug!(tenant = %tenant, subscription = %id, error = %e, "renewal raced another run");
-                }
-                Err(e) => {
-                    tracing::warn!(tenant = %tenant, subscription = %id, error = %e, "renewal failed; retried next pass")
-                }
-            }
-            done
-        })
-        .await;
+        // Subscriptions are independent: their renewals are planned several
+        // at once and written together; their leases are given up together
+        // at the end.
+        let mut out = Box::pin(self.renew_claimed(claimed.clone(), now)).await;
         if let Err(e) = self.repo.release_leases(owner, &claimed).await {
             tracing::warn!(error = %e, "leases kept until they end");
         }
@@ -638,6 +628,149 @@ impl App {
         out.extend(invoiced);
         out.extend(self.follow_all_payments().await?);
         Ok(out)
+    }
+
+    /// The work of the subscriptions a pass claimed, due by `now`: each
+    /// one's renewal planned (several at once), then each tenant's
+    /// renewals written in one transaction (a savepoint each, so one that
+    /// lost a race undoes only itself); what else is due (a start, a
+    /// cancellation or pause, the next of several missed periods, a plan
+    /// that failed) one by one, as [`Self::bill_subscription`] does it.
+    async fn renew_claimed(&self, claimed: Vec<(String, String)>, now: DateTime<Utc>) -> Vec<ClockAction> {
+        use futures::StreamExt;
+        let planned: Vec<(String, String, AppResult<Option<Renewal>>)> = futures::stream::iter(claimed)
+            .map(|(tenant, id)| async move {
+                let ctx = self.peer_context(&tenant);
+                let plan = Box::pin(self.plan_renewal(&ctx, &id, now)).await;
+                (tenant, id, plan)
+            })
+            .buffer_unordered(CONCURRENCY)
+            .collect()
+            .await;
+        let mut by_tenant: std::collections::BTreeMap<String, Vec<Renewal>> = Default::default();
+        let mut one_by_one = Vec::new();
+        for (tenant, id, plan) in planned {
+            match plan {
+                Ok(Some(r)) => by_tenant.entry(tenant).or_default().push(r),
+                // Nothing plain to renew, or a refusal: the one-by-one way
+                // does what is due (and parks what cannot be priced).
+                Ok(None) | Err(_) => one_by_one.push((tenant, id)),
+            }
+        }
+        // A tenant's renewals in groups, each group one transaction, several
+        // groups at once.
+        let mut groups = Vec::new();
+        for (tenant, mut renewals) in by_tenant {
+            while !renewals.is_empty() {
+                let rest = renewals.split_off(renewals.len().min(WRITE_GROUP));
+                groups.push((tenant.clone(), std::mem::replace(&mut renewals, rest)));
+            }
+        }
+        let written: Vec<(String, AppResult<Written>)> = futures::stream::iter(groups)
+            .map(|(tenant, renewals)| async move {
+                let ctx = self.peer_context(&tenant);
+                let written = Box::pin(self.commit_renewals(&ctx, renewals, now)).await;
+                (tenant, written)
+            })
+            .buffer_unordered(WRITERS)
+            .collect()
+            .await;
+        let mut out = Vec::new();
+        for (tenant, w) in written {
+            match w {
+                Ok(w) => {
+                    out.extend(w.done);
+                    one_by_one.extend(w.behind.into_iter().map(|id| (tenant.clone(), id)));
+                }
+                Err(e) => tracing::warn!(tenant = %tenant, error = %e, "renewals failed; retried next pass"),
+            }
+        }
+        let rest = at_once(one_by_one, |(tenant, id)| async move {
+            let ctx = self.peer_context(&tenant);
+            let mut done = Vec::new();
+            match Box::pin(self.bill_subscription(&ctx, &id, now, &mut done)).await {
+                Ok(()) => {}
+                // Another run's change (a lease that ran out under load):
+                // it did the work or the next pass does.
+                Err(e) if e.code() == Code::Aborted => {
+                    tracing::debug!(tenant = %tenant, subscription = %id, error = %e, "renewal raced another run");
+                }
+                Err(e) => {
+                    tracing::warn!(tenant = %tenant, subscription = %id, error = %e, "renewal failed; retried next pass")
+                }
+            }
+            done
+        })
+        .await;
+        out.extend(rest);
+        out
+    }
+
+    /// The renewal of subscription `id` when that is what is due by `now`
+    /// (not parked, its next billing time come, a period to renew); `None`
+    /// otherwise.
+    async fn plan_renewal(&self, ctx: &CallContext, id: &str, now: DateTime<Utc>) -> AppResult<Option<Renewal>> {
+        let sub = self.subscription(&ctx.tenant_id, id).await?;
+        let Some(at) = sub.next_billing_at.filter(|t| *t <= now && sub.parked_reason.is_empty()) else {
+            return Ok(None);
+        };
+        if due_step(&sub) != Some(Due::Renew) {
+            return Ok(None);
+        }
+        let kind = if sub.state == SubscriptionState::Trialing { "trial_ended" } else { "renewed" };
+        let plan = Box::pin(self.renewal(ctx, &sub, at)).await?;
+        Ok(Some(Renewal { id: id.to_string(), plan, at, kind }))
+    }
+
+    /// Writes one tenant's `renewals` in one transaction: what was renewed,
+    /// and the subscriptions still behind `now` (another missed period due).
+    async fn commit_renewals(
+        &self,
+        ctx: &CallContext,
+        renewals: Vec<Renewal>,
+        now: DateTime<Utc>,
+    ) -> AppResult<Written> {
+        let tenant = ctx.tenant_id.as_str();
+        let mut prepared = Vec::with_capacity(renewals.len());
+        for mut r in renewals {
+            let credits = self.prepare(tenant, Action::Renew, &mut r.plan).await?;
+            prepared.push((r, credits));
+        }
+        let none = Idem::default();
+        let changes: Vec<crate::repo::Change<'_>> = prepared
+            .iter()
+            .map(|(r, credits)| crate::repo::Change {
+                sub: &r.plan.sub,
+                action: Action::Renew.name(),
+                idem: none.as_repo(),
+                invoice: r.plan.invoice.as_ref(),
+                credits,
+                redeem: &r.plan.redeem,
+                release: &r.plan.release,
+                events: &r.plan.events,
+            })
+            .collect();
+        let saved = self.repo.save_subscriptions(tenant, &changes).await?;
+        let (mut out, mut behind) = (Vec::new(), Vec::new());
+        for ((r, _), result) in prepared.iter().zip(saved) {
+            match result {
+                Ok(true) => {
+                    let mut a = ClockAction::new(r.at, r.kind, &r.id);
+                    a.invoice_id = r.plan.invoice.as_ref().map(|i| i.id.clone()).unwrap_or_default();
+                    out.push(a);
+                    if r.plan.sub.next_billing_at.is_some_and(|t| t <= now) {
+                        behind.push(r.id.clone());
+                    }
+                }
+                // Another run's change came first (it did the work, or the
+                // next pass does), or the period is invoiced already.
+                Ok(false) => tracing::debug!(tenant = %tenant, subscription = %r.id, "renewal raced another run"),
+                Err(e) => {
+                    tracing::debug!(tenant = %tenant, subscription = %r.id, error = %e, "period invoiced already")
+                }
+            }
+        }
+        Ok(Written { done: out, behind })
     }
 
     /// Everything due for test-mode `tenant` up to its clock's time `now`,
@@ -691,6 +824,22 @@ impl App {
     }
 }
 
+/// A subscription's renewal as a pass plans it: the plan, when it was due
+/// and what the clock calls it (`renewed`, `trial_ended`).
+struct Renewal {
+    id: String,
+    plan: Plan,
+    at: DateTime<Utc>,
+    kind: &'static str,
+}
+
+/// What a transaction of renewals did: the renewals, and the subscriptions
+/// still behind (another missed period due).
+struct Written {
+    done: Vec<ClockAction>,
+    behind: Vec<String>,
+}
+
 /// How long a run holds the subscriptions it claimed unless configured
 /// (`RECUR_BILLING_CLOCK_LEASE_MS`); one that died is taken over after it.
 pub const LEASE: Duration = Duration::seconds(60);
@@ -705,6 +854,11 @@ where
     use futures::StreamExt;
     futures::stream::iter(items).map(work).buffer_unordered(CONCURRENCY).flat_map(futures::stream::iter).collect().await
 }
+
+/// How many renewals one transaction of a pass writes, and how many such
+/// transactions run at once.
+const WRITE_GROUP: usize = 8;
+const WRITERS: usize = 8;
 
 /// How many subscriptions (and invoices) one run works on at once.
 const CONCURRENCY: usize = 32;

@@ -309,6 +309,17 @@ pub trait SubscriptionStore: Send + Sync {
     /// another change came first (the version moved on, or a credit balance
     /// it consumes is no longer there): nothing was written.
     async fn save_subscription(&self, tenant: &str, change: &Change<'_>) -> Result<bool, StorageError>;
+    /// Writes `changes` as [`Self::save_subscription`] writes one, all in
+    /// one transaction (one commit), each in its own savepoint: each is
+    /// answered `Ok(true)` (written), `Ok(false)` (another change came
+    /// first) or a unique violation (what it inserts exists, e.g. its
+    /// period's invoice), and only itself is undone. Another error undoes
+    /// them all.
+    async fn save_subscriptions(
+        &self,
+        tenant: &str,
+        changes: &[Change<'_>],
+    ) -> Result<Vec<Result<bool, StorageError>>, StorageError>;
     /// The subscription a change under idempotency key `key` was made to,
     /// and that request's fingerprint.
     async fn mutation_by_key(&self, tenant: &str, key: &str) -> Result<Option<MutationKey>, StorageError>;

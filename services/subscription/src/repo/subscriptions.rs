@@ -51,6 +51,100 @@ macro_rules! store {
             }
         }
 
+        /// Writes change `c` in the caller's transaction: the subscription
+        /// over the version it was read at (`Ok(false)`: it changed
+        /// meanwhile; the caller rolls back), the rows listings filter on,
+        /// coupons, the idempotency key, the invoice, credit and events.
+        async fn save_in(tx: &mut Tx<'_>, tenant: &str, c: &super::Change<'_>) -> Result<bool, StorageError> {
+            let s = c.sub;
+            let scheduled = match &s.scheduled_change {
+                Some(change) => to_json(change)?,
+                None => String::new(),
+            };
+            let changed = sqlx::query(
+                "UPDATE subscriptions SET state = $4, offering_id = $5, rate_id = $6, items = $7, \
+                 coupon_codes = $8, recurring_amount = $9, start_date = $10, anchor_day = $11, \
+                 anchor_month = $12, metadata = $13, cancel_at_period_end = $14, current_period_start = $15, \
+                 current_period_end = $16, trial_start = $17, trial_end = $18, next_billing_at = $19, \
+                 activated_at = $20, canceled_at = $21, expires_at = $22, paused_at = $23, resume_at = $24, \
+                 cancel_reason = $25, cancel_comment = $26, scheduled_change = $27, \
+                 previous_billing_at = $28, updated_at = $29, parked_reason = $30, version = version + 1 \
+                 WHERE tenant_id = $1 AND id = $2 AND version = $3",
+            )
+            .bind(tenant)
+            .bind(&s.id)
+            .bind(s.version)
+            .bind(s.state.as_str())
+            .bind(&s.offering_id)
+            .bind(&s.rate_id)
+            .bind(to_json(&s.items)?)
+            .bind(to_json(&s.coupon_codes)?)
+            .bind(Dec(s.recurring_amount))
+            .bind(s.start_date.format("%Y-%m-%d").to_string())
+            .bind(i32::try_from(s.billing_anchor.day).unwrap_or(0))
+            .bind(i32::try_from(s.billing_anchor.month).unwrap_or(0))
+            .bind(to_json(&s.metadata)?)
+            .bind(s.cancel_at_period_end)
+            .bind(s.current_period_start)
+            .bind(s.current_period_end)
+            .bind(s.trial_start)
+            .bind(s.trial_end)
+            .bind(s.next_billing_at)
+            .bind(s.activated_at)
+            .bind(s.canceled_at)
+            .bind(s.expires_at)
+            .bind(s.paused_at)
+            .bind(s.resume_at)
+            .bind(&s.cancel_reason)
+            .bind(&s.cancel_comment)
+            .bind(scheduled)
+            .bind(s.previous_billing_at)
+            .bind(s.updated_at)
+            .bind(&s.parked_reason)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected();
+            if changed == 0 {
+                return Ok(false);
+            }
+            // What listings filter on follows the row.
+            sqlx::query("DELETE FROM subscription_products WHERE tenant_id = $1 AND subscription_id = $2")
+                .bind(tenant)
+                .bind(&s.id)
+                .execute(&mut **tx)
+                .await?;
+            sqlx::query("DELETE FROM subscription_coupons WHERE tenant_id = $1 AND subscription_id = $2")
+                .bind(tenant)
+                .bind(&s.id)
+                .execute(&mut **tx)
+                .await?;
+            side_tables(tx, tenant, s, false).await?;
+            redeem_coupons(tx, tenant, s, c.redeem, c.release).await?;
+            if let Some(key) = c.idem.key {
+                sqlx::query(
+                    "INSERT INTO subscription_mutations (tenant_id, idempotency_key, request_hash, \
+                     subscription_id, action, created_at, invoice_id) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(tenant)
+                .bind(key)
+                .bind(c.idem.hash)
+                .bind(&s.id)
+                .bind(c.action)
+                .bind(s.updated_at.to_rfc3339())
+                .bind(c.invoice.map(|i| i.id.as_str()).unwrap_or_default())
+                .execute(&mut **tx)
+                .await?;
+            }
+            if let Some(inv) = c.invoice {
+                insert_invoice(tx, tenant, inv).await?;
+            }
+            if !move_credit(tx, tenant, c.credits).await? {
+                return Ok(false);
+            }
+            insert_events(tx, tenant, c.events).await?;
+            Ok(true)
+        }
+
         #[async_trait::async_trait]
         impl super::SubscriptionStore for $repo {
             async fn insert_subscription(
@@ -247,98 +341,54 @@ macro_rules! store {
             }
 
             async fn save_subscription(&self, tenant: &str, c: &super::Change<'_>) -> Result<bool, StorageError> {
-                let s = c.sub;
                 let mut tx = self.pool.begin().await?;
-                let scheduled = match &s.scheduled_change {
-                    Some(change) => to_json(change)?,
-                    None => String::new(),
-                };
-                let changed = sqlx::query(
-                    "UPDATE subscriptions SET state = $4, offering_id = $5, rate_id = $6, items = $7, \
-                     coupon_codes = $8, recurring_amount = $9, start_date = $10, anchor_day = $11, \
-                     anchor_month = $12, metadata = $13, cancel_at_period_end = $14, current_period_start = $15, \
-                     current_period_end = $16, trial_start = $17, trial_end = $18, next_billing_at = $19, \
-                     activated_at = $20, canceled_at = $21, expires_at = $22, paused_at = $23, resume_at = $24, \
-                     cancel_reason = $25, cancel_comment = $26, scheduled_change = $27, \
-                     previous_billing_at = $28, updated_at = $29, parked_reason = $30, version = version + 1 \
-                     WHERE tenant_id = $1 AND id = $2 AND version = $3",
-                )
-                .bind(tenant)
-                .bind(&s.id)
-                .bind(s.version)
-                .bind(s.state.as_str())
-                .bind(&s.offering_id)
-                .bind(&s.rate_id)
-                .bind(to_json(&s.items)?)
-                .bind(to_json(&s.coupon_codes)?)
-                .bind(Dec(s.recurring_amount))
-                .bind(s.start_date.format("%Y-%m-%d").to_string())
-                .bind(i32::try_from(s.billing_anchor.day).unwrap_or(0))
-                .bind(i32::try_from(s.billing_anchor.month).unwrap_or(0))
-                .bind(to_json(&s.metadata)?)
-                .bind(s.cancel_at_period_end)
-                .bind(s.current_period_start)
-                .bind(s.current_period_end)
-                .bind(s.trial_start)
-                .bind(s.trial_end)
-                .bind(s.next_billing_at)
-                .bind(s.activated_at)
-                .bind(s.canceled_at)
-                .bind(s.expires_at)
-                .bind(s.paused_at)
-                .bind(s.resume_at)
-                .bind(&s.cancel_reason)
-                .bind(&s.cancel_comment)
-                .bind(scheduled)
-                .bind(s.previous_billing_at)
-                .bind(s.updated_at)
-                .bind(&s.parked_reason)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                if changed == 0 {
+                if !save_in(&mut tx, tenant, c).await? {
                     return Ok(false);
                 }
-                // What listings filter on follows the row.
-                sqlx::query("DELETE FROM subscription_products WHERE tenant_id = $1 AND subscription_id = $2")
-                    .bind(tenant)
-                    .bind(&s.id)
-                    .execute(&mut *tx)
-                    .await?;
-                sqlx::query("DELETE FROM subscription_coupons WHERE tenant_id = $1 AND subscription_id = $2")
-                    .bind(tenant)
-                    .bind(&s.id)
-                    .execute(&mut *tx)
-                    .await?;
-                side_tables(&mut tx, tenant, s, false).await?;
-                redeem_coupons(&mut tx, tenant, s, c.redeem, c.release).await?;
-                if let Some(key) = c.idem.key {
-                    sqlx::query(
-                        "INSERT INTO subscription_mutations (tenant_id, idempotency_key, request_hash, \
-                         subscription_id, action, created_at, invoice_id) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                    )
-                    .bind(tenant)
-                    .bind(key)
-                    .bind(c.idem.hash)
-                    .bind(&s.id)
-                    .bind(c.action)
-                    .bind(s.updated_at.to_rfc3339())
-                    .bind(c.invoice.map(|i| i.id.as_str()).unwrap_or_default())
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                if let Some(inv) = c.invoice {
-                    insert_invoice(&mut tx, tenant, inv).await?;
-                }
-                if !move_credit(&mut tx, tenant, c.credits).await? {
-                    return Ok(false);
-                }
-                insert_events(&mut tx, tenant, c.events).await?;
                 tx.commit().await?;
-                if c.invoice.is_some() {
+                // A draft (a renewal's, in its grace period) is numbered
+                // when it is finalized.
+                if c.invoice.is_some_and(|i| i.status != crate::domain::InvoiceStatus::Draft) {
                     number_invoices(&self.pool, &self.numbering, tenant).await?;
                 }
                 Ok(true)
+            }
+
+            async fn save_subscriptions(
+                &self,
+                tenant: &str,
+                changes: &[super::Change<'_>],
+            ) -> Result<Vec<Result<bool, StorageError>>, StorageError> {
+                use sqlx::Acquire;
+                let mut tx = self.pool.begin().await?;
+                let mut saved = Vec::with_capacity(changes.len());
+                for c in changes {
+                    // Each in its own savepoint: one that lost a race (or
+                    // whose period is invoiced already) undoes only itself.
+                    let mut one = (&mut tx).begin().await?;
+                    match save_in(&mut one, tenant, c).await {
+                        Ok(true) => {
+                            one.commit().await?;
+                            saved.push(Ok(true));
+                        }
+                        Ok(false) => {
+                            one.rollback().await?;
+                            saved.push(Ok(false));
+                        }
+                        Err(e) if e.is_unique() => {
+                            one.rollback().await?;
+                            saved.push(Err(e));
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+                tx.commit().await?;
+                if changes.iter().zip(&saved).any(|(c, s)| {
+                    matches!(s, Ok(true)) && c.invoice.is_some_and(|i| i.status != crate::domain::InvoiceStatus::Draft)
+                }) {
+                    number_invoices(&self.pool, &self.numbering, tenant).await?;
+                }
+                Ok(saved)
             }
 
             async fn redemptions(&self, tenant: &str, codes: &[String]) -> Result<Vec<(String, i64)>, StorageError> {
