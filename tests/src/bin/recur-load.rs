@@ -961,27 +961,9 @@ async fn renewals(o: &Options) -> i32 {
     let metered = metered_rate(&mut c, &fee, &seats).await;
     let n = o.subscriptions;
     let started = Instant::now();
-    app.execute(
-        "subscription",
-        &format!(
-            "INSERT INTO subscriptions (tenant_id, id, account_id, bill_group_id, offering_id, rate_id, state, items, \
-             coupon_codes, currency, recurring_amount, start_date, anchor_day, anchor_month, metadata, \
-             cancel_at_period_end, current_period_start, current_period_end, next_billing_at, activated_at, \
-             quote_id, request_hash, created_at, updated_at) \
-             SELECT '{tenant}', 'sub_renew' || lpad(g::text, 9, '0'), '{account}', '{bg}', '{o}', '{r}', 'active', \
-             '[{{\"product_id\":\"{fee}\",\"quantity\":\"1\"}},{{\"product_id\":\"{seats}\",\"quantity\":\"' || (1 + g % 20) || '\"}}]', \
-             '[]', 'USD', 100, (now() - interval '32 days')::date::text, \
-             EXTRACT(DAY FROM now() - interval '2 hours')::int, 0, '{{}}', false, \
-             now() - interval '32 days', now() - interval '2 hours', now() - interval '2 hours', \
-             now() - interval '32 days', '', '', now() - interval '32 days', now() - interval '32 days' \
-             FROM generate_series(1, {n}) g WHERE g % 3 <> 0",
-            o = rate.offering_id,
-            r = rate.id,
-        ),
-    )
-    .await;
-    // Every third subscription also has metered API calls (SUM), with 1 to
-    // 5 usage events in the period that closes.
+    // Every third subscription is on the metered rate, with its API calls
+    // (SUM) among its items and 1 to 5 usage events in the period that
+    // closes.
     let calls = &metered.calls;
     app.execute(
         "subscription",
@@ -990,15 +972,19 @@ async fn renewals(o: &Options) -> i32 {
              coupon_codes, currency, recurring_amount, start_date, anchor_day, anchor_month, metadata, \
              cancel_at_period_end, current_period_start, current_period_end, next_billing_at, activated_at, \
              quote_id, request_hash, created_at, updated_at) \
-             SELECT '{tenant}', 'sub_renew' || lpad(g::text, 9, '0'), '{account}', '{bg}', '{o}', '{r}', 'active', \
-             '[{{\"product_id\":\"{fee}\",\"quantity\":\"1\"}},{{\"product_id\":\"{seats}\",\"quantity\":\"' || (1 + g % 20) || '\"}},{{\"product_id\":\"{calls}\",\"quantity\":\"0\"}}]', \
+             SELECT '{tenant}', 'sub_renew' || lpad(g::text, 9, '0'), '{account}', '{bg}', \
+             CASE WHEN g % 3 = 0 THEN '{mo}' ELSE '{o}' END, CASE WHEN g % 3 = 0 THEN '{mr}' ELSE '{r}' END, 'active', \
+             '[{{\"product_id\":\"{fee}\",\"quantity\":\"1\"}},{{\"product_id\":\"{seats}\",\"quantity\":\"' || (1 + g % 20) || '\"}}' \
+             || CASE WHEN g % 3 = 0 THEN ',{{\"product_id\":\"{calls}\",\"quantity\":\"0\"}}]' ELSE ']' END, \
              '[]', 'USD', 100, (now() - interval '32 days')::date::text, \
              EXTRACT(DAY FROM now() - interval '2 hours')::int, 0, '{{}}', false, \
              now() - interval '32 days', now() - interval '2 hours', now() - interval '2 hours', \
              now() - interval '32 days', '', '', now() - interval '32 days', now() - interval '32 days' \
-             FROM generate_series(1, {n}) g WHERE g % 3 = 0",
-            o = metered.offering_id,
-            r = metered.rate_id,
+             FROM generate_series(1, {n}) g",
+            o = rate.offering_id,
+            r = rate.id,
+            mo = metered.offering_id,
+            mr = metered.rate_id,
         ),
     )
     .await;

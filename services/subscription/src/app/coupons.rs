@@ -47,6 +47,25 @@ impl App {
 
     /// What `sub` recurs at with `codes`, checked by pricing (redemption
     /// counts included).
+    /// `sub` holding coupon `codes` (their usages as pricing takes them)
+    /// from now: its recurring amount priced again, with `event`.
+    async fn with_coupons(
+        &self,
+        ctx: &CallContext,
+        sub: &Subscription,
+        codes: Vec<String>,
+        usages: Vec<(String, i32, i32)>,
+        event: SubscriptionEvent,
+    ) -> AppResult<Plan> {
+        let recurring = self.recurring_with(ctx, sub, &codes, usages).await?;
+        let now = self.now(&ctx.tenant_id);
+        let mut next = sub.clone();
+        next.coupon_codes = codes;
+        next.recurring_amount = recurring;
+        next.updated_at = now;
+        Ok(Plan::new(next, None, vec![Event::new(event, now)]))
+    }
+
     async fn recurring_with(
         &self,
         ctx: &CallContext,
@@ -94,17 +113,8 @@ impl App {
                 // Coupons it holds already are not redeemed again.
                 all_usages.push((c.clone(), 0, 1));
             }
-            let recurring = self.recurring_with(ctx, &sub, &codes, all_usages).await?;
-            let now = self.now(&ctx.tenant_id);
-            let mut next = sub.clone();
-            next.coupon_codes = codes;
-            next.recurring_amount = recurring;
-            next.updated_at = now;
-            let event = Event::new(
-                SubscriptionEvent::CouponApplied { subscription_id: sub.id.clone(), code: code.to_string() },
-                now,
-            );
-            let mut plan = Plan::new(next, None, vec![event]);
+            let event = SubscriptionEvent::CouponApplied { subscription_id: sub.id.clone(), code: code.to_string() };
+            let mut plan = self.with_coupons(ctx, &sub, codes, all_usages, event).await?;
             plan.redeem = redeem;
             self.commit(ctx, Action::Change, idem, plan).await
         })
@@ -124,17 +134,8 @@ impl App {
             }
             let codes: Vec<String> = sub.coupon_codes.iter().filter(|c| *c != code).cloned().collect();
             let usages = codes.iter().map(|c| (c.clone(), 0, 1)).collect();
-            let recurring = self.recurring_with(ctx, &sub, &codes, usages).await?;
-            let now = self.now(&ctx.tenant_id);
-            let mut next = sub.clone();
-            next.coupon_codes = codes;
-            next.recurring_amount = recurring;
-            next.updated_at = now;
-            let event = Event::new(
-                SubscriptionEvent::CouponRemoved { subscription_id: sub.id.clone(), code: code.to_string() },
-                now,
-            );
-            let mut plan = Plan::new(next, None, vec![event]);
+            let event = SubscriptionEvent::CouponRemoved { subscription_id: sub.id.clone(), code: code.to_string() };
+            let mut plan = self.with_coupons(ctx, &sub, codes, usages, event).await?;
             plan.release = vec![code.to_string()];
             self.commit(ctx, Action::Change, idem, plan).await
         })
