@@ -399,6 +399,26 @@ async fn metered_usage_is_billed_in_arrears(app: &TestApp) {
         .await
         .expect_err("no such subscription");
     assert_eq!(err.code(), Code::NotFound);
+
+    // Canceled at the end of April: April's usage is on its own invoice,
+    // and usage of April that comes during its grace period still counts.
+    c.subscriptions
+        .cancel_subscription(sub::CancelSubscriptionRequest {
+            id: s.id.clone(),
+            timing: sub::CancelTiming::EndOfTerm as i32,
+            ..Default::default()
+        })
+        .await
+        .expect("cancel at the end of the term");
+    advance(&mut c, at(2024, 5, 1, 0) + chrono::Duration::minutes(30)).await;
+    let r = record(&mut c, &s.id, vec![event("s6", sum, "2", at(2024, 4, 30, 23), None)]).await;
+    assert_eq!(r.accepted, 1, "{:?}", r.results);
+    advance(&mut c, at(2024, 5, 1, 2)).await;
+    let all = invoices(&mut c, &s.id).await;
+    let last = all.iter().find(|i| i.billing_reason == "period_close").expect("the last period's invoice");
+    assert_eq!(last.status, sub::InvoiceStatus::Paid as i32);
+    assert_eq!((time(&last.period_start), time(&last.period_end)), (at(2024, 4, 1, 0), at(2024, 5, 1, 0)));
+    assert_eq!((last.lines[0].quantity.as_str(), amount(&last.amount)), ("3", d("1.50")), "1 + 2 late");
 }
 
 /// An invoice line as the tests compare it: product, kind, quantity,
@@ -450,6 +470,36 @@ async fn an_in_arrears_rate_is_invoiced_at_each_period_end(app: &TestApp) {
     assert_eq!(invoices(&mut c, &s.id).await.len(), 2);
 }
 
+/// A subscription to usage alone has no invoice at its start; its first
+/// period's usage is billed at its end, and usage of that period arriving
+/// during the grace period still counts.
+async fn usage_alone_counts_late_usage_of_the_first_period(app: &TestApp) {
+    let mut c = app.clients("acme");
+    enable(&mut c, at(2024, 1, 1, 0)).await;
+    let calls =
+        product(&mut c, "Calls", cat::ProductKind::Metered, cat::UsageAggregation::Sum, "").await.expect("calls");
+    let (offering, rate) =
+        plan(&mut c, "usage-only", cat::BillingTiming::InAdvance, vec![per_unit(&calls.id, "0.10")]).await;
+    let (account, bg) = recur_e2e::card_account(&mut c, "Usage only").await;
+    let s = subscribe(&mut c, &account, &bg, &offering, &rate).await;
+    assert!(invoices(&mut c, &s.id).await.is_empty(), "nothing is due at the start");
+    advance(&mut c, at(2024, 1, 20, 0)).await;
+    assert_eq!(record(&mut c, &s.id, vec![event("j1", &calls.id, "30", at(2024, 1, 19, 0), None)]).await.accepted, 1);
+    advance(&mut c, at(2024, 2, 1, 0) + chrono::Duration::minutes(30)).await;
+    let late = record(&mut c, &s.id, vec![event("j2", &calls.id, "20", at(2024, 1, 31, 22), None)]).await;
+    assert_eq!(late.accepted, 1, "{:?}", late.results);
+    advance(&mut c, at(2024, 2, 1, 2)).await;
+    let all = invoices(&mut c, &s.id).await;
+    assert_eq!(all.len(), 1);
+    assert_eq!((all[0].lines[0].quantity.as_str(), amount(&all[0].amount)), ("50", d("5.00")));
+    assert_eq!(all[0].status, sub::InvoiceStatus::Paid as i32);
+}
+
+recur_e2e::on_both_backends!(
+    usage_alone_sqlite,
+    usage_alone_postgres,
+    usage_alone_counts_late_usage_of_the_first_period
+);
 recur_e2e::on_both_backends!(catalog_sqlite, catalog_postgres, the_catalog_keeps_each_meters_aggregation);
 recur_e2e::on_both_backends!(metered_sqlite, metered_postgres, metered_usage_is_billed_in_arrears);
 recur_e2e::on_both_backends!(arrears_sqlite, arrears_postgres, an_in_arrears_rate_is_invoiced_at_each_period_end);

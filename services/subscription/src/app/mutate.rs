@@ -93,7 +93,11 @@ impl App {
             return Ok(done);
         }
         match mutate.await {
-            Err(e) if idem.key.is_some() => self.replayed(ctx, id, idem).await?.ok_or(e),
+            // The refusal stands unless the key's first call did it.
+            Err(e) if idem.key.is_some() => match self.replayed(ctx, id, idem).await {
+                Ok(Some(done)) => Ok(done),
+                _ => Err(e),
+            },
             other => other,
         }
     }

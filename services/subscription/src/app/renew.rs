@@ -164,7 +164,7 @@ impl App {
             }
             Due::Resume => ("resumed", Box::pin(self.resume(ctx, &id, &none)).await?),
             Due::Cancel => {
-                let closing = Box::pin(self.closing(ctx, &sub, at)).await?;
+                let closing = Box::pin(self.closing_or_none(ctx, &sub, at)).await?;
                 let mut next = sub.clone();
                 crate::domain::lifecycle::end_now(&mut next, SubscriptionState::Canceled, at);
                 let reason =
@@ -177,7 +177,7 @@ impl App {
                 )
             }
             Due::Pause => {
-                let closing = Box::pin(self.closing(ctx, &sub, at)).await?;
+                let closing = Box::pin(self.closing_or_none(ctx, &sub, at)).await?;
                 let mut next = sub.clone();
                 next.state = SubscriptionState::Paused;
                 next.next_billing_at = next.resume_at;
@@ -267,6 +267,24 @@ impl App {
             at,
         );
         Ok(Plan::new(next, invoice, vec![event]))
+    }
+
+    /// [`Self::closing`], except that a refusal a retry does not fix (the
+    /// rate cannot be rated) does not hold up the cancellation or pause:
+    /// it goes ahead without that invoice, and says so in the log.
+    async fn closing_or_none(
+        &self,
+        ctx: &CallContext,
+        sub: &Subscription,
+        at: DateTime<Utc>,
+    ) -> AppResult<Option<Invoice>> {
+        match self.closing(ctx, sub, at).await {
+            Err(e) if is_permanent(&e) => {
+                tracing::warn!(subscription = %sub.id, error = %e, "last period's usage not invoiced");
+                Ok(None)
+            }
+            other => other,
+        }
     }
 
     /// The invoice of `sub`'s in-arrears items for the period that closes
@@ -614,7 +632,9 @@ impl App {
         }
         // Due invoices taken in one statement, this run's until the lease
         // ends (then, should it have died, the next run's).
-        let leased = now + self.lease;
+        // The lease runs from when they are taken (the renewals before may
+        // have taken a while).
+        let leased = self.clock.now_micros() + self.lease;
         let due = self.repo.claim_invoices(now, leased, limit).await?;
         let invoiced = at_once(due, |(tenant, id, at)| async move {
             let ctx = self.peer_context(&tenant);

@@ -160,19 +160,35 @@ impl App {
     }
 
     /// The earliest time `sub` still bills usage for: its current period's
-    /// start, or the previous period's while that period's renewal invoice
-    /// is a draft (the grace period).
+    /// start, or an earlier period's while an invoice billing that
+    /// period's usage is still a draft (the grace period): a renewal's (the
+    /// previous period) or a last period's (`period_close`).
     async fn earliest_billed(&self, tenant: &str, sub: &crate::domain::Subscription) -> AppResult<DateTime<Utc>> {
         let invoices = self.repo.invoices_of_subscription(tenant, &sub.id).await?;
-        let draft = invoices.iter().find(|i| {
-            i.reason == InvoiceReason::SubscriptionCycle
-                && i.status == InvoiceStatus::Draft
-                && i.period_start == Some(sub.current_period_start)
+        let drafts = invoices.iter().filter(|i| {
+            i.status == InvoiceStatus::Draft
+                && matches!(i.reason, InvoiceReason::SubscriptionCycle | InvoiceReason::PeriodClose)
         });
-        let previous = draft.and_then(|d| {
-            invoices.iter().filter(|i| i.period_end == d.period_start).filter_map(|i| i.period_start).min()
-        });
-        Ok(previous.unwrap_or(sub.current_period_start))
+        // Its usage lines say which period a draft still counts.
+        let counted = drafts
+            .clone()
+            .flat_map(|i| i.lines.iter())
+            .filter(|l| l.kind == LineKind::Usage)
+            .filter_map(|l| l.period_start)
+            .min();
+        // A renewal's draft without usage lines: the period before it.
+        let previous = drafts
+            .filter(|d| {
+                d.reason == InvoiceReason::SubscriptionCycle && d.period_start == Some(sub.current_period_start)
+            })
+            .flat_map(|d| invoices.iter().filter(move |i| i.period_end == d.period_start))
+            .filter_map(|i| i.period_start)
+            .min();
+        Ok([counted, previous, Some(sub.current_period_start)]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(sub.current_period_start))
     }
 }
 

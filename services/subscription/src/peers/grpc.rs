@@ -595,7 +595,9 @@ impl Catalog for GrpcCatalog {
                 },
                 property: product.aggregation_property.clone(),
             });
-            if meter.is_some() || whole_rate {
+            // A one-time product is billed once, at the start, not per period.
+            let one_time = product.kind == catpb::ProductKind::OneTime as i32;
+            if meter.is_some() || (whole_rate && !one_time) {
                 items.push(ArrearsItem { product_id: product.id.clone(), name: product.name.clone(), meter });
             }
         }
