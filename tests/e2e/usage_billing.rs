@@ -117,6 +117,17 @@ async fn subscribe(c: &mut Clients, account: &str, bg: &str, offering: &str, rat
         .expect("subscription")
 }
 
+async fn cancel_at_end_of_term(c: &mut Clients, id: &str) {
+    c.subscriptions
+        .cancel_subscription(sub::CancelSubscriptionRequest {
+            id: id.into(),
+            timing: sub::CancelTiming::EndOfTerm as i32,
+            ..Default::default()
+        })
+        .await
+        .expect("cancel at the end of the term");
+}
+
 fn event(id: &str, product: &str, quantity: &str, at: DateTime<Utc>, user: Option<&str>) -> sub::UsageRecord {
     sub::UsageRecord {
         product_id: product.into(),
@@ -402,14 +413,7 @@ async fn metered_usage_is_billed_in_arrears(app: &TestApp) {
 
     // Canceled at the end of April: April's usage is on its own invoice,
     // and usage of April that comes during its grace period still counts.
-    c.subscriptions
-        .cancel_subscription(sub::CancelSubscriptionRequest {
-            id: s.id.clone(),
-            timing: sub::CancelTiming::EndOfTerm as i32,
-            ..Default::default()
-        })
-        .await
-        .expect("cancel at the end of the term");
+    cancel_at_end_of_term(&mut c, &s.id).await;
     advance(&mut c, at(2024, 5, 1, 0) + chrono::Duration::minutes(30)).await;
     let r = record(&mut c, &s.id, vec![event("s6", sum, "2", at(2024, 4, 30, 23), None)]).await;
     assert_eq!(r.accepted, 1, "{:?}", r.results);
@@ -445,14 +449,7 @@ async fn an_in_arrears_rate_is_invoiced_at_each_period_end(app: &TestApp) {
     assert_eq!((amount(&jan.amount), jan.status), (d("30.00"), sub::InvoiceStatus::Paid as i32));
     let line = &jan.lines[0];
     assert_eq!((time(&line.period_start), time(&line.period_end)), (at(2024, 1, 1, 0), at(2024, 2, 1, 0)));
-    c.subscriptions
-        .cancel_subscription(sub::CancelSubscriptionRequest {
-            id: s.id.clone(),
-            timing: sub::CancelTiming::EndOfTerm as i32,
-            ..Default::default()
-        })
-        .await
-        .expect("cancel at the end of the term");
+    cancel_at_end_of_term(&mut c, &s.id).await;
     advance(&mut c, at(2024, 3, 1, 2)).await;
     let all = invoices(&mut c, &s.id).await;
     assert_eq!(all.len(), 2, "February is invoiced when the subscription ends");
