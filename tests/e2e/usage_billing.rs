@@ -12,7 +12,7 @@ use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
 use recur_e2e::clock::{advance, amount, at, enable, time, ts};
-use recur_e2e::{Clients, TestApp, details};
+use recur_e2e::{Clients, TestApp, details, flat_price, per_unit_price};
 use recur_proto::catalog::v1 as cat;
 use recur_proto::pricing::v1 as pricing;
 use recur_proto::subscription::v1 as sub;
@@ -47,58 +47,7 @@ async fn product(
 
 /// An offering of `prices` (product, model price) and its monthly rate.
 async fn plan(c: &mut Clients, handle: &str, timing: cat::BillingTiming, prices: Vec<cat::Price>) -> (String, String) {
-    let offering = c
-        .catalog
-        .create_offering(cat::CreateOfferingRequest {
-            offering: Some(cat::Offering {
-                name: handle.into(),
-                handle: handle.into(),
-                product_ids: prices.iter().map(|p| p.product_id.clone()).collect(),
-                ..Default::default()
-            }),
-        })
-        .await
-        .expect("offering")
-        .into_inner()
-        .offering
-        .expect("offering");
-    let rate = c
-        .catalog
-        .create_rate(cat::CreateRateRequest {
-            rate: Some(cat::Rate {
-                offering_id: offering.id.clone(),
-                name: format!("{handle} monthly"),
-                currency_code: "USD".into(),
-                billing_period: Some(cat::BillingPeriod { unit: cat::PeriodUnit::Month as i32, count: 1 }),
-                timing: timing as i32,
-                prices,
-                ..Default::default()
-            }),
-        })
-        .await
-        .expect("rate")
-        .into_inner()
-        .rate
-        .expect("rate");
-    (offering.id, rate.id)
-}
-
-fn per_unit(product: &str, unit: &str) -> cat::Price {
-    cat::Price {
-        product_id: product.into(),
-        model: cat::PricingModel::PerUnit as i32,
-        unit_amount: unit.into(),
-        ..Default::default()
-    }
-}
-
-fn flat(product: &str, amount: &str) -> cat::Price {
-    cat::Price {
-        product_id: product.into(),
-        model: cat::PricingModel::Flat as i32,
-        flat_amount: amount.into(),
-        ..Default::default()
-    }
+    recur_e2e::monthly_offering(c, handle, handle, &format!("{handle} monthly"), timing, prices).await
 }
 
 async fn subscribe(c: &mut Clients, account: &str, bg: &str, offering: &str, rate: &str) -> sub::Subscription {
@@ -198,22 +147,8 @@ async fn the_catalog_keeps_each_meters_aggregation(app: &TestApp) {
     }
 
     // RateUsage: 12 calls at 0.25 = 3.00, with 10% tax in California.
-    let (_, rate) = plan(&mut c, "calls", cat::BillingTiming::InAdvance, vec![per_unit(&sum.id, "0.25")]).await;
-    c.catalog
-        .update_tenant_settings(cat::UpdateTenantSettingsRequest {
-            settings: Some(cat::TenantSettings {
-                tax_rates: vec![cat::TaxRate {
-                    country: "US".into(),
-                    state: "CA".into(),
-                    percent: "10".into(),
-                    name: "CA".into(),
-                }],
-                ..Default::default()
-            }),
-            update_mask: Some(recur_e2e::mask(&["tax_rates"])),
-        })
-        .await
-        .expect("tax rate");
+    let (_, rate) = plan(&mut c, "calls", cat::BillingTiming::InAdvance, vec![per_unit_price(&sum.id, "0.25")]).await;
+    recur_e2e::set_ca_tax(&mut c, "10").await;
     let rated = c
         .pricing
         .rate_usage(pricing::RateUsageRequest {
@@ -267,12 +202,12 @@ async fn metered_usage_is_billed_in_arrears(app: &TestApp) {
         (cat::UsageAggregation::Latest, "", "7.00"),
     ];
     let mut ids = Vec::new();
-    let mut prices = vec![flat(&fee.id, "10.00")];
+    let mut prices = vec![flat_price(&fee.id, "10.00")];
     for (aggregation, property, unit) in meters {
         let p = product(&mut c, &format!("{aggregation:?}"), cat::ProductKind::Metered, aggregation, property)
             .await
             .expect("meter");
-        prices.push(per_unit(&p.id, unit));
+        prices.push(per_unit_price(&p.id, unit));
         ids.push(p.id);
     }
     let (offering, rate) = plan(&mut c, "metered", cat::BillingTiming::InAdvance, prices).await;
@@ -438,7 +373,8 @@ async fn an_in_arrears_rate_is_invoiced_at_each_period_end(app: &TestApp) {
     let seat = product(&mut c, "Seat", cat::ProductKind::Recurring, cat::UsageAggregation::Unspecified, "")
         .await
         .expect("seat");
-    let (offering, rate) = plan(&mut c, "arrears", cat::BillingTiming::InArrears, vec![flat(&seat.id, "30.00")]).await;
+    let (offering, rate) =
+        plan(&mut c, "arrears", cat::BillingTiming::InArrears, vec![flat_price(&seat.id, "30.00")]).await;
     let (account, bg) = recur_e2e::card_account(&mut c, "Arrears").await;
     let s = subscribe(&mut c, &account, &bg, &offering, &rate).await;
     assert!(invoices(&mut c, &s.id).await.is_empty(), "nothing is due at the start");
@@ -476,7 +412,7 @@ async fn usage_alone_counts_late_usage_of_the_first_period(app: &TestApp) {
     let calls =
         product(&mut c, "Calls", cat::ProductKind::Metered, cat::UsageAggregation::Sum, "").await.expect("calls");
     let (offering, rate) =
-        plan(&mut c, "usage-only", cat::BillingTiming::InAdvance, vec![per_unit(&calls.id, "0.10")]).await;
+        plan(&mut c, "usage-only", cat::BillingTiming::InAdvance, vec![per_unit_price(&calls.id, "0.10")]).await;
     let (account, bg) = recur_e2e::card_account(&mut c, "Usage only").await;
     let s = subscribe(&mut c, &account, &bg, &offering, &rate).await;
     assert!(invoices(&mut c, &s.id).await.is_empty(), "nothing is due at the start");

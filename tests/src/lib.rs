@@ -396,13 +396,76 @@ pub async fn create_plan_named(c: &mut Clients, handle: &str, amount: &str, ca_t
         .into_inner()
         .product
         .expect("product");
+    let price = flat_price(&product.id, amount);
+    let (offering_id, rate_id) =
+        monthly_offering(c, "Starter", handle, "Starter monthly", cat::BillingTiming::InAdvance, vec![price]).await;
+    if let Some(percent) = ca_tax_percent {
+        set_ca_tax(c, percent).await;
+    }
+    Plan { product_id: product.id, offering_id, rate_id }
+}
+
+/// Makes `percent` the tenant's one tax rate, for US-CA.
+pub async fn set_ca_tax(c: &mut Clients, percent: &str) {
+    use recur_proto::catalog::v1 as cat;
+    c.catalog
+        .update_tenant_settings(cat::UpdateTenantSettingsRequest {
+            settings: Some(cat::TenantSettings {
+                tax_rates: vec![cat::TaxRate {
+                    country: "US".into(),
+                    state: "CA".into(),
+                    percent: percent.into(),
+                    name: "CA sales tax".into(),
+                }],
+                ..Default::default()
+            }),
+            update_mask: Some(mask(&["tax_rates"])),
+        })
+        .await
+        .expect("set tax rate");
+}
+
+/// A FLAT price of `amount` for `product`.
+pub fn flat_price(product: &str, amount: &str) -> recur_proto::catalog::v1::Price {
+    use recur_proto::catalog::v1 as cat;
+    cat::Price {
+        product_id: product.into(),
+        model: cat::PricingModel::Flat as i32,
+        flat_amount: amount.into(),
+        ..Default::default()
+    }
+}
+
+/// A PER_UNIT price of `unit` for `product`.
+pub fn per_unit_price(product: &str, unit: &str) -> recur_proto::catalog::v1::Price {
+    use recur_proto::catalog::v1 as cat;
+    cat::Price {
+        product_id: product.into(),
+        model: cat::PricingModel::PerUnit as i32,
+        unit_amount: unit.into(),
+        ..Default::default()
+    }
+}
+
+/// Creates offering `handle` (named `name`) of the products `prices`
+/// price, and its monthly USD rate `rate_name` billed `timing`; answers
+/// (offering id, rate id).
+pub async fn monthly_offering(
+    c: &mut Clients,
+    name: &str,
+    handle: &str,
+    rate_name: &str,
+    timing: recur_proto::catalog::v1::BillingTiming,
+    prices: Vec<recur_proto::catalog::v1::Price>,
+) -> (String, String) {
+    use recur_proto::catalog::v1 as cat;
     let offering = c
         .catalog
         .create_offering(cat::CreateOfferingRequest {
             offering: Some(cat::Offering {
-                name: "Starter".into(),
+                name: name.into(),
                 handle: handle.into(),
-                product_ids: vec![product.id.clone()],
+                product_ids: prices.iter().map(|p| p.product_id.clone()).collect(),
                 ..Default::default()
             }),
         })
@@ -416,16 +479,11 @@ pub async fn create_plan_named(c: &mut Clients, handle: &str, amount: &str, ca_t
         .create_rate(cat::CreateRateRequest {
             rate: Some(cat::Rate {
                 offering_id: offering.id.clone(),
-                name: "Starter monthly".into(),
+                name: rate_name.into(),
                 currency_code: "USD".into(),
                 billing_period: Some(cat::BillingPeriod { unit: cat::PeriodUnit::Month as i32, count: 1 }),
-                timing: cat::BillingTiming::InAdvance as i32,
-                prices: vec![cat::Price {
-                    product_id: product.id.clone(),
-                    model: cat::PricingModel::Flat as i32,
-                    flat_amount: amount.into(),
-                    ..Default::default()
-                }],
+                timing: timing as i32,
+                prices,
                 ..Default::default()
             }),
         })
@@ -434,24 +492,7 @@ pub async fn create_plan_named(c: &mut Clients, handle: &str, amount: &str, ca_t
         .into_inner()
         .rate
         .expect("rate");
-    if let Some(percent) = ca_tax_percent {
-        c.catalog
-            .update_tenant_settings(cat::UpdateTenantSettingsRequest {
-                settings: Some(cat::TenantSettings {
-                    tax_rates: vec![cat::TaxRate {
-                        country: "US".into(),
-                        state: "CA".into(),
-                        percent: percent.into(),
-                        name: "CA sales tax".into(),
-                    }],
-                    ..Default::default()
-                }),
-                update_mask: Some(mask(&["tax_rates"])),
-            })
-            .await
-            .expect("set tax rate");
-    }
-    Plan { product_id: product.id, offering_id: offering.id, rate_id: rate.id }
+    (offering.id, rate.id)
 }
 
 /// A field mask of `paths`.

@@ -1086,22 +1086,6 @@ async fn metered_rate(c: &mut recur_e2e::Clients, fee: &str, seats: &str) -> Met
         .product
         .expect("product")
         .id;
-    let offering = c
-        .catalog
-        .create_offering(cat::CreateOfferingRequest {
-            offering: Some(cat::Offering {
-                name: "Team metered".into(),
-                handle: "load-team-metered".into(),
-                product_ids: vec![fee.to_string(), seats.to_string(), calls.clone()],
-                ..Default::default()
-            }),
-        })
-        .await
-        .expect("offering")
-        .into_inner()
-        .offering
-        .expect("offering")
-        .id;
     let price = |product: &str, model: cat::PricingModel, unit: &str, flat: &str| cat::Price {
         product_id: product.to_string(),
         model: model as i32,
@@ -1109,29 +1093,20 @@ async fn metered_rate(c: &mut recur_e2e::Clients, fee: &str, seats: &str) -> Met
         flat_amount: flat.into(),
         ..Default::default()
     };
-    let rate_id = c
-        .catalog
-        .create_rate(cat::CreateRateRequest {
-            rate: Some(cat::Rate {
-                offering_id: offering.clone(),
-                name: "Team metered monthly".into(),
-                currency_code: "USD".into(),
-                billing_period: Some(cat::BillingPeriod { unit: cat::PeriodUnit::Month as i32, count: 1 }),
-                timing: cat::BillingTiming::InAdvance as i32,
-                prices: vec![
-                    price(fee, cat::PricingModel::Flat, "", "49.00"),
-                    price(seats, cat::PricingModel::PerUnit, "10.00", ""),
-                    price(&calls, cat::PricingModel::PerUnit, "0.002", ""),
-                ],
-                ..Default::default()
-            }),
-        })
-        .await
-        .expect("rate")
-        .into_inner()
-        .rate
-        .expect("rate")
-        .id;
+    let prices = vec![
+        price(fee, cat::PricingModel::Flat, "", "49.00"),
+        price(seats, cat::PricingModel::PerUnit, "10.00", ""),
+        price(&calls, cat::PricingModel::PerUnit, "0.002", ""),
+    ];
+    let (offering, rate_id) = recur_e2e::monthly_offering(
+        c,
+        "Team metered",
+        "load-team-metered",
+        "Team metered monthly",
+        cat::BillingTiming::InAdvance,
+        prices,
+    )
+    .await;
     MeteredRate { offering_id: offering, rate_id, calls }
 }
 

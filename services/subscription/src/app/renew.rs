@@ -197,7 +197,7 @@ impl App {
                 )
             }
             Due::Renew => {
-                let kind = if sub.state == SubscriptionState::Trialing { "trial_ended" } else { "renewed" };
+                let kind = renewal_kind(&sub);
                 let plan = Box::pin(self.renewal(ctx, &sub, at)).await?;
                 (kind, Box::pin(self.commit(ctx, Action::Renew, &none, plan)).await?)
             }
@@ -737,9 +737,8 @@ impl App {
         if due_step(&sub) != Some(Due::Renew) {
             return Ok(None);
         }
-        let kind = if sub.state == SubscriptionState::Trialing { "trial_ended" } else { "renewed" };
         let plan = Box::pin(self.renewal(ctx, &sub, at)).await?;
-        Ok(Some(Renewal { id: id.to_string(), plan, at, kind }))
+        Ok(Some(Renewal { id: id.to_string(), plan, at, kind: renewal_kind(&sub) }))
     }
 
     /// Writes one tenant's `renewals` in one transaction: what was renewed,
@@ -842,6 +841,11 @@ impl App {
         let peer_proof = self.peer_key.as_ref().map(|k| k.peer_proof(&bearer)).unwrap_or_default();
         CallContext { tenant_id: tenant.to_string(), bearer, deadline: None, peer_proof }
     }
+}
+
+/// What the clock calls `sub`'s renewal: a trial's end, or a renewal.
+fn renewal_kind(sub: &Subscription) -> &'static str {
+    if sub.state == SubscriptionState::Trialing { "trial_ended" } else { "renewed" }
 }
 
 /// A subscription's renewal as a pass plans it: the plan, when it was due

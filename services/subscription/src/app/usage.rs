@@ -225,12 +225,10 @@ impl App {
     /// Draft `inv`'s usage lines counted again (usage that came during the
     /// grace period) and the invoice totaled again.
     pub(crate) async fn recount_usage(&self, ctx: &CallContext, inv: &mut Invoice) -> AppResult<()> {
-        if !inv.lines.iter().any(|l| l.kind == LineKind::Usage) {
-            return Ok(());
-        }
         let tenant = ctx.tenant_id.as_str();
-        let sub = self.subscription(tenant, &inv.subscription_id).await?;
-        let account = self.account_alone(tenant, &inv.account_id, "account_id").await?;
+        // The contract and account are read only for a line that changed.
+        let mut contract: Option<(Subscription, Account)> = None;
+        let mut changed = false;
         for line in inv.lines.iter_mut().filter(|l| l.kind == LineKind::Usage) {
             let (Some(start), Some(end)) = (line.period_start, line.period_end) else { continue };
             let billed = self.catalog.arrears_items(ctx, &line.rate_id).await.map_err(crate::peers::repriced)?;
@@ -238,21 +236,33 @@ impl App {
             else {
                 continue;
             };
-            let quantity =
-                self.repo.aggregate_usage(tenant, &sub.id, &line.product_id, &meter, start, end).await?.value();
+            let quantity = self
+                .repo
+                .aggregate_usage(tenant, &inv.subscription_id, &line.product_id, &meter, start, end)
+                .await?
+                .value();
             if quantity == line.quantity {
                 continue;
             }
+            if contract.is_none() {
+                let sub = self.subscription(tenant, &inv.subscription_id).await?;
+                let account = self.account_alone(tenant, &inv.account_id, "account_id").await?;
+                contract = Some((sub, account));
+            }
+            let Some((sub, account)) = &contract else { continue };
             let held = sub
                 .items
                 .iter()
                 .find(|i| i.product_id == line.product_id)
                 .cloned()
                 .unwrap_or_else(|| crate::domain::Item::new(line.product_id.clone(), quantity));
-            let rated = self.rate_arrears(ctx, &account, &line.rate_id, &held, quantity, (start, end)).await?;
+            let rated = self.rate_arrears(ctx, account, &line.rate_id, &held, quantity, (start, end)).await?;
             *line = rerated(line, quantity, rated);
+            changed = true;
         }
-        inv.total_lines();
+        if changed {
+            inv.total_lines();
+        }
         Ok(())
     }
 
