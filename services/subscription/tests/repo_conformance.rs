@@ -827,6 +827,7 @@ async fn a_change_is_written_once_over_the_version_it_read(repo: &dyn Subscripti
         redeem: &[],
         release: &[],
         events: std::slice::from_ref(&event),
+        lists_unchanged: false,
     };
     assert!(repo.save_subscription("acme", &change).await.expect("activate"));
     let mut stored = active.clone();
@@ -866,6 +867,7 @@ async fn a_change_is_written_once_over_the_version_it_read(repo: &dyn Subscripti
         redeem: &[],
         release: &[],
         events: &[],
+        lists_unchanged: false,
     };
     assert!(!repo.save_subscription("acme", &stale).await.expect("second"));
     assert_eq!(repo.get_invoice("acme", "inv_2").await.expect("get"), None);
@@ -889,6 +891,7 @@ async fn credit_moves_once_per_source_and_never_below_zero(repo: &dyn Subscripti
             redeem: &[],
             release: &[],
             events: &[],
+            lists_unchanged: false,
         };
         repo.save_subscription("acme", &change).await
     };
@@ -915,7 +918,17 @@ async fn credit_moves_once_per_source_and_never_below_zero(repo: &dyn Subscripti
 
 /// A change of `sub` by `action` with no key, credit, coupon or event.
 fn plain<'a>(sub: &'a Subscription, action: &'a str, invoice: Option<&'a Invoice>) -> Change<'a> {
-    Change { sub, action, idem: NO_KEY, invoice, credits: &[], redeem: &[], release: &[], events: &[] }
+    Change {
+        sub,
+        action,
+        idem: NO_KEY,
+        invoice,
+        credits: &[],
+        redeem: &[],
+        release: &[],
+        events: &[],
+        lists_unchanged: false,
+    }
 }
 
 fn parked_event(id: &str) -> Event {
@@ -1324,6 +1337,181 @@ async fn finalizing_a_draft_writes_its_recounted_usage_lines(repo: &dyn Subscrip
     assert_eq!(stored.amount, draft.amount, "the total as finalized");
 }
 
+async fn invoices_and_bill_groups_are_read_many_at_once(repo: &dyn SubscriptionRepo) {
+    seed(repo, "acme", "acct_1", "bg_1").await;
+    let e = Event::new(
+        SubscriptionEvent::BillGroupCreated { bill_group_id: "bg_2".into(), account_id: "acct_1".into() },
+        t(1),
+    );
+    repo.insert_bill_group("acme", &bill_group("bg_2", "acct_1"), NO_KEY, &e).await.expect("bg_2");
+    let s1 = subscription("sub_1", "acct_1", "bg_1");
+    let s2 = subscription("sub_2", "acct_1", "bg_2");
+    repo.insert_subscription("acme", &s1, Some(&invoice("inv_1", &s1, &["1.00", "2.00"])), NO_KEY, &[], &[])
+        .await
+        .expect("sub_1");
+    repo.insert_subscription("acme", &s2, Some(&invoice("inv_2", &s2, &["3.00"])), NO_KEY, &[], &[])
+        .await
+        .expect("sub_2");
+    let ids = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let mut got = repo.get_invoices("acme", &ids(&["inv_2", "inv_1", "inv_none"])).await.expect("invoices");
+    got.sort_by(|a, b| a.id.cmp(&b.id));
+    let lines: Vec<(String, Vec<Decimal>)> =
+        got.iter().map(|i| (i.id.clone(), i.lines.iter().map(|l| l.amount).collect())).collect();
+    assert_eq!(
+        lines,
+        [("inv_1".to_string(), vec![d("1.00"), d("2.00")]), ("inv_2".to_string(), vec![d("3.00")])],
+        "each invoice with its own lines in order; an unknown id left out"
+    );
+    assert!(repo.get_invoices("globex", &ids(&["inv_1"])).await.expect("other tenant").is_empty());
+    let mut groups: Vec<String> = repo
+        .get_bill_groups("acme", &ids(&["bg_1", "bg_2", "bg_none"]))
+        .await
+        .expect("bill groups")
+        .into_iter()
+        .map(|b| b.id)
+        .collect();
+    groups.sort();
+    assert_eq!(groups, ["bg_1", "bg_2"]);
+    assert!(repo.get_bill_groups("globex", &ids(&["bg_1"])).await.expect("other tenant").is_empty());
+}
+
+async fn invoices_written_together_skip_only_the_one_that_changed(repo: &dyn SubscriptionRepo) {
+    seed(repo, "acme", "acct_1", "bg_1").await;
+    let mut drafts = Vec::new();
+    for i in 1..=3 {
+        let s = subscription(&format!("sub_{i}"), "acct_1", "bg_1");
+        let mut inv = invoice(&format!("inv_{i}"), &s, &["10.00"]);
+        inv.status = InvoiceStatus::Draft;
+        repo.insert_subscription("acme", &s, Some(&inv), NO_KEY, &[], &[]).await.expect("insert");
+        drafts.push(repo.get_invoice("acme", &inv.id).await.expect("get").expect("invoice"));
+    }
+    // The second changed since it was read.
+    let mut moved = drafts[1].clone();
+    moved.updated_at += Duration::seconds(5);
+    let read_at = drafts[1].updated_at;
+    assert!(repo.update_invoice("acme", &moved, InvoiceStatus::Draft, read_at, &[], &[]).await.expect("moved"));
+    let finalized: Vec<(Invoice, Vec<Event>)> = drafts
+        .iter()
+        .map(|d| {
+            let mut f = d.clone();
+            f.status = InvoiceStatus::Open;
+            f.updated_at = d.updated_at + Duration::seconds(1);
+            let e = Event::new(
+                SubscriptionEvent::InvoiceFinalized { invoice_id: d.id.clone(), number: String::new() },
+                f.updated_at,
+            );
+            (f, vec![e])
+        })
+        .collect();
+    let writes: Vec<repo::InvoiceWrite<'_>> = finalized
+        .iter()
+        .zip(&drafts)
+        .map(|((f, e), d)| repo::InvoiceWrite {
+            invoice: f,
+            was: d.status,
+            read_at: d.updated_at,
+            credits: &[],
+            events: e,
+        })
+        .collect();
+    let written = repo.update_invoices("acme", &writes).await.expect("together");
+    assert_eq!(written, [true, false, true]);
+    let mut stored = Vec::new();
+    for id in ["inv_1", "inv_2", "inv_3"] {
+        stored.push(repo.get_invoice("acme", id).await.expect("get").expect("inv"));
+    }
+    let (one, two, three) = (&stored[0], &stored[1], &stored[2]);
+    assert_eq!(
+        (one.status, two.status, three.status),
+        (InvoiceStatus::Open, InvoiceStatus::Draft, InvoiceStatus::Open)
+    );
+    assert!(!one.number.is_empty() && !three.number.is_empty() && one.number != three.number, "numbered once written");
+    assert!(two.number.is_empty());
+    let finalized_events: Vec<String> = repo
+        .list_events("acme", 0, 100)
+        .await
+        .expect("events")
+        .into_iter()
+        .filter(|e| e.event.type_name() == "invoice.finalized")
+        .map(|e| e.event.resource_id().to_string())
+        .collect();
+    assert_eq!(finalized_events, ["inv_1", "inv_3"], "events only of what was written");
+}
+
+async fn payments_are_recorded_together_and_past_due_ones_found(repo: &dyn SubscriptionRepo) {
+    seed(repo, "acme", "acct_1", "bg_1").await;
+    let mut paid = Vec::new();
+    for i in 1..=2 {
+        let s = subscription(&format!("sub_{i}"), "acct_1", "bg_1");
+        let mut inv = invoice(&format!("inv_{i}"), &s, &["10.00"]);
+        repo.insert_subscription("acme", &s, Some(&inv), NO_KEY, &[], &[]).await.expect("insert");
+        inv.status = InvoiceStatus::Paid;
+        inv.amount_paid = d("10.00");
+        inv.payment_ids = vec![format!("pay_{i}")];
+        paid.push(inv);
+    }
+    let events: Vec<Vec<Event>> = paid
+        .iter()
+        .map(|i| {
+            vec![Event::new(
+                SubscriptionEvent::InvoicePaid { invoice_id: i.id.clone(), payment_id: i.payment_ids[0].clone() },
+                t(3),
+            )]
+        })
+        .collect();
+    let together: Vec<(&Invoice, &[Event])> = paid.iter().zip(&events).map(|(i, e)| (i, e.as_slice())).collect();
+    repo.record_payments("acme", &together).await.expect("record");
+    for i in &paid {
+        let got = repo.get_invoice("acme", &i.id).await.expect("get").expect("inv");
+        assert_eq!(
+            (got.status, got.amount_due(), got.payment_ids),
+            (InvoiceStatus::Paid, d("0"), i.payment_ids.clone())
+        );
+    }
+    let paid_events = repo.list_events("acme", 0, 100).await.expect("events");
+    assert_eq!(paid_events.iter().filter(|e| e.event.type_name() == "invoice.paid").count(), 2);
+    let past_due = Event::new(
+        SubscriptionEvent::SubscriptionPastDue { subscription_id: "sub_2".into(), invoice_id: "inv_2".into() },
+        t(4),
+    );
+    repo.set_subscription_state("acme", "sub_2", SubscriptionState::PastDue, t(4), &past_due).await.expect("state");
+    let ids = vec!["sub_1".to_string(), "sub_2".to_string(), "sub_none".to_string()];
+    assert_eq!(repo.past_due_among("acme", &ids).await.expect("past due"), ["sub_2"]);
+    assert!(repo.past_due_among("globex", &ids).await.expect("other tenant").is_empty());
+}
+
+async fn a_renewal_that_keeps_its_products_keeps_its_listing_rows(repo: &dyn SubscriptionRepo) {
+    seed(repo, "acme", "acct_1", "bg_1").await;
+    let mut sub = subscription("sub_1", "acct_1", "bg_1");
+    sub.coupon_codes = vec!["SAVE".into()];
+    repo.insert_subscription("acme", &sub, None, NO_KEY, &[], &[]).await.expect("insert");
+    let by = |product: Option<&str>, coupon: Option<&str>| SubscriptionQuery {
+        states: vec![],
+        account_id: None,
+        offering_id: None,
+        rate_id: None,
+        product_id: product.map(Into::into),
+        coupon_code: coupon.map(Into::into),
+        metadata: vec![],
+        time_range: None,
+        order: SubscriptionOrder::Id,
+        descending: false,
+        after: None,
+        limit: 10,
+    };
+    let mut renewed = sub.clone();
+    renewed.current_period_start = sub.current_period_end;
+    renewed.current_period_end = sub.current_period_end + Duration::days(30);
+    let mut change = plain(&renewed, "renew", None);
+    change.lists_unchanged = true;
+    assert!(repo.save_subscription("acme", &change).await.expect("renew"));
+    for q in [by(Some("prod_1"), None), by(None, Some("SAVE"))] {
+        let found = repo.list_subscriptions("acme", &q).await.expect("list");
+        assert_eq!(found.len(), 1, "still listed by its product and coupon: {q:?}");
+        assert_eq!(found[0].current_period_start, renewed.current_period_start);
+    }
+}
+
 async fn sqlite() -> (TestDatabase, Arc<dyn SubscriptionRepo>) {
     let db = TestDatabase::sqlite();
     let repo = repo::open(&recur_storage::sqlite_file_url(&db.data_dir(), "subscription"), 4).await.expect("open");
@@ -1363,6 +1551,10 @@ macro_rules! on_both {
 }
 
 on_both!(
+    a_renewal_that_keeps_its_products_keeps_its_listing_rows,
+    invoices_and_bill_groups_are_read_many_at_once,
+    invoices_written_together_skip_only_the_one_that_changed,
+    payments_are_recorded_together_and_past_due_ones_found,
     a_usage_event_id_is_stored_once_per_tenant,
     usage_adds_up_by_each_aggregation_within_the_period,
     a_pass_claims_its_due_invoices_in_one_statement,

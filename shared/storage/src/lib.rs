@@ -34,6 +34,22 @@ use sqlx::{Decode, Encode, Postgres, Sqlite, Type};
 pub use sqlx;
 pub use writes::Writes;
 
+/// Pushes ` IN (v1, v2, …)` to `qb`, each of `values` bound: the list a
+/// column is matched against when many rows are read or written at once.
+/// `values` must not be empty (`IN ()` is not SQL).
+pub fn push_in<'q, DB, T>(qb: &mut sqlx::QueryBuilder<'q, DB>, values: impl IntoIterator<Item = T>)
+where
+    DB: sqlx::Database,
+    T: 'q + Encode<'q, DB> + Type<DB>,
+{
+    qb.push(" IN (");
+    let mut sep = qb.separated(", ");
+    for v in values {
+        sep.push_bind(v);
+    }
+    qb.push(")");
+}
+
 /// At most 100 characters of `input`, for an error that quotes it (used by
 /// [`stored_enum!`]).
 pub use recur_error::excerpt;

@@ -272,12 +272,9 @@ macro_rules! sql_repo {
             let mut qb = QueryBuilder::<$db>::new(
                 "SELECT offering_id, product_id FROM offering_products WHERE tenant_id = ",
             );
-            qb.push_bind(tenant).push(" AND offering_id IN (");
-            let mut sep = qb.separated(", ");
-            for o in offerings.iter() {
-                sep.push_bind(o.id.clone());
-            }
-            qb.push(") ORDER BY offering_id, position");
+            qb.push_bind(tenant).push(" AND offering_id");
+            recur_storage::push_in(&mut qb, offerings.iter().map(|o| o.id.clone()));
+            qb.push(" ORDER BY offering_id, position");
             let rows = qb.build().fetch_all(e).await?;
             for row in rows {
                 let offering_id: String = row.try_get("offering_id")?;

@@ -75,6 +75,21 @@ impl App {
             // The charge names the number: every attempt sees the same one.
             inv.number = self.repo.invoice_number(&ctx.tenant_id, &inv.id).await?;
         }
+        let payment = self.charge_invoice(ctx, bg, &inv, key).await?;
+        let (collected, events) = self.paid_with(ctx, inv, payment, dunning).await?;
+        self.repo.record_payment(&ctx.tenant_id, &collected.invoice, &events).await?;
+        Ok(collected)
+    }
+
+    /// Charges what is due on numbered invoice `inv` to the bill group's
+    /// payment method under gateway key `key`; nothing recorded yet.
+    pub(crate) async fn charge_invoice(
+        &self,
+        ctx: &CallContext,
+        bg: &BillGroup,
+        inv: &Invoice,
+        key: String,
+    ) -> AppResult<crate::peers::PaymentOutcome> {
         let charge = ChargeInput {
             customer_id: bg.gateway_customer_id.clone(),
             payment_method_id: bg.payment_method_id.clone(),
@@ -83,13 +98,24 @@ impl App {
             description: format!("Invoice {}", inv.number),
             idempotency_key: key,
         };
-        let payment = self.payments.charge(ctx, &charge).await.map_err(|e| {
+        self.payments.charge(ctx, &charge).await.map_err(|e| {
             // The gateway customer and method are the bill group's.
             e.map_fields(|f| match f {
                 "customer_id" | "payment_method_id" => "bill_group_id".into(),
                 other => other.to_string(),
             })
-        })?;
+        })
+    }
+
+    /// `inv` after `payment` of it, with the events to record with it
+    /// (see [`App::collect_with`] for `dunning`).
+    pub(crate) async fn paid_with(
+        &self,
+        ctx: &CallContext,
+        mut inv: Invoice,
+        payment: crate::peers::PaymentOutcome,
+        dunning: bool,
+    ) -> AppResult<(Collected, Vec<Event>)> {
         let now = self.now(&ctx.tenant_id);
         if !inv.payment_ids.contains(&payment.payment_id) {
             inv.payment_ids.push(payment.payment_id.clone());
@@ -134,12 +160,12 @@ impl App {
             // Settled later by the gateway: its payment events say how.
             PaymentStatus::Pending => inv.collection_paused = PAYMENT_PENDING.into(),
         }
-        self.repo.record_payment(&ctx.tenant_id, &inv, &events).await?;
-        Ok(Collected {
+        let collected = Collected {
             invoice: inv,
             payment_id: payment.payment_id,
             failed: payment.status == PaymentStatus::Failed,
             decline_code: payment.decline_code,
-        })
+        };
+        Ok((collected, events))
     }
 }

@@ -19,6 +19,7 @@ pub mod collect;
 pub mod coupons;
 pub mod events;
 pub mod import;
+pub mod invoice_pass;
 pub mod invoices;
 pub mod lifecycle;
 pub mod list;

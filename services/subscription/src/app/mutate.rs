@@ -173,6 +173,7 @@ impl App {
             redeem: &plan.redeem,
             release: &plan.release,
             events: &plan.events,
+            lists_unchanged: false,
         };
         let saved = match self.repo.save_subscription(tenant, &change).await {
             Ok(saved) => saved,

@@ -77,7 +77,7 @@ impl ClockAction {
 
 /// Whether a refusal will not go away by itself: the subscription is
 /// parked rather than retried.
-fn is_permanent(e: &AppError) -> bool {
+pub(crate) fn is_permanent(e: &AppError) -> bool {
     matches!(e.code(), Code::InvalidArgument | Code::FailedPrecondition | Code::NotFound | Code::OutOfRange)
 }
 
@@ -626,7 +626,11 @@ impl App {
         // Subscriptions are independent: their renewals are planned several
         // at once and written together; their leases are given up together
         // at the end.
+        // How long each half took, for the log.
+        let t0 = std::time::Instant::now();
+        let nclaimed = claimed.len();
         let mut out = Box::pin(self.renew_claimed(claimed.clone(), now)).await;
+        let t1 = t0.elapsed();
         if let Err(e) = self.repo.release_leases(owner, &claimed).await {
             tracing::warn!(error = %e, "leases kept until they end");
         }
@@ -636,7 +640,67 @@ impl App {
         // have taken a while).
         let leased = self.clock.now_micros() + self.lease;
         let due = self.repo.claim_invoices(now, leased, limit).await?;
-        let invoiced = at_once(due, |(tenant, id, at)| async move {
+        let invoiced = Box::pin(self.act_on_claimed_invoices(due, leased)).await;
+        let ninv = invoiced.len();
+        let t2 = t0.elapsed();
+        out.extend(invoiced);
+        out.extend(self.follow_all_payments().await?);
+        if nclaimed + ninv > 0 {
+            tracing::debug!(
+                subscriptions = nclaimed,
+                renewing_ms = t1.as_millis() as u64,
+                invoice_actions = ninv,
+                invoicing_ms = (t2 - t1).as_millis() as u64,
+                "clock pass"
+            );
+        }
+        Ok(out)
+    }
+
+    /// The work of the invoices a pass claimed (`(tenant, id, due at)`),
+    /// held until `leased`: each tenant's in groups, the plain ones of a
+    /// group together (`invoice_pass`), the rest one by one.
+    async fn act_on_claimed_invoices(
+        &self,
+        due: Vec<(String, String, DateTime<Utc>)>,
+        leased: DateTime<Utc>,
+    ) -> Vec<ClockAction> {
+        use futures::StreamExt;
+        let mut by_tenant: std::collections::BTreeMap<String, Vec<DueInvoice>> = Default::default();
+        for (tenant, id, at) in due {
+            by_tenant.entry(tenant).or_default().push((id, at));
+        }
+        let groups: Vec<(String, Vec<DueInvoice>)> = by_tenant
+            .into_iter()
+            .flat_map(|(tenant, items)| {
+                items.chunks(INVOICE_GROUP).map(|c| (tenant.clone(), c.to_vec())).collect::<Vec<_>>()
+            })
+            .collect();
+        let worked: Vec<(String, Vec<ClockAction>, Vec<DueInvoice>)> = futures::stream::iter(groups)
+            .map(|(tenant, items)| async move {
+                let ctx = self.peer_context(&tenant);
+                let mut done = Vec::new();
+                let rest = match Box::pin(self.invoices_together(&ctx, &items, leased, &mut done)).await {
+                    Ok(rest) => rest,
+                    Err(e) => {
+                        // Each is looked at again one by one: what the group
+                        // wrote is seen there and not done twice.
+                        tracing::warn!(tenant = %tenant, error = %e, "invoices together failed; one by one");
+                        items
+                    }
+                };
+                (tenant, done, rest)
+            })
+            .buffer_unordered(WRITERS)
+            .collect()
+            .await;
+        let mut out = Vec::new();
+        let mut one_by_one = Vec::new();
+        for (tenant, done, rest) in worked {
+            out.extend(done);
+            one_by_one.extend(rest.into_iter().map(|(id, at)| (tenant.clone(), id, at)));
+        }
+        let rest = at_once(one_by_one, |(tenant, id, at)| async move {
             let ctx = self.peer_context(&tenant);
             let mut done = Vec::new();
             if let Err(e) = Box::pin(self.act_on_claimed(&ctx, &id, at, leased, &mut done)).await {
@@ -645,9 +709,8 @@ impl App {
             done
         })
         .await;
-        out.extend(invoiced);
-        out.extend(self.follow_all_payments().await?);
-        Ok(out)
+        out.extend(rest);
+        out
     }
 
     /// The work of the subscriptions a pass claimed, due by `now`: each
@@ -738,7 +801,8 @@ impl App {
             return Ok(None);
         }
         let plan = Box::pin(self.renewal(ctx, &sub, at)).await?;
-        Ok(Some(Renewal { id: id.to_string(), plan, at, kind: renewal_kind(&sub) }))
+        let lists_unchanged = same_lists(&sub, &plan.sub);
+        Ok(Some(Renewal { id: id.to_string(), plan, at, kind: renewal_kind(&sub), lists_unchanged }))
     }
 
     /// Writes one tenant's `renewals` in one transaction: what was renewed,
@@ -767,6 +831,7 @@ impl App {
                 redeem: &r.plan.redeem,
                 release: &r.plan.release,
                 events: &r.plan.events,
+                lists_unchanged: r.lists_unchanged,
             })
             .collect();
         let saved = self.repo.save_subscriptions(tenant, &changes).await?;
@@ -855,6 +920,17 @@ struct Renewal {
     plan: Plan,
     at: DateTime<Utc>,
     kind: &'static str,
+    /// The renewal keeps the subscription's products and coupon codes.
+    lists_unchanged: bool,
+}
+
+/// Whether `after` has the products and coupon codes `before` had (the
+/// rows listings filter on stay).
+fn same_lists(before: &Subscription, after: &Subscription) -> bool {
+    let products =
+        |s: &Subscription| s.items.iter().map(|i| i.product_id.clone()).collect::<std::collections::BTreeSet<_>>();
+    let codes = |s: &Subscription| s.coupon_codes.iter().cloned().collect::<std::collections::BTreeSet<_>>();
+    products(before) == products(after) && codes(before) == codes(after)
 }
 
 /// What a transaction of renewals did: the renewals, and the subscriptions
@@ -883,6 +959,12 @@ where
 /// transactions run at once.
 const WRITE_GROUP: usize = 8;
 const WRITERS: usize = 8;
+
+/// An invoice a pass took: its id and when its next action was due.
+pub(crate) type DueInvoice = (String, DateTime<Utc>);
+
+/// Most invoices of one tenant a pass works on together.
+const INVOICE_GROUP: usize = 100;
 
 /// How many subscriptions (and invoices) one run works on at once.
 const CONCURRENCY: usize = 32;

@@ -244,6 +244,23 @@ macro_rules! store {
                 Ok(super::CreateContext { replayed: row.try_get("replayed")?, account, bill_group })
             }
 
+            async fn get_bill_groups(
+                &self,
+                tenant: &str,
+                ids: &[String],
+            ) -> Result<Vec<crate::domain::BillGroup>, StorageError> {
+                if ids.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let mut qb = sqlx::QueryBuilder::<$db>::new(format!(
+                    "SELECT {} FROM bill_groups b WHERE tenant_id = ",
+                    rows::BILL_GROUP_COLUMNS
+                ));
+                qb.push_bind(tenant).push(" AND id");
+                recur_storage::push_in(&mut qb, ids);
+                rows::all(qb.build_query_as::<rows::BillGroupRow>().fetch_all(&self.pool).await?)
+            }
+
             async fn get_bill_group(
                 &self,
                 tenant: &str,

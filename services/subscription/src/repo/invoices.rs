@@ -65,11 +65,7 @@ macro_rules! store {
                 }
                 qb.push(" ORDER BY created_at, id LIMIT ").push_bind(q.limit);
                 let found = qb.build_query_as::<rows::InvoiceRow>().fetch_all(&self.pool).await?;
-                let mut out = Vec::with_capacity(found.len());
-                for r in found {
-                    out.push(with_lines(&self.pool, tenant, Invoice::try_from(r)?).await?);
-                }
-                Ok(out)
+                with_lines_all(&self.pool, tenant, rows::all(found)?).await
             }
 
             async fn invoices_of_subscription(
@@ -84,56 +80,40 @@ macro_rules! store {
                 .bind(subscription_id)
                 .fetch_all(&self.pool)
                 .await?;
-                let mut out = Vec::with_capacity(found.len());
-                for r in found {
-                    out.push(with_lines(&self.pool, tenant, Invoice::try_from(r)?).await?);
+                with_lines_all(&self.pool, tenant, rows::all(found)?).await
+            }
+
+            async fn get_invoices(&self, tenant: &str, ids: &[String]) -> Result<Vec<Invoice>, StorageError> {
+                if ids.is_empty() {
+                    return Ok(Vec::new());
                 }
-                Ok(out)
+                let mut qb = sqlx::QueryBuilder::<$db>::new("SELECT * FROM invoices WHERE tenant_id = ");
+                qb.push_bind(tenant).push(" AND id");
+                recur_storage::push_in(&mut qb, ids);
+                let found = qb.build_query_as::<rows::InvoiceRow>().fetch_all(&self.pool).await?;
+                with_lines_all(&self.pool, tenant, rows::all(found)?).await
             }
 
             async fn record_payment(&self, tenant: &str, inv: &Invoice, events: &[Event]) -> Result<(), StorageError> {
+                self.record_payments(tenant, &[(inv, events)]).await
+            }
+
+            async fn record_payments(
+                &self,
+                tenant: &str,
+                payments: &[(&Invoice, &[Event])],
+            ) -> Result<(), StorageError> {
                 // One statement on Postgres, one transaction on SQLite.
                 let mut w = Writes::new();
-                let (t, id, status, paid, paid_at, payment_ids, at, next_action) = (
-                    tenant.to_string(),
-                    inv.id.clone(),
-                    inv.status.as_str(),
-                    Dec(inv.amount_paid),
-                    inv.paid_at,
-                    to_json(&inv.payment_ids)?,
-                    inv.updated_at,
-                    inv.next_action_at,
-                );
-                let (attempts, first_failed, paused) = (
-                    i32::try_from(inv.attempt_count).unwrap_or(i32::MAX),
-                    inv.first_failed_at,
-                    inv.collection_paused.clone(),
-                );
-                w.add(move |qb| {
-                    qb.push("UPDATE invoices SET status = ")
-                        .push_bind(status)
-                        .push(", amount_paid = ")
-                        .push_bind(paid)
-                        .push(", paid_at = ")
-                        .push_bind(paid_at)
-                        .push(", payment_ids = ")
-                        .push_bind(payment_ids)
-                        .push(", updated_at = ")
-                        .push_bind(at)
-                        .push(", next_action_at = ")
-                        .push_bind(next_action)
-                        .push(", attempt_count = ")
-                        .push_bind(attempts)
-                        .push(", first_failed_at = ")
-                        .push_bind(first_failed)
-                        .push(", collection_paused = ")
-                        .push_bind(paused)
-                        .push(" WHERE tenant_id = ")
-                        .push_bind(t)
-                        .push(" AND id = ")
-                        .push_bind(id);
-                });
-                add_events(&mut w, tenant, events);
+                let mut events = Vec::new();
+                for (inv, evs) in payments {
+                    add_payment(&mut w, tenant, inv)?;
+                    events.extend_from_slice(evs);
+                }
+                add_events(&mut w, tenant, &events);
+                if w.is_empty() {
+                    return Ok(());
+                }
                 w.execute(&self.pool).await?;
                 Ok(())
             }
@@ -148,64 +128,52 @@ macro_rules! store {
                 events: &[Event],
             ) -> Result<bool, StorageError> {
                 let mut tx = self.pool.begin().await?;
-                let changed = sqlx::query(
-                    "UPDATE invoices SET status = $3, amount_paid = $4, credit_applied = $5, paid_at = $6, \
-                     payment_ids = $7, updated_at = $8, issued_at = $11, due_at = $12, next_action_at = $13, \
-                     attempt_count = $14, first_failed_at = $15, collection_paused = $16, \
-                     amount_without_tax = $17, discount = $18, tax = $19, amount = $20 \
-                     WHERE tenant_id = $1 AND id = $2 AND status = $9 AND updated_at = $10",
-                )
-                .bind(tenant)
-                .bind(&inv.id)
-                .bind(inv.status.as_str())
-                .bind(Dec(inv.amount_paid))
-                .bind(Dec(inv.credit_applied))
-                .bind(inv.paid_at)
-                .bind(to_json(&inv.payment_ids)?)
-                .bind(inv.updated_at)
-                .bind(was.as_str())
-                .bind(read_at)
-                .bind(inv.issued_at)
-                .bind(inv.due_at)
-                .bind(inv.next_action_at)
-                .bind(i32::try_from(inv.attempt_count).unwrap_or(i32::MAX))
-                .bind(inv.first_failed_at)
-                .bind(&inv.collection_paused)
-                .bind(Dec(inv.amount_without_tax))
-                .bind(Dec(inv.discount))
-                .bind(Dec(inv.tax))
-                .bind(Dec(inv.amount))
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                if changed == 0 || !move_credit(&mut tx, tenant, credits).await? {
+                let w = super::InvoiceWrite { invoice: inv, was, read_at, credits, events };
+                if !update_invoice_in(&mut tx, tenant, &w).await? || !move_credit(&mut tx, tenant, credits).await? {
                     return Ok(false);
-                }
-                if was == crate::domain::InvoiceStatus::Draft {
-                    // A draft's usage lines are counted again when it is
-                    // finalized (usage that came during the grace period).
-                    for l in inv.lines.iter().filter(|l| l.kind == crate::domain::LineKind::Usage) {
-                        sqlx::query(
-                            "UPDATE invoice_lines SET quantity = $3, unit_amount = $4, tiers = $5, \
-                             amount_without_tax = $6, tax = $7, tax_rate = $8, amount = $9 \
-                             WHERE tenant_id = $1 AND id = $2",
-                        )
-                        .bind(tenant)
-                        .bind(&l.id)
-                        .bind(Dec(l.quantity))
-                        .bind(&l.unit_amount)
-                        .bind(to_json(&l.tiers)?)
-                        .bind(Dec(l.amount_without_tax))
-                        .bind(Dec(l.tax))
-                        .bind(&l.tax_rate)
-                        .bind(Dec(l.amount))
-                        .execute(&mut *tx)
-                        .await?;
-                    }
                 }
                 insert_events(&mut tx, tenant, events).await?;
                 tx.commit().await?;
                 Ok(true)
+            }
+
+            async fn update_invoices(
+                &self,
+                tenant: &str,
+                writes: &[super::InvoiceWrite<'_>],
+            ) -> Result<Vec<bool>, StorageError> {
+                use sqlx::Acquire;
+                let mut tx = self.pool.begin().await?;
+                let (mut out, mut events, mut finalized) = (Vec::with_capacity(writes.len()), Vec::new(), false);
+                for w in writes {
+                    let written = if w.credits.is_empty() {
+                        update_invoice_in(&mut tx, tenant, w).await?
+                    } else {
+                        // A credit it consumes may be gone: that undoes
+                        // only this one.
+                        let mut one = (&mut tx).begin().await?;
+                        let written = update_invoice_in(&mut one, tenant, w).await?
+                            && move_credit(&mut one, tenant, w.credits).await?;
+                        if written {
+                            one.commit().await?
+                        } else {
+                            one.rollback().await?
+                        }
+                        written
+                    };
+                    if written {
+                        events.extend_from_slice(w.events);
+                        finalized |= w.was == crate::domain::InvoiceStatus::Draft
+                            && w.invoice.status != crate::domain::InvoiceStatus::Draft;
+                    }
+                    out.push(written);
+                }
+                insert_events(&mut tx, tenant, &events).await?;
+                tx.commit().await?;
+                if finalized {
+                    number_invoices(&self.pool, &self.numbering, tenant).await?;
+                }
+                Ok(out)
             }
 
             async fn insert_invoice_once(

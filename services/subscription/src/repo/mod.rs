@@ -42,6 +42,18 @@ pub struct Idem<'a> {
     pub hash: &'a str,
 }
 
+/// One invoice of [`InvoiceStore::update_invoices`]: as it is to be, over
+/// the status and update time it was read with, with the credit it moves
+/// and its events.
+#[derive(Clone, Copy, Debug)]
+pub struct InvoiceWrite<'a> {
+    pub invoice: &'a Invoice,
+    pub was: crate::domain::InvoiceStatus,
+    pub read_at: DateTime<Utc>,
+    pub credits: &'a [CreditEntry],
+    pub events: &'a [Event],
+}
+
 /// What a change of a stored subscription writes, at once or not at all
 /// ([`SubscriptionStore::save_subscription`]).
 #[derive(Clone, Copy, Debug)]
@@ -58,6 +70,9 @@ pub struct Change<'a> {
     pub redeem: &'a [Redemption],
     pub release: &'a [String],
     pub events: &'a [Event],
+    /// The subscription keeps the products and coupon codes it was read
+    /// with (a plain renewal): the rows listings filter on stay as they are.
+    pub lists_unchanged: bool,
 }
 
 /// A coupon a subscription redeems, and how often it may be redeemed in
@@ -170,6 +185,9 @@ pub trait AccountStore: Send + Sync {
         event: &Event,
     ) -> Result<Stored<BillGroup>, StorageError>;
     async fn get_bill_group(&self, tenant: &str, id: &str) -> Result<Option<BillGroup>, StorageError>;
+    /// Bill groups `ids` of `tenant` that exist, in one statement, in no
+    /// particular order.
+    async fn get_bill_groups(&self, tenant: &str, ids: &[String]) -> Result<Vec<BillGroup>, StorageError>;
     /// What a create reads before it writes, in one read: whether
     /// idempotency key `key` already made a subscription, account
     /// `account_id` (without its contacts) and bill group `bill_group_id`
@@ -326,6 +344,8 @@ pub trait SubscriptionStore: Send + Sync {
     /// The subscription made under idempotency key `key`, if any.
     async fn subscription_by_key(&self, tenant: &str, key: &str) -> Result<Option<Stored<Subscription>>, StorageError>;
     async fn get_subscription(&self, tenant: &str, id: &str) -> Result<Option<Subscription>, StorageError>;
+    /// Which of subscriptions `ids` are PAST_DUE, in one statement.
+    async fn past_due_among(&self, tenant: &str, ids: &[String]) -> Result<Vec<String>, StorageError>;
     async fn set_subscription_state(
         &self,
         tenant: &str,
@@ -358,6 +378,18 @@ pub trait InvoiceStore: Send + Sync {
     /// Records a payment against an invoice (its status, amount paid,
     /// payments) with its events, in one transaction.
     async fn record_payment(&self, tenant: &str, invoice: &Invoice, events: &[Event]) -> Result<(), StorageError>;
+    /// [`Self::record_payment`] for several invoices at once: one
+    /// statement on Postgres, one transaction on SQLite.
+    async fn record_payments(&self, tenant: &str, payments: &[(&Invoice, &[Event])]) -> Result<(), StorageError>;
+    /// Invoices `ids` of `tenant` that exist, with their lines (two
+    /// statements however many), in no particular order.
+    async fn get_invoices(&self, tenant: &str, ids: &[String]) -> Result<Vec<Invoice>, StorageError>;
+    /// [`Self::update_invoice`] for several invoices in one transaction:
+    /// each written only over the state it was read with (`false` in its
+    /// place when it changed meanwhile or a credit it consumes is gone;
+    /// the others are written). Finalized drafts are numbered once it
+    /// commits.
+    async fn update_invoices(&self, tenant: &str, writes: &[InvoiceWrite<'_>]) -> Result<Vec<bool>, StorageError>;
     /// Writes `invoice`'s status, amounts and payments over the status and
     /// update time it was read with (`was`, `read_at`), with movements of
     /// account credit and events, in one transaction. `Ok(false)`: it

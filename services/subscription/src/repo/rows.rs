@@ -353,6 +353,15 @@ pub(crate) struct InvoiceLineRow {
     amount: Dec,
 }
 
+/// A line with the invoice it belongs to (lines of several invoices read
+/// at once).
+#[derive(sqlx::FromRow)]
+pub(crate) struct OwnedLineRow {
+    pub(crate) invoice_id: String,
+    #[sqlx(flatten)]
+    pub(crate) line: InvoiceLineRow,
+}
+
 impl TryFrom<InvoiceLineRow> for InvoiceLine {
     type Error = StorageError;
     fn try_from(r: InvoiceLineRow) -> Result<InvoiceLine, StorageError> {

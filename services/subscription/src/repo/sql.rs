@@ -380,16 +380,149 @@ macro_rules! helpers {
                 return Ok(Vec::new());
             }
             let mut qb = sqlx::QueryBuilder::<$db>::new("SELECT * FROM contacts WHERE tenant_id = ");
-            qb.push_bind(tenant).push(" AND account_id IN (");
-            let mut sep = qb.separated(", ");
-            for id in account_ids {
-                sep.push_bind(*id);
-            }
-            qb.push(") ORDER BY created_at, id");
+            qb.push_bind(tenant).push(" AND account_id");
+            recur_storage::push_in(&mut qb, account_ids.iter().copied());
+            qb.push(" ORDER BY created_at, id");
             rows::all(qb.build_query_as::<ContactRow>().fetch_all(pool).await?)
         }
 
         /// `inv` with its lines, in order.
+        /// Gives each of `invs` its lines, read in one statement.
+        async fn with_lines_all(
+            pool: &sqlx::Pool<$db>,
+            tenant: &str,
+            mut invs: Vec<Invoice>,
+        ) -> Result<Vec<Invoice>, StorageError> {
+            if invs.is_empty() {
+                return Ok(invs);
+            }
+            let mut qb = sqlx::QueryBuilder::<$db>::new("SELECT * FROM invoice_lines WHERE tenant_id = ");
+            qb.push_bind(tenant).push(" AND invoice_id");
+            recur_storage::push_in(&mut qb, invs.iter().map(|i| i.id.clone()));
+            qb.push(" ORDER BY invoice_id, position");
+            let found = qb.build_query_as::<rows::OwnedLineRow>().fetch_all(pool).await?;
+            let mut by_invoice: std::collections::HashMap<String, Vec<InvoiceLine>> = Default::default();
+            for r in found {
+                by_invoice.entry(r.invoice_id).or_default().push(InvoiceLine::try_from(r.line)?);
+            }
+            for inv in &mut invs {
+                inv.lines = by_invoice.remove(&inv.id).unwrap_or_default();
+            }
+            Ok(invs)
+        }
+
+        /// Writes `w`'s invoice over the status and update time it was read
+        /// with (a finalized draft's recounted usage lines too), in the
+        /// caller's transaction; false when it changed meanwhile.
+        async fn update_invoice_in(
+            tx: &mut Tx<'_>,
+            tenant: &str,
+            w: &super::InvoiceWrite<'_>,
+        ) -> Result<bool, StorageError> {
+            let inv = w.invoice;
+            let changed = sqlx::query(
+                "UPDATE invoices SET status = $3, amount_paid = $4, credit_applied = $5, paid_at = $6, \
+                 payment_ids = $7, updated_at = $8, issued_at = $11, due_at = $12, next_action_at = $13, \
+                 attempt_count = $14, first_failed_at = $15, collection_paused = $16, \
+                 amount_without_tax = $17, discount = $18, tax = $19, amount = $20 \
+                 WHERE tenant_id = $1 AND id = $2 AND status = $9 AND updated_at = $10",
+            )
+            .bind(tenant)
+            .bind(&inv.id)
+            .bind(inv.status.as_str())
+            .bind(Dec(inv.amount_paid))
+            .bind(Dec(inv.credit_applied))
+            .bind(inv.paid_at)
+            .bind(to_json(&inv.payment_ids)?)
+            .bind(inv.updated_at)
+            .bind(w.was.as_str())
+            .bind(w.read_at)
+            .bind(inv.issued_at)
+            .bind(inv.due_at)
+            .bind(inv.next_action_at)
+            .bind(i32::try_from(inv.attempt_count).unwrap_or(i32::MAX))
+            .bind(inv.first_failed_at)
+            .bind(&inv.collection_paused)
+            .bind(Dec(inv.amount_without_tax))
+            .bind(Dec(inv.discount))
+            .bind(Dec(inv.tax))
+            .bind(Dec(inv.amount))
+            .execute(&mut **tx)
+            .await?
+            .rows_affected();
+            if changed == 0 {
+                return Ok(false);
+            }
+            if w.was == crate::domain::InvoiceStatus::Draft {
+                // A draft's usage lines are counted again when it is
+                // finalized (usage that came during the grace period).
+                for l in inv.lines.iter().filter(|l| l.kind == crate::domain::LineKind::Usage) {
+                    sqlx::query(
+                        "UPDATE invoice_lines SET quantity = $3, unit_amount = $4, tiers = $5, \
+                         amount_without_tax = $6, tax = $7, tax_rate = $8, amount = $9 \
+                         WHERE tenant_id = $1 AND id = $2",
+                    )
+                    .bind(tenant)
+                    .bind(&l.id)
+                    .bind(Dec(l.quantity))
+                    .bind(&l.unit_amount)
+                    .bind(to_json(&l.tiers)?)
+                    .bind(Dec(l.amount_without_tax))
+                    .bind(Dec(l.tax))
+                    .bind(&l.tax_rate)
+                    .bind(Dec(l.amount))
+                    .execute(&mut **tx)
+                    .await?;
+                }
+            }
+            Ok(true)
+        }
+
+        /// Adds the statement recording a payment on `inv` (its status,
+        /// amount paid, payments, dunning state) to `w`.
+        fn add_payment(w: &mut Writes<'_>, tenant: &str, inv: &Invoice) -> Result<(), StorageError> {
+            let (t, id, status, paid, paid_at, payment_ids, at, next_action) = (
+                tenant.to_string(),
+                inv.id.clone(),
+                inv.status.as_str(),
+                Dec(inv.amount_paid),
+                inv.paid_at,
+                to_json(&inv.payment_ids)?,
+                inv.updated_at,
+                inv.next_action_at,
+            );
+            let (attempts, first_failed, paused) = (
+                i32::try_from(inv.attempt_count).unwrap_or(i32::MAX),
+                inv.first_failed_at,
+                inv.collection_paused.clone(),
+            );
+            w.add(move |qb| {
+                qb.push("UPDATE invoices SET status = ")
+                    .push_bind(status)
+                    .push(", amount_paid = ")
+                    .push_bind(paid)
+                    .push(", paid_at = ")
+                    .push_bind(paid_at)
+                    .push(", payment_ids = ")
+                    .push_bind(payment_ids)
+                    .push(", updated_at = ")
+                    .push_bind(at)
+                    .push(", next_action_at = ")
+                    .push_bind(next_action)
+                    .push(", attempt_count = ")
+                    .push_bind(attempts)
+                    .push(", first_failed_at = ")
+                    .push_bind(first_failed)
+                    .push(", collection_paused = ")
+                    .push_bind(paused)
+                    .push(" WHERE tenant_id = ")
+                    .push_bind(t)
+                    .push(" AND id = ")
+                    .push_bind(id);
+            });
+            Ok(())
+        }
+
         async fn with_lines(pool: &sqlx::Pool<$db>, tenant: &str, mut inv: Invoice) -> Result<Invoice, StorageError> {
             let lines = sqlx::query_as::<_, InvoiceLineRow>(
                 "SELECT * FROM invoice_lines WHERE tenant_id = $1 AND invoice_id = $2 ORDER BY position",

@@ -107,18 +107,21 @@ macro_rules! store {
             if changed == 0 {
                 return Ok(false);
             }
-            // What listings filter on follows the row.
-            sqlx::query("DELETE FROM subscription_products WHERE tenant_id = $1 AND subscription_id = $2")
-                .bind(tenant)
-                .bind(&s.id)
-                .execute(&mut **tx)
-                .await?;
-            sqlx::query("DELETE FROM subscription_coupons WHERE tenant_id = $1 AND subscription_id = $2")
-                .bind(tenant)
-                .bind(&s.id)
-                .execute(&mut **tx)
-                .await?;
-            side_tables(tx, tenant, s, false).await?;
+            // What listings filter on follows the row (unless the change
+            // kept its products and coupons).
+            if !c.lists_unchanged {
+                sqlx::query("DELETE FROM subscription_products WHERE tenant_id = $1 AND subscription_id = $2")
+                    .bind(tenant)
+                    .bind(&s.id)
+                    .execute(&mut **tx)
+                    .await?;
+                sqlx::query("DELETE FROM subscription_coupons WHERE tenant_id = $1 AND subscription_id = $2")
+                    .bind(tenant)
+                    .bind(&s.id)
+                    .execute(&mut **tx)
+                    .await?;
+                side_tables(tx, tenant, s, false).await?;
+            }
             redeem_coupons(tx, tenant, s, c.redeem, c.release).await?;
             if let Some(key) = c.idem.key {
                 sqlx::query(
@@ -135,14 +138,14 @@ macro_rules! store {
                 .execute(&mut **tx)
                 .await?;
             }
+            // The invoice, its lines and the events in one round trip.
+            let mut w = Writes::new();
             if let Some(inv) = c.invoice {
-                insert_invoice(tx, tenant, inv).await?;
+                add_invoice(&mut w, tenant, inv)?;
             }
-            if !move_credit(tx, tenant, c.credits).await? {
-                return Ok(false);
-            }
-            insert_events(tx, tenant, c.events).await?;
-            Ok(true)
+            add_events(&mut w, tenant, c.events);
+            w.execute_in(&mut **tx).await?;
+            move_credit(tx, tenant, c.credits).await
         }
 
         #[async_trait::async_trait]
@@ -251,12 +254,8 @@ macro_rules! store {
                 let mut qb = sqlx::QueryBuilder::<$db>::new("SELECT * FROM subscriptions WHERE tenant_id = ");
                 qb.push_bind(tenant);
                 if !q.states.is_empty() {
-                    qb.push(" AND state IN (");
-                    let mut sep = qb.separated(", ");
-                    for st in &q.states {
-                        sep.push_bind(st.as_str());
-                    }
-                    qb.push(")");
+                    qb.push(" AND state");
+                    recur_storage::push_in(&mut qb, q.states.iter().map(|st| st.as_str()));
                 }
                 for (column, value) in [("account_id", &q.account_id), ("offering_id", &q.offering_id), ("rate_id", &q.rate_id)] {
                     if let Some(v) = value {
@@ -397,12 +396,8 @@ macro_rules! store {
                 }
                 let mut qb =
                     sqlx::QueryBuilder::<$db>::new("SELECT code, redeemed FROM coupon_counters WHERE tenant_id = ");
-                qb.push_bind(tenant).push(" AND code IN (");
-                let mut sep = qb.separated(", ");
-                for c in codes {
-                    sep.push_bind(c.clone());
-                }
-                qb.push(")");
+                qb.push_bind(tenant).push(" AND code");
+                recur_storage::push_in(&mut qb, codes);
                 Ok(qb.build_query_as::<(String, i64)>().fetch_all(&self.pool).await?)
             }
 
@@ -457,6 +452,16 @@ macro_rules! store {
                 .await?
                 .map(crate::domain::Subscription::try_from)
                 .transpose()
+            }
+
+            async fn past_due_among(&self, tenant: &str, ids: &[String]) -> Result<Vec<String>, StorageError> {
+                if ids.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let mut qb = sqlx::QueryBuilder::<$db>::new("SELECT id FROM subscriptions WHERE tenant_id = ");
+                qb.push_bind(tenant).push(" AND state = 'past_due' AND id");
+                recur_storage::push_in(&mut qb, ids);
+                Ok(qb.build_query_scalar::<String>().fetch_all(&self.pool).await?)
             }
 
             async fn set_subscription_state(
