@@ -1146,6 +1146,10 @@ async fn one_off_charges_are_billed_by_one_renewal(repo: &dyn SubscriptionRepo) 
         created_at: t(3),
     };
     repo.insert_pending_charge("acme", &charge, NO_KEY).await.expect("charge");
+    let both = ["sub_1".to_string(), "sub_none".to_string()];
+    let waiting = repo.pending_charges_of("acme", &both).await.expect("pending of many");
+    assert_eq!(waiting.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(), ["pch_1"], "read with others");
+    assert!(repo.pending_charges_of("globex", &both).await.expect("other tenant").is_empty());
     let mut next = s.clone();
     next.current_period_start = s.current_period_end;
     next.current_period_end = s.current_period_end + Duration::days(31);
@@ -1156,6 +1160,7 @@ async fn one_off_charges_are_billed_by_one_renewal(repo: &dyn SubscriptionRepo) 
     let change = plain(&next, "renew", Some(&inv));
     assert!(repo.save_subscription("acme", &change).await.expect("renew"));
     assert!(repo.pending_charges("acme", "sub_1").await.expect("pending").is_empty(), "billed");
+    assert!(repo.pending_charges_of("acme", &both).await.expect("pending of many").is_empty(), "billed");
 }
 
 async fn coupons_count_the_periods_they_discounted(repo: &dyn SubscriptionRepo) {
@@ -1169,6 +1174,17 @@ async fn coupons_count_the_periods_they_discounted(repo: &dyn SubscriptionRepo) 
     assert!(renew(repo, &s, "inv_c1", start, end).await.expect("renew"));
     assert_eq!(repo.coupon_periods("acme", "sub_1").await.expect("periods"), vec![("SAVE10".to_string(), 2)]);
     assert!(repo.coupon_periods("globex", "sub_1").await.expect("other tenant").is_empty());
+    // Read with other subscriptions' at once: the same count, by subscription.
+    let s2 = subscription("sub_2", "acct_1", "bg_1");
+    repo.insert_subscription("acme", &s2, Some(&invoice("inv_2", &s2, &["9.00"])), NO_KEY, &redeem, &[])
+        .await
+        .expect("second");
+    let ids = ["sub_1".to_string(), "sub_2".to_string(), "sub_none".to_string()];
+    assert_eq!(
+        repo.coupon_periods_of("acme", &ids).await.expect("periods of many"),
+        vec![("sub_1".to_string(), "SAVE10".to_string(), 2), ("sub_2".to_string(), "SAVE10".to_string(), 1)]
+    );
+    assert!(repo.coupon_periods_of("globex", &ids).await.expect("other tenant").is_empty());
 }
 
 async fn test_clocks_start_once_move_forward_only_and_keep_the_tenant_apart(repo: &dyn SubscriptionRepo) {
@@ -1337,7 +1353,7 @@ async fn finalizing_a_draft_writes_its_recounted_usage_lines(repo: &dyn Subscrip
     assert_eq!(stored.amount, draft.amount, "the total as finalized");
 }
 
-async fn invoices_and_bill_groups_are_read_many_at_once(repo: &dyn SubscriptionRepo) {
+async fn subscriptions_accounts_invoices_and_bill_groups_are_read_many_at_once(repo: &dyn SubscriptionRepo) {
     seed(repo, "acme", "acct_1", "bg_1").await;
     let e = Event::new(
         SubscriptionEvent::BillGroupCreated { bill_group_id: "bg_2".into(), account_id: "acct_1".into() },
@@ -1373,6 +1389,17 @@ async fn invoices_and_bill_groups_are_read_many_at_once(repo: &dyn SubscriptionR
     groups.sort();
     assert_eq!(groups, ["bg_1", "bg_2"]);
     assert!(repo.get_bill_groups("globex", &ids(&["bg_1"])).await.expect("other tenant").is_empty());
+    let mut subs: Vec<Subscription> =
+        repo.get_subscriptions("acme", &ids(&["sub_2", "sub_1", "sub_none"])).await.expect("subscriptions");
+    subs.sort_by(|a, b| a.id.cmp(&b.id));
+    let one = repo.get_subscription("acme", "sub_1").await.expect("get").expect("sub_1");
+    assert_eq!(subs.len(), 2);
+    assert_eq!(subs[0], one, "as read alone");
+    assert!(repo.get_subscriptions("globex", &ids(&["sub_1"])).await.expect("other tenant").is_empty());
+    let accounts = repo.get_accounts_alone("acme", &ids(&["acct_1", "acct_none"])).await.expect("accounts");
+    let alone = repo.get_account_alone("acme", "acct_1").await.expect("get").expect("acct_1");
+    assert_eq!(accounts, vec![alone]);
+    assert!(repo.get_accounts_alone("globex", &ids(&["acct_1"])).await.expect("other tenant").is_empty());
 }
 
 async fn invoices_written_together_skip_only_the_one_that_changed(repo: &dyn SubscriptionRepo) {
@@ -1552,7 +1579,7 @@ macro_rules! on_both {
 
 on_both!(
     a_renewal_that_keeps_its_products_keeps_its_listing_rows,
-    invoices_and_bill_groups_are_read_many_at_once,
+    subscriptions_accounts_invoices_and_bill_groups_are_read_many_at_once,
     invoices_written_together_skip_only_the_one_that_changed,
     payments_are_recorded_together_and_past_due_ones_found,
     a_usage_event_id_is_stored_once_per_tenant,

@@ -216,8 +216,24 @@ impl App {
     /// draft invoice.
     pub(crate) async fn renewal(&self, ctx: &CallContext, sub: &Subscription, at: DateTime<Utc>) -> AppResult<Plan> {
         let tenant = ctx.tenant_id.as_str();
-        let account = self.account_alone(tenant, &sub.account_id, "id").await?;
-        let bill_group = self.bill_group(tenant, &sub.bill_group_id).await?;
+        let known = Known {
+            account: self.account_alone(tenant, &sub.account_id, "id").await?,
+            bill_group: self.bill_group(tenant, &sub.bill_group_id).await?,
+            coupon_periods: self.repo.coupon_periods(tenant, &sub.id).await?,
+            pending: self.repo.pending_charges(tenant, &sub.id).await?,
+        };
+        Box::pin(self.renewal_with(ctx, sub, at, known)).await
+    }
+
+    /// [`Self::renewal`] with what it reads already read.
+    async fn renewal_with(
+        &self,
+        ctx: &CallContext,
+        sub: &Subscription,
+        at: DateTime<Utc>,
+        known: Known,
+    ) -> AppResult<Plan> {
+        let Known { account, bill_group, coupon_periods, pending } = known;
         let policy = self.catalog.policy(ctx).await?;
         let rate_id = sub.scheduled_change.as_ref().map(|c| c.rate_id.as_str()).unwrap_or(&sub.rate_id);
         let rate = self.catalog.rate_terms(ctx, rate_id).await.map_err(crate::peers::repriced)?;
@@ -228,13 +244,8 @@ impl App {
             next_period(sub, &terms, at).ok_or_else(|| AppError::internal("renewal of a state that does not renew"))?;
         // Each coupon knows how many periods it has discounted already
         // (ONCE, REPEATING and FOREVER are pricing's to apply).
-        let usages = self
-            .repo
-            .coupon_periods(tenant, &sub.id)
-            .await?
-            .into_iter()
-            .map(|(code, n)| (code, 0, i32::try_from(n).unwrap_or(i32::MAX)))
-            .collect();
+        let usages =
+            coupon_periods.into_iter().map(|(code, n)| (code, 0, i32::try_from(n).unwrap_or(i32::MAX))).collect();
         let quote = self
             .pricing
             .quote(
@@ -251,7 +262,6 @@ impl App {
         let offering = quote.offerings.first().ok_or_else(|| AppError::internal("quote without offering"))?;
         let mut next = next;
         next.recurring_amount = offering.recurring_amount;
-        let pending = self.repo.pending_charges(tenant, &sub.id).await?;
         let arrears = match crate::domain::usage::closed_period(sub, next.current_period_start) {
             Some(closed) => self.arrears_lines(ctx, sub, &account, closed).await?,
             None => Vec::new(),
@@ -721,15 +731,22 @@ impl App {
     /// that failed) one by one, as [`Self::bill_subscription`] does it.
     async fn renew_claimed(&self, claimed: Vec<(String, String)>, now: DateTime<Utc>) -> Vec<ClockAction> {
         use futures::StreamExt;
-        let planned: Vec<(String, String, AppResult<Option<Renewal>>)> = futures::stream::iter(claimed)
-            .map(|(tenant, id)| async move {
-                let ctx = self.peer_context(&tenant);
-                let plan = Box::pin(self.plan_renewal(&ctx, &id, now)).await;
-                (tenant, id, plan)
-            })
-            .buffer_unordered(CONCURRENCY)
-            .collect()
-            .await;
+        let mut claimed_by_tenant: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+        for (tenant, id) in claimed {
+            claimed_by_tenant.entry(tenant).or_default().push(id);
+        }
+        let mut planned: Vec<(String, String, AppResult<Option<Renewal>>)> = Vec::new();
+        for (tenant, ids) in claimed_by_tenant {
+            match Box::pin(self.plan_renewals(&tenant, &ids, now)).await {
+                Ok(plans) => planned.extend(plans.into_iter().map(|(id, plan)| (tenant.clone(), id, plan))),
+                Err(e) => {
+                    // Their reads failed: each is tried the one-by-one way.
+                    tracing::warn!(tenant = %tenant, error = %e, "renewal reads failed; one by one");
+                    let e = || Err(AppError::unavailable("RENEWAL_READS_FAILED", "the renewal reads failed"));
+                    planned.extend(ids.into_iter().map(|id| (tenant.clone(), id, e())));
+                }
+            }
+        }
         let mut by_tenant: std::collections::BTreeMap<String, Vec<Renewal>> = Default::default();
         let mut one_by_one = Vec::new();
         for (tenant, id, plan) in planned {
@@ -789,20 +806,80 @@ impl App {
         out
     }
 
-    /// The renewal of subscription `id` when that is what is due by `now`
-    /// (not parked, its next billing time come, a period to renew); `None`
-    /// otherwise.
-    async fn plan_renewal(&self, ctx: &CallContext, id: &str, now: DateTime<Utc>) -> AppResult<Option<Renewal>> {
-        let sub = self.subscription(&ctx.tenant_id, id).await?;
-        let Some(at) = sub.next_billing_at.filter(|t| *t <= now && sub.parked_reason.is_empty()) else {
-            return Ok(None);
-        };
-        if due_step(&sub) != Some(Due::Renew) {
-            return Ok(None);
+    /// The renewals of subscriptions `ids` of `tenant` (read, with their
+    /// accounts, bill groups, coupons and waiting one-off charges, in five
+    /// statements however many), planned several at once: each one's
+    /// renewal when that is what is due by `now` (not parked, its next
+    /// billing time come, a period to renew), `None` otherwise.
+    async fn plan_renewals(
+        &self,
+        tenant: &str,
+        ids: &[String],
+        now: DateTime<Utc>,
+    ) -> AppResult<Vec<(String, AppResult<Option<Renewal>>)>> {
+        use futures::StreamExt;
+        use std::collections::{BTreeSet, HashMap};
+        let subs: HashMap<String, Subscription> =
+            self.repo.get_subscriptions(tenant, ids).await?.into_iter().map(|s| (s.id.clone(), s)).collect();
+        let due: Vec<Subscription> = ids
+            .iter()
+            .filter_map(|id| subs.get(id))
+            .filter(|s| s.next_billing_at.is_some_and(|t| t <= now) && s.parked_reason.is_empty())
+            .filter(|s| due_step(s) == Some(Due::Renew))
+            .cloned()
+            .collect();
+        let account_ids: Vec<String> =
+            due.iter().map(|s| s.account_id.clone()).collect::<BTreeSet<_>>().into_iter().collect();
+        let bill_group_ids: Vec<String> =
+            due.iter().map(|s| s.bill_group_id.clone()).collect::<BTreeSet<_>>().into_iter().collect();
+        let due_ids: Vec<String> = due.iter().map(|s| s.id.clone()).collect();
+        let accounts: HashMap<String, crate::domain::Account> =
+            self.repo.get_accounts_alone(tenant, &account_ids).await?.into_iter().map(|a| (a.id.clone(), a)).collect();
+        let bill_groups: HashMap<String, crate::domain::BillGroup> =
+            self.repo.get_bill_groups(tenant, &bill_group_ids).await?.into_iter().map(|b| (b.id.clone(), b)).collect();
+        let mut coupons: HashMap<String, Vec<(String, i64)>> = HashMap::new();
+        for (sub, code, n) in self.repo.coupon_periods_of(tenant, &due_ids).await? {
+            coupons.entry(sub).or_default().push((code, n));
         }
-        let plan = Box::pin(self.renewal(ctx, &sub, at)).await?;
-        let lists_unchanged = same_lists(&sub, &plan.sub);
-        Ok(Some(Renewal { id: id.to_string(), plan, at, kind: renewal_kind(&sub), lists_unchanged }))
+        let mut pending: HashMap<String, Vec<crate::domain::PendingCharge>> = HashMap::new();
+        for c in self.repo.pending_charges_of(tenant, &due_ids).await? {
+            pending.entry(c.subscription_id.clone()).or_default().push(c);
+        }
+        let ctx = self.peer_context(tenant);
+        let ctx = &ctx;
+        let mut planned: Vec<(String, AppResult<Option<Renewal>>)> =
+            ids.iter().filter(|id| !due_ids.contains(id)).map(|id| (id.clone(), Ok(None))).collect();
+        let mut work = Vec::with_capacity(due.len());
+        for sub in due {
+            let (Some(account), Some(bill_group)) =
+                (accounts.get(&sub.account_id), bill_groups.get(&sub.bill_group_id))
+            else {
+                // The one-by-one way says what is missing.
+                planned.push((sub.id.clone(), Ok(None)));
+                continue;
+            };
+            let known = Known {
+                account: account.clone(),
+                bill_group: bill_group.clone(),
+                coupon_periods: coupons.remove(&sub.id).unwrap_or_default(),
+                pending: pending.remove(&sub.id).unwrap_or_default(),
+            };
+            work.push((sub, known));
+        }
+        let plans: Vec<(String, AppResult<Option<Renewal>>)> = futures::stream::iter(work)
+            .map(|(sub, known)| async move {
+                let Some(at) = sub.next_billing_at else { return (sub.id.clone(), Ok(None)) };
+                let plan = Box::pin(self.renewal_with(ctx, &sub, at, known)).await.map(|plan| {
+                    let lists_unchanged = same_lists(&sub, &plan.sub);
+                    Some(Renewal { id: sub.id.clone(), plan, at, kind: renewal_kind(&sub), lists_unchanged })
+                });
+                (sub.id.clone(), plan)
+            })
+            .buffer_unordered(CONCURRENCY)
+            .collect()
+            .await;
+        planned.extend(plans);
+        Ok(planned)
     }
 
     /// Writes one tenant's `renewals` in one transaction: what was renewed,
@@ -911,6 +988,16 @@ impl App {
 /// What the clock calls `sub`'s renewal: a trial's end, or a renewal.
 fn renewal_kind(sub: &Subscription) -> &'static str {
     if sub.state == SubscriptionState::Trialing { "trial_ended" } else { "renewed" }
+}
+
+/// What a renewal reads besides the subscription.
+struct Known {
+    account: crate::domain::Account,
+    bill_group: crate::domain::BillGroup,
+    /// How many periods each coupon has discounted already.
+    coupon_periods: Vec<(String, i64)>,
+    /// One-off charges waiting for the next invoice.
+    pending: Vec<crate::domain::PendingCharge>,
 }
 
 /// A subscription's renewal as a pass plans it: the plan, when it was due

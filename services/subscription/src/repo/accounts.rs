@@ -91,6 +91,20 @@ macro_rules! store {
                 Ok(Some((account, contacts)))
             }
 
+            async fn get_accounts_alone(
+                &self,
+                tenant: &str,
+                ids: &[String],
+            ) -> Result<Vec<crate::domain::Account>, StorageError> {
+                if ids.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let mut qb = sqlx::QueryBuilder::<$db>::new("SELECT * FROM accounts WHERE tenant_id = ");
+                qb.push_bind(tenant).push(" AND id");
+                recur_storage::push_in(&mut qb, ids);
+                rows::all(qb.build_query_as::<rows::AccountRow>().fetch_all(&self.pool).await?)
+            }
+
             async fn get_account_alone(
                 &self,
                 tenant: &str,

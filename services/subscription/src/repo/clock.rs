@@ -174,6 +174,27 @@ macro_rules! store {
                 .await?)
             }
 
+            async fn coupon_periods_of(
+                &self,
+                tenant: &str,
+                ids: &[String],
+            ) -> Result<Vec<(String, String, i64)>, StorageError> {
+                if ids.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let mut qb = sqlx::QueryBuilder::<$db>::new(
+                    "SELECT r.subscription_id, r.code, COUNT(i.id) FROM coupon_redemptions r \
+                     LEFT JOIN invoices i ON i.tenant_id = r.tenant_id AND i.subscription_id = r.subscription_id \
+                     AND i.billing_reason IN ('subscription_create', 'subscription_cycle') \
+                     AND i.status <> 'void' AND i.created_at >= r.created_at \
+                     WHERE r.tenant_id = ",
+                );
+                qb.push_bind(tenant).push(" AND r.subscription_id");
+                recur_storage::push_in(&mut qb, ids);
+                qb.push(" GROUP BY r.subscription_id, r.code ORDER BY r.subscription_id, r.code");
+                Ok(qb.build_query_as::<(String, String, i64)>().fetch_all(&self.pool).await?)
+            }
+
             async fn next_due(&self, tenant: &str) -> Result<Option<chrono::DateTime<chrono::Utc>>, StorageError> {
                 let sub: Option<chrono::DateTime<chrono::Utc>> = sqlx::query_scalar(
                     "SELECT next_billing_at FROM subscriptions WHERE tenant_id = $1 AND next_billing_at IS NOT NULL \

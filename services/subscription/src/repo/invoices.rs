@@ -258,6 +258,21 @@ macro_rules! store {
                 Ok(Stored::created(c.clone(), idem.hash))
             }
 
+            async fn pending_charges_of(
+                &self,
+                tenant: &str,
+                ids: &[String],
+            ) -> Result<Vec<crate::domain::PendingCharge>, StorageError> {
+                if ids.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let mut qb = sqlx::QueryBuilder::<$db>::new("SELECT * FROM pending_charges WHERE tenant_id = ");
+                qb.push_bind(tenant).push(" AND invoice_id IS NULL AND subscription_id");
+                recur_storage::push_in(&mut qb, ids);
+                qb.push(" ORDER BY created_at, id");
+                rows::all(qb.build_query_as::<rows::PendingChargeRow>().fetch_all(&self.pool).await?)
+            }
+
             async fn pending_charges(
                 &self,
                 tenant: &str,

@@ -110,6 +110,9 @@ pub trait AccountStore: Send + Sync {
     async fn get_account(&self, tenant: &str, id: &str) -> Result<Option<(Account, Vec<Contact>)>, StorageError>;
     /// The account alone, without reading its contacts.
     async fn get_account_alone(&self, tenant: &str, id: &str) -> Result<Option<Account>, StorageError>;
+    /// Accounts `ids` of `tenant` that exist, without their contacts, in one
+    /// statement, in no particular order.
+    async fn get_accounts_alone(&self, tenant: &str, ids: &[String]) -> Result<Vec<Account>, StorageError>;
     /// The id of the account with `custom_id`, else the first with a
     /// contact of `email` (any case).
     async fn find_account(
@@ -344,6 +347,9 @@ pub trait SubscriptionStore: Send + Sync {
     /// The subscription made under idempotency key `key`, if any.
     async fn subscription_by_key(&self, tenant: &str, key: &str) -> Result<Option<Stored<Subscription>>, StorageError>;
     async fn get_subscription(&self, tenant: &str, id: &str) -> Result<Option<Subscription>, StorageError>;
+    /// Subscriptions `ids` of `tenant` that exist, in one statement, in no
+    /// particular order.
+    async fn get_subscriptions(&self, tenant: &str, ids: &[String]) -> Result<Vec<Subscription>, StorageError>;
     /// Which of subscriptions `ids` are PAST_DUE, in one statement.
     async fn past_due_among(&self, tenant: &str, ids: &[String]) -> Result<Vec<String>, StorageError>;
     async fn set_subscription_state(
@@ -430,6 +436,9 @@ pub trait InvoiceStore: Send + Sync {
     /// The one-off charges waiting for subscription `id`'s next invoice,
     /// oldest first.
     async fn pending_charges(&self, tenant: &str, subscription_id: &str) -> Result<Vec<PendingCharge>, StorageError>;
+    /// [`Self::pending_charges`] of subscriptions `ids` in one statement,
+    /// oldest first.
+    async fn pending_charges_of(&self, tenant: &str, ids: &[String]) -> Result<Vec<PendingCharge>, StorageError>;
     /// The account's credit balance per currency (currencies it never had
     /// credit in are left out).
     async fn credit_balances(
@@ -515,6 +524,10 @@ pub trait ClockStore: Send + Sync {
     /// For each coupon subscription `id` redeemed, how many of its start
     /// and renewal invoices were made since (the periods it has applied to).
     async fn coupon_periods(&self, tenant: &str, subscription_id: &str) -> Result<Vec<(String, i64)>, StorageError>;
+    /// [`Self::coupon_periods`] of subscriptions `ids` in one statement:
+    /// `(subscription, code, periods)`, by subscription and code.
+    async fn coupon_periods_of(&self, tenant: &str, ids: &[String])
+    -> Result<Vec<(String, String, i64)>, StorageError>;
     /// The earliest time the clock has something to do for `tenant`: a
     /// subscription's next billing time (parked ones aside) or an
     /// invoice's next action.

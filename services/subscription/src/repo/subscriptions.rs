@@ -454,6 +454,20 @@ macro_rules! store {
                 .transpose()
             }
 
+            async fn get_subscriptions(
+                &self,
+                tenant: &str,
+                ids: &[String],
+            ) -> Result<Vec<crate::domain::Subscription>, StorageError> {
+                if ids.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let mut qb = sqlx::QueryBuilder::<$db>::new("SELECT * FROM subscriptions WHERE tenant_id = ");
+                qb.push_bind(tenant).push(" AND id");
+                recur_storage::push_in(&mut qb, ids);
+                rows::all(qb.build_query_as::<rows::SubscriptionRow>().fetch_all(&self.pool).await?)
+            }
+
             async fn past_due_among(&self, tenant: &str, ids: &[String]) -> Result<Vec<String>, StorageError> {
                 if ids.is_empty() {
                     return Ok(Vec::new());
