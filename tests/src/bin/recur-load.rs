@@ -961,6 +961,63 @@ async fn renewals(o: &Options) -> i32 {
     let metered = metered_rate(&mut c, &fee, &seats).await;
     let n = o.subscriptions;
     let started = Instant::now();
+    // Each subscription has its own account, bill group, gateway customer
+    // and card (copies of the one made through the API), as in a real
+    // billing run: no row that every renewal's writes share.
+    let number = "lpad(g::text, 9, '0')";
+    let (acct, group) = (format!("'acct_load' || {number}"), format!("'bg_load' || {number}"));
+    let (customer, method) = (format!("'cus_load' || {number}"), format!("'pm_load' || {number}"));
+    let column = |col: &str| {
+        let sql = format!("SELECT {col} FROM bill_groups WHERE id = '{bg}'");
+        let app = &app;
+        async move { app.lines("subscription", &sql).await.into_iter().next().expect("template bill group") }
+    };
+    let template = (column("gateway_customer_id").await, column("payment_method_id").await);
+    let keyed = |col: &str| format!("CASE WHEN {col} IS NULL THEN NULL ELSE {col} || '-' || g END");
+    let copies = [
+        (
+            "subscription",
+            "accounts",
+            format!("id = '{account}'"),
+            vec![
+                ("id", acct.clone()),
+                ("custom_id", keyed("custom_id")),
+                ("idempotency_key", keyed("idempotency_key")),
+            ],
+        ),
+        (
+            "subscription",
+            "bill_groups",
+            format!("id = '{bg}'"),
+            vec![
+                ("id", group.clone()),
+                ("account_id", acct.clone()),
+                ("gateway_customer_id", customer.clone()),
+                ("payment_method_id", method.clone()),
+                ("idempotency_key", keyed("idempotency_key")),
+            ],
+        ),
+        (
+            "payment",
+            "gateway_customers",
+            format!("id = '{}'", template.0),
+            vec![
+                ("id", customer.clone()),
+                ("account_id", acct.clone()),
+                ("default_payment_method_id", method.clone()),
+                ("idempotency_key", keyed("idempotency_key")),
+            ],
+        ),
+        (
+            "payment",
+            "payment_methods",
+            format!("id = '{}'", template.1),
+            vec![("id", method.clone()), ("customer_id", customer.clone())],
+        ),
+    ];
+    for (service, table, which, replaced) in copies {
+        app.execute(service, &copy_rows(table, &which, &replaced, n)).await;
+    }
     // Every third subscription is on the metered rate, with its API calls
     // (SUM) among its items and 1 to 5 usage events in the period that
     // closes.
@@ -972,7 +1029,7 @@ async fn renewals(o: &Options) -> i32 {
              coupon_codes, currency, recurring_amount, start_date, anchor_day, anchor_month, metadata, \
              cancel_at_period_end, current_period_start, current_period_end, next_billing_at, activated_at, \
              quote_id, request_hash, created_at, updated_at) \
-             SELECT '{tenant}', 'sub_renew' || lpad(g::text, 9, '0'), '{account}', '{bg}', \
+             SELECT '{tenant}', 'sub_renew' || lpad(g::text, 9, '0'), {acct}, {group}, \
              CASE WHEN g % 3 = 0 THEN '{mo}' ELSE '{o}' END, CASE WHEN g % 3 = 0 THEN '{mr}' ELSE '{r}' END, 'active', \
              '[{{\"product_id\":\"{fee}\",\"quantity\":\"1\"}},{{\"product_id\":\"{seats}\",\"quantity\":\"' || (1 + g % 20) || '\"}}' \
              || CASE WHEN g % 3 = 0 THEN ',{{\"product_id\":\"{calls}\",\"quantity\":\"0\"}}]' ELSE ']' END, \
@@ -1058,6 +1115,22 @@ async fn renewals(o: &Options) -> i32 {
     );
     app.stop().await;
     if once != 0 || charges != n as i64 || usage_lines != (n / 3) as i64 || billed != expected { 1 } else { 0 }
+}
+
+/// A statement copying the row of `table` that `which` finds `n` times,
+/// each copy's columns `replaced` by expressions of `g` (1 to `n`), the
+/// others as they are; the column list is read from the table itself.
+fn copy_rows(table: &str, which: &str, replaced: &[(&str, String)], n: u64) -> String {
+    let cases: String = replaced.iter().map(|(col, expr)| format!("WHEN '{col}' THEN $expr${expr}$expr$ ")).collect();
+    format!(
+        "DO $copy$ DECLARE cols text; vals text; BEGIN \
+         SELECT string_agg(quote_ident(column_name), ', ' ORDER BY ordinal_position), \
+         string_agg(CASE column_name {cases}ELSE quote_ident(column_name) END, ', ' ORDER BY ordinal_position) \
+         INTO cols, vals FROM information_schema.columns \
+         WHERE table_schema = current_schema() AND table_name = '{table}'; \
+         EXECUTE format('INSERT INTO {table} (%s) SELECT %s FROM {table}, generate_series(1, {n}) g WHERE %s', \
+         cols, vals, $which${which}$which$); END $copy$"
+    )
 }
 
 /// The renewals target's metered rate: the platform fee and seats of the
