@@ -45,6 +45,16 @@ async fn product(
     Ok(r.into_inner().product.expect("product"))
 }
 
+/// A licensed (RECURRING) product named `name`.
+async fn licensed(c: &mut Clients, name: &str) -> cat::Product {
+    product(c, name, cat::ProductKind::Recurring, cat::UsageAggregation::Unspecified, "").await.expect(name)
+}
+
+/// A METERED product named `name` whose usage adds up (SUM).
+async fn summed(c: &mut Clients, name: &str) -> cat::Product {
+    product(c, name, cat::ProductKind::Metered, cat::UsageAggregation::Sum, "").await.expect(name)
+}
+
 /// An offering of `prices` (product, model price) and its monthly rate.
 async fn plan(c: &mut Clients, handle: &str, timing: cat::BillingTiming, prices: Vec<cat::Price>) -> (String, String) {
     recur_e2e::monthly_offering(c, handle, handle, &format!("{handle} monthly"), timing, prices).await
@@ -191,9 +201,7 @@ async fn the_catalog_keeps_each_meters_aggregation(app: &TestApp) {
 async fn metered_usage_is_billed_in_arrears(app: &TestApp) {
     let mut c = app.clients("acme");
     enable(&mut c, at(2024, 3, 1, 0)).await;
-    let fee = product(&mut c, "Platform", cat::ProductKind::Recurring, cat::UsageAggregation::Unspecified, "")
-        .await
-        .expect("fee");
+    let fee = licensed(&mut c, "Platform").await;
     let meters = [
         (cat::UsageAggregation::Sum, "", "0.50"),
         (cat::UsageAggregation::Count, "", "1.00"),
@@ -370,9 +378,7 @@ type Line = (String, i32, String, Decimal, DateTime<Utc>, DateTime<Utc>);
 async fn an_in_arrears_rate_is_invoiced_at_each_period_end(app: &TestApp) {
     let mut c = app.clients("acme");
     enable(&mut c, at(2024, 1, 1, 0)).await;
-    let seat = product(&mut c, "Seat", cat::ProductKind::Recurring, cat::UsageAggregation::Unspecified, "")
-        .await
-        .expect("seat");
+    let seat = licensed(&mut c, "Seat").await;
     let (offering, rate) =
         plan(&mut c, "arrears", cat::BillingTiming::InArrears, vec![flat_price(&seat.id, "30.00")]).await;
     let (account, bg) = recur_e2e::card_account(&mut c, "Arrears").await;
@@ -409,8 +415,7 @@ async fn an_in_arrears_rate_is_invoiced_at_each_period_end(app: &TestApp) {
 async fn usage_alone_counts_late_usage_of_the_first_period(app: &TestApp) {
     let mut c = app.clients("acme");
     enable(&mut c, at(2024, 1, 1, 0)).await;
-    let calls =
-        product(&mut c, "Calls", cat::ProductKind::Metered, cat::UsageAggregation::Sum, "").await.expect("calls");
+    let calls = summed(&mut c, "Calls").await;
     let (offering, rate) =
         plan(&mut c, "usage-only", cat::BillingTiming::InAdvance, vec![per_unit_price(&calls.id, "0.10")]).await;
     let (account, bg) = recur_e2e::card_account(&mut c, "Usage only").await;
@@ -428,6 +433,281 @@ async fn usage_alone_counts_late_usage_of_the_first_period(app: &TestApp) {
     assert_eq!(all[0].status, sub::InvoiceStatus::Paid as i32);
 }
 
+/// Subscription `id` as stored.
+async fn get(c: &mut Clients, id: &str) -> sub::Subscription {
+    let r = c.subscriptions.get_subscription(sub::GetSubscriptionRequest { id: id.into() }).await;
+    r.expect("get").into_inner().subscription.expect("subscription")
+}
+
+/// A line as the tests compare it: product, quantity, fraction, amount.
+fn shown(l: &sub::InvoiceLine) -> (String, String, String, Decimal) {
+    (l.product_id.clone(), l.quantity.clone(), l.proration_fraction.clone(), amount(&l.amount))
+}
+
+/// An in-arrears rate (a seat at 31.00 a month and calls at 0.10 each)
+/// and a subscription to it from Jan 1, 2024, paying by card: the
+/// subscription, the seat's and the calls' product ids.
+async fn in_arrears_subscription(c: &mut Clients, handle: &str) -> (sub::Subscription, String, String) {
+    enable(c, at(2024, 1, 1, 0)).await;
+    let seat = licensed(c, "Seat").await;
+    let calls = summed(c, "Calls").await;
+    let prices = vec![flat_price(&seat.id, "31.00"), per_unit_price(&calls.id, "0.10")];
+    let (offering, rate) = plan(c, handle, cat::BillingTiming::InArrears, prices).await;
+    let (account, bg) = recur_e2e::card_account(c, handle).await;
+    (subscribe(c, &account, &bg, &offering, &rate).await, seat.id, calls.id)
+}
+
+/// An immediate cancellation ends the period where it is: its usage so far
+/// and its in-arrears seat, prorated by the days used (10 of 31), are
+/// invoiced as a draft, late usage of that part counted during the grace
+/// period, then finalized and charged; nothing is invoiced afterwards.
+async fn an_immediate_cancellation_invoices_the_period_so_far(app: &TestApp) {
+    let mut c = app.clients("acme");
+    let (s, seat, calls) = in_arrears_subscription(&mut c, "cancel-now").await;
+    advance(&mut c, at(2024, 1, 11, 15)).await;
+    assert_eq!(record(&mut c, &s.id, vec![event("c1", &calls, "30", at(2024, 1, 5, 0), None)]).await.accepted, 1);
+    let canceled = c
+        .subscriptions
+        .cancel_subscription(sub::CancelSubscriptionRequest {
+            id: s.id.clone(),
+            timing: sub::CancelTiming::Immediate as i32,
+            ..Default::default()
+        })
+        .await
+        .expect("cancel now")
+        .into_inner();
+    assert_eq!(canceled.subscription.expect("sub").state, sub::SubscriptionState::Canceled as i32);
+    let all = invoices(&mut c, &s.id).await;
+    assert_eq!(all.len(), 1, "the part of January used");
+    let part = &all[0];
+    assert_eq!((part.status, part.billing_reason.as_str()), (sub::InvoiceStatus::Draft as i32, "period_close"));
+    assert_eq!((time(&part.period_start), time(&part.period_end)), (at(2024, 1, 1, 0), at(2024, 1, 11, 15)));
+    let mut lines: Vec<_> = part.lines.iter().map(shown).collect();
+    lines.sort();
+    let mut want = vec![
+        (seat.clone(), "1".to_string(), "0.322581".to_string(), d("10.00")),
+        (calls.clone(), "30".to_string(), "1".to_string(), d("3.00")),
+    ];
+    want.sort();
+    assert_eq!(lines, want);
+    assert_eq!(amount(&part.amount), d("13.00"));
+    // Usage of that part arriving during the grace period counts.
+    advance(&mut c, at(2024, 1, 11, 15) + chrono::Duration::minutes(30)).await;
+    let late = record(&mut c, &s.id, vec![event("c2", &calls, "20", at(2024, 1, 11, 14), None)]).await;
+    assert_eq!(late.accepted, 1, "{:?}", late.results);
+    advance(&mut c, at(2024, 1, 11, 17)).await;
+    let all = invoices(&mut c, &s.id).await;
+    assert_eq!(all.len(), 1);
+    assert_eq!(
+        (all[0].status, amount(&all[0].amount)),
+        (sub::InvoiceStatus::Paid as i32, d("15.00")),
+        "10 + 50 × 0.10"
+    );
+    assert!(!all[0].number.is_empty());
+    advance(&mut c, at(2024, 4, 1, 2)).await;
+    assert_eq!(invoices(&mut c, &s.id).await.len(), 1, "nothing after the end");
+}
+
+/// An immediate pause credits the unused part of the paid fee and
+/// invoices the period's usage so far; that invoice takes the credit.
+async fn an_immediate_pause_invoices_the_usage_so_far(app: &TestApp) {
+    let mut c = app.clients("acme");
+    enable(&mut c, at(2024, 1, 1, 0)).await;
+    let fee = licensed(&mut c, "Fee").await;
+    let calls = summed(&mut c, "Calls").await;
+    let prices = vec![flat_price(&fee.id, "31.00"), per_unit_price(&calls.id, "0.10")];
+    let (offering, rate) = plan(&mut c, "pause-now", cat::BillingTiming::InAdvance, prices).await;
+    let (account, bg) = recur_e2e::card_account(&mut c, "Pause now").await;
+    let s = subscribe(&mut c, &account, &bg, &offering, &rate).await;
+    advance(&mut c, at(2024, 1, 11, 12)).await;
+    assert_eq!(record(&mut c, &s.id, vec![event("p1", &calls.id, "40", at(2024, 1, 3, 0), None)]).await.accepted, 1);
+    c.subscriptions
+        .pause_subscription(sub::PauseSubscriptionRequest {
+            id: s.id.clone(),
+            timing: sub::PauseTiming::Immediate as i32,
+            ..Default::default()
+        })
+        .await
+        .expect("pause now");
+    assert_eq!(get(&mut c, &s.id).await.state, sub::SubscriptionState::Paused as i32);
+    let all = invoices(&mut c, &s.id).await;
+    let reasons: Vec<&str> = all.iter().map(|i| i.billing_reason.as_str()).collect();
+    assert!(reasons.contains(&"period_close"), "{reasons:?}");
+    let part = all.iter().find(|i| i.billing_reason == "period_close").expect("the usage so far");
+    assert_eq!((time(&part.period_start), time(&part.period_end)), (at(2024, 1, 1, 0), at(2024, 1, 11, 12)));
+    assert_eq!(
+        part.lines.iter().map(shown).collect::<Vec<_>>(),
+        vec![(calls.id.clone(), "40".into(), "1".into(), d("4.00"))]
+    );
+    advance(&mut c, at(2024, 1, 11, 14)).await;
+    let all = invoices(&mut c, &s.id).await;
+    let part = all.iter().find(|i| i.billing_reason == "period_close").expect("the usage so far");
+    // Paid by the credit for the unused 21 days of the fee.
+    assert_eq!((part.status, amount(&part.amount)), (sub::InvoiceStatus::Paid as i32, d("4.00")));
+    assert_eq!(amount(&part.credit_applied), d("4.00"));
+}
+
+/// A first period shortened by the bill group's billing day bills an
+/// in-arrears seat for the days it had (22 of January's 31), then whole
+/// months.
+async fn a_shortened_first_period_prorates_an_in_arrears_seat(app: &TestApp) {
+    let mut c = app.clients("acme");
+    enable(&mut c, at(2024, 1, 10, 0)).await;
+    let seat = licensed(&mut c, "Seat").await;
+    let (offering, rate) =
+        plan(&mut c, "calendar-arrears", cat::BillingTiming::InArrears, vec![flat_price(&seat.id, "31.00")]).await;
+    let (account, bg) = recur_e2e::card_account(&mut c, "Calendar arrears").await;
+    c.accounts
+        .update_bill_group(sub::UpdateBillGroupRequest {
+            bill_group: Some(sub::BillGroup { id: bg.clone(), billing_day: 1, ..Default::default() }),
+            update_mask: Some(recur_e2e::mask(&["billing_day"])),
+        })
+        .await
+        .expect("billing day");
+    let s = subscribe(&mut c, &account, &bg, &offering, &rate).await;
+    assert_eq!(time(&s.current_period_end), at(2024, 2, 1, 0));
+    advance(&mut c, at(2024, 3, 1, 2)).await;
+    let all = invoices(&mut c, &s.id).await;
+    let got: Vec<_> = all.iter().map(|i| (time(&i.lines[0].period_start), shown(&i.lines[0]))).collect();
+    assert_eq!(
+        got,
+        vec![
+            (at(2024, 1, 10, 0), (seat.id.clone(), "1".into(), "0.709677".into(), d("22.00"))),
+            (at(2024, 2, 1, 0), (seat.id.clone(), "1".into(), "1".into(), d("31.00"))),
+        ]
+    );
+}
+
+/// An immediate change to a rate with another billing period starts a new
+/// period on the day of the change: the old period's usage until then is
+/// invoiced at the old contract, the usage after it waits for the new
+/// period.
+async fn an_immediate_change_of_period_invoices_the_old_periods_usage(app: &TestApp) {
+    let mut c = app.clients("acme");
+    enable(&mut c, at(2024, 1, 1, 0)).await;
+    let fee = licensed(&mut c, "Fee").await;
+    let calls = summed(&mut c, "Calls").await;
+    let (offering, monthly) = plan(
+        &mut c,
+        "change-now",
+        cat::BillingTiming::InAdvance,
+        vec![flat_price(&fee.id, "31.00"), per_unit_price(&calls.id, "0.10")],
+    )
+    .await;
+    let yearly = c
+        .catalog
+        .create_rate(cat::CreateRateRequest {
+            rate: Some(cat::Rate {
+                offering_id: offering.clone(),
+                name: "change-now yearly".into(),
+                currency_code: "USD".into(),
+                billing_period: Some(cat::BillingPeriod { unit: cat::PeriodUnit::Year as i32, count: 1 }),
+                timing: cat::BillingTiming::InAdvance as i32,
+                prices: vec![flat_price(&fee.id, "310.00"), per_unit_price(&calls.id, "0.05")],
+                ..Default::default()
+            }),
+        })
+        .await
+        .expect("yearly rate")
+        .into_inner()
+        .rate
+        .expect("rate")
+        .id;
+    let (account, bg) = recur_e2e::card_account(&mut c, "Change now").await;
+    let s = subscribe(&mut c, &account, &bg, &offering, &monthly).await;
+    advance(&mut c, at(2024, 1, 11, 12)).await;
+    let usage = vec![
+        event("m1", &calls.id, "25", at(2024, 1, 5, 0), None),
+        // The day of the change belongs to the new period.
+        event("m2", &calls.id, "7", at(2024, 1, 11, 6), None),
+    ];
+    assert_eq!(record(&mut c, &s.id, usage).await.accepted, 2);
+    let changed = c
+        .subscriptions
+        .change_subscription(sub::ChangeSubscriptionRequest {
+            id: s.id.clone(),
+            change: Some(sub::SubscriptionChange {
+                rate: yearly.clone(),
+                items: vec![],
+                timing: pricing::ChangeTiming::Immediate as i32,
+            }),
+            cancel_scheduled_change: false,
+        })
+        .await
+        .expect("change now")
+        .into_inner();
+    let y = changed.subscription.expect("subscription");
+    assert_eq!((y.rate_id.as_str(), time(&y.current_period_start)), (yearly.as_str(), at(2024, 1, 11, 0)));
+    // The metered product stays on the contract (its quantity is its usage).
+    assert!(y.items.iter().any(|i| i.product_id == calls.id && i.quantity == "0"), "{:?}", y.items);
+    advance(&mut c, at(2024, 1, 11, 14)).await;
+    let all = invoices(&mut c, &s.id).await;
+    let part = all.iter().find(|i| i.billing_reason == "period_close").expect("the old period's usage");
+    assert_eq!((time(&part.period_start), time(&part.period_end)), (at(2024, 1, 1, 0), at(2024, 1, 11, 0)));
+    assert_eq!(
+        part.lines.iter().map(shown).collect::<Vec<_>>(),
+        vec![(calls.id.clone(), "25".into(), "1".into(), d("2.50"))]
+    );
+    assert_eq!(part.lines[0].rate_id, monthly, "rated at the old contract");
+    assert_eq!(part.status, sub::InvoiceStatus::Paid as i32);
+    // The new period so far: the 7 calls of the day of the change.
+    let summary = c
+        .subscriptions
+        .get_usage_summary(sub::GetUsageSummaryRequest { subscription_id: s.id.clone() })
+        .await
+        .expect("summary")
+        .into_inner();
+    let line = summary.lines.iter().find(|l| l.product_id == calls.id).expect("calls");
+    assert_eq!(line.quantity, "7");
+}
+
+/// RateUsage prorates a per-period product over part of a whole period it
+/// is given (never a METERED one), and refuses a part outside the whole.
+async fn rate_usage_prorates_a_part_of_a_period(app: &TestApp) {
+    let mut c = app.clients("acme");
+    let (s, seat, calls) = in_arrears_subscription(&mut c, "rate-part").await;
+    let ask = |product: &str, end: DateTime<Utc>| pricing::RateUsageRequest {
+        rate_id: s.rate_id.clone(),
+        product_id: product.into(),
+        quantity: "3".into(),
+        period_start: Some(ts(at(2024, 1, 1, 0))),
+        period_end: Some(ts(end)),
+        full_period_start: Some(ts(at(2024, 1, 1, 0))),
+        full_period_end: Some(ts(at(2024, 2, 1, 0))),
+        time_zone: "UTC".into(),
+        ..Default::default()
+    };
+    let r = c.pricing.rate_usage(ask(&seat, at(2024, 1, 11, 0))).await.expect("seat").into_inner();
+    assert_eq!((amount(&r.amount), r.proration_fraction.as_str()), (d("10.00"), "0.322581"), "31.00 × 10/31");
+    let r = c.pricing.rate_usage(ask(&calls, at(2024, 1, 11, 0))).await.expect("calls").into_inner();
+    assert_eq!((amount(&r.amount), r.proration_fraction.as_str()), (d("0.30"), "1"), "usage is not prorated");
+    let err = c.pricing.rate_usage(ask(&seat, at(2024, 2, 5, 0))).await.expect_err("outside");
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert_eq!(details(&err).fields, vec!["period_start".to_string()], "{err:?}");
+    let mut half = ask(&seat, at(2024, 1, 11, 0));
+    half.full_period_end = None;
+    let err = c.pricing.rate_usage(half).await.expect_err("half a whole period");
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert_eq!(details(&err).fields, vec!["full_period_end".to_string()], "{err:?}");
+}
+
+recur_e2e::on_both_backends!(
+    cancel_now_sqlite,
+    cancel_now_postgres,
+    an_immediate_cancellation_invoices_the_period_so_far
+);
+recur_e2e::on_both_backends!(pause_now_sqlite, pause_now_postgres, an_immediate_pause_invoices_the_usage_so_far);
+recur_e2e::on_both_backends!(
+    shortened_sqlite,
+    shortened_postgres,
+    a_shortened_first_period_prorates_an_in_arrears_seat
+);
+recur_e2e::on_both_backends!(
+    change_now_sqlite,
+    change_now_postgres,
+    an_immediate_change_of_period_invoices_the_old_periods_usage
+);
+recur_e2e::on_both_backends!(rate_part_sqlite, rate_part_postgres, rate_usage_prorates_a_part_of_a_period);
 recur_e2e::on_both_backends!(
     usage_alone_sqlite,
     usage_alone_postgres,

@@ -9,7 +9,7 @@ use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
 use recur_money::Currency;
 use recur_pricing::domain::period::{Anchor, Period, Unit, local_midnight};
-use recur_pricing::domain::proration::{ChangeInput, LineKind, Mode, Side, Timing, preview};
+use recur_pricing::domain::proration::{ChangeInput, LineKind, Mode, Side, Timing, part_of, preview};
 use recur_pricing::domain::quote::{Billing, CartLine};
 use recur_pricing::domain::rating::{Model, PriceSpec};
 use rust_decimal::Decimal;
@@ -438,4 +438,23 @@ fn an_immediate_change_of_period_anchors_on_the_change() {
         (midnight(2023, 2, 10, utc()), midnight(2024, 2, 10, utc()))
     );
     assert_eq!(out.anchor, Anchor { day: 10, month: 2 });
+}
+
+/// A per-period item billed for part of a period: the days (or seconds)
+/// of the part over the whole period's, the day ended in not counted, in
+/// the account's time zone.
+#[test]
+fn a_part_of_a_period_counts_its_days_or_seconds() {
+    let la: Tz = "America/Los_Angeles".parse().expect("tz");
+    let jan = (midnight(2024, 1, 1, utc()), midnight(2024, 2, 1, utc()));
+    let at = |day: u32, hour: u32| Utc.with_ymd_and_hms(2024, 1, day, hour, 0, 0).unwrap();
+    // Canceled on Jan 11 at 15:00: ten of January's 31 days.
+    assert_eq!(part_of(Mode::Day, utc(), jan, (jan.0, at(11, 15))), (10, 31));
+    // A first period from Jan 10 to a billing day on the 1st: 22 days.
+    assert_eq!(part_of(Mode::Day, utc(), jan, (midnight(2024, 1, 10, utc()), jan.1)), (22, 31));
+    assert_eq!(part_of(Mode::Second, utc(), jan, (jan.0, at(1, 12))), (43_200, 2_678_400));
+    assert_eq!(part_of(Mode::Day, utc(), jan, jan), (31, 31));
+    // March in Los Angeles has 31 days, one of them 23 hours long.
+    let march = (midnight(2024, 3, 1, la), midnight(2024, 4, 1, la));
+    assert_eq!(part_of(Mode::Day, la, march, (march.0, midnight(2024, 3, 16, la))), (15, 31));
 }

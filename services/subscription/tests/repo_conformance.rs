@@ -823,6 +823,7 @@ async fn a_change_is_written_once_over_the_version_it_read(repo: &dyn Subscripti
         action: "activate",
         idem: key,
         invoice: Some(&inv),
+        closing: None,
         credits: &[],
         redeem: &[],
         release: &[],
@@ -863,6 +864,7 @@ async fn a_change_is_written_once_over_the_version_it_read(repo: &dyn Subscripti
         action: "activate",
         idem: other,
         invoice: Some(&inv2),
+        closing: None,
         credits: &[],
         redeem: &[],
         release: &[],
@@ -887,6 +889,7 @@ async fn credit_moves_once_per_source_and_never_below_zero(repo: &dyn Subscripti
             action: "change",
             idem: NO_KEY,
             invoice: None,
+            closing: None,
             credits: &credits,
             redeem: &[],
             release: &[],
@@ -916,6 +919,44 @@ async fn credit_moves_once_per_source_and_never_below_zero(repo: &dyn Subscripti
     assert!(repo.credit_balances("globex", "acct_1").await.expect("other tenant").is_empty());
 }
 
+/// An immediate cancellation's credit note and the DRAFT of its period's
+/// usage so far are written with the change, or neither is; the draft's
+/// part of the period is invoiced once.
+async fn a_change_writes_the_draft_of_the_part_of_the_period_it_ends(repo: &dyn SubscriptionRepo) {
+    seed(repo, "acme", "acct_1", "bg_1").await;
+    let sub = subscription("sub_1", "acct_1", "bg_1");
+    repo.insert_subscription("acme", &sub, None, NO_KEY, &[], &[]).await.expect("insert");
+    let mut canceled = sub.clone();
+    canceled.state = SubscriptionState::Canceled;
+    canceled.expires_at = Some(t(5));
+    let credit = invoice("inv_credit", &canceled, &["-10.00"]);
+    let mut closing = invoice("inv_close", &canceled, &["3.50"]);
+    closing.reason = InvoiceReason::PeriodClose;
+    closing.status = InvoiceStatus::Draft;
+    closing.period_end = Some(t(5));
+    closing.next_action_at = Some(t(6));
+    let key = Idem { key: Some("cancel-1"), hash: "h" };
+    let change = Change { idem: key, closing: Some(&closing), ..plain(&canceled, "cancel", Some(&credit)) };
+    assert!(repo.save_subscription("acme", &change).await.expect("cancel"));
+    assert_eq!(repo.get_invoice("acme", "inv_close").await.expect("get"), Some(closing.clone()));
+    assert!(repo.get_invoice("acme", "inv_credit").await.expect("get").is_some());
+    // The change's answer names its invoice, not the draft.
+    assert_eq!(
+        repo.mutation_by_key("acme", "cancel-1").await.expect("key").map(|m| m.invoice_id),
+        Some("inv_credit".into())
+    );
+    // The same part of the same period again (another run's): refused, and
+    // nothing of that change is written.
+    let mut v1 = canceled.clone();
+    v1.version = 1;
+    let mut twice = closing.clone();
+    twice.id = "inv_close_2".into();
+    let again = Change { closing: Some(&twice), ..plain(&v1, "cancel", None) };
+    assert!(repo.save_subscription("acme", &again).await.expect_err("twice").is_unique());
+    assert_eq!(repo.get_invoice("acme", "inv_close_2").await.expect("get"), None);
+    assert_eq!(repo.get_subscription("acme", "sub_1").await.expect("get").map(|s| s.version), Some(1));
+}
+
 /// A change of `sub` by `action` with no key, credit, coupon or event.
 fn plain<'a>(sub: &'a Subscription, action: &'a str, invoice: Option<&'a Invoice>) -> Change<'a> {
     Change {
@@ -923,6 +964,7 @@ fn plain<'a>(sub: &'a Subscription, action: &'a str, invoice: Option<&'a Invoice
         action,
         idem: NO_KEY,
         invoice,
+        closing: None,
         credits: &[],
         redeem: &[],
         release: &[],
@@ -1614,6 +1656,7 @@ on_both!(
     subscriptions_list_by_every_filter_in_keyset_pages,
     invoices_list_by_account_subscription_and_status,
     a_change_is_written_once_over_the_version_it_read,
+    a_change_writes_the_draft_of_the_part_of_the_period_it_ends,
     credit_moves_once_per_source_and_never_below_zero,
     an_account_update_writes_its_fields_and_its_event,
     an_update_that_changes_nothing_writes_nothing,

@@ -106,6 +106,28 @@ pub fn next_start(start: NaiveDate, anchor: Anchor, period: Period) -> Option<Na
     nth_after(start, anchor, period, 1)
 }
 
+/// The start of the period that ends on `end` (the period before the one
+/// starting there), in a schedule anchored on `anchor`: the inverse of
+/// [`next_start`] for a date on the anchor. `None` when the date leaves the
+/// calendar.
+pub fn previous_start(end: NaiveDate, anchor: Anchor, period: Period) -> Option<NaiveDate> {
+    match period.unit {
+        Unit::Day => end.checked_sub_days(Days::new(u64::from(period.count))),
+        Unit::Week => end.checked_sub_days(Days::new(u64::from(period.count) * 7)),
+        Unit::Month => {
+            let index = i64::from(end.year()) * 12 + i64::from(end.month0()) - i64::from(period.count);
+            let year = i32::try_from(index.div_euclid(12)).ok()?;
+            let month = u32::try_from(index.rem_euclid(12)).ok()? + 1;
+            clamped(year, month, anchor.day)
+        }
+        Unit::Year => {
+            let year = end.year().checked_sub(i32::try_from(period.count).ok()?)?;
+            let month = if anchor.month == 0 { end.month() } else { anchor.month };
+            clamped(year, month, anchor.day)
+        }
+    }
+}
+
 /// The start date of period `n` (0-based) of a schedule whose first period
 /// starts on `first`, anchored there.
 pub fn nth_start(first: NaiveDate, period: Period, n: u32) -> Option<NaiveDate> {
@@ -137,6 +159,29 @@ pub fn local_date(now: DateTime<Utc>, tz: Tz) -> NaiveDate {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn the_period_before_keeps_the_anchor() {
+        let date = |y, m, d| NaiveDate::from_ymd_opt(y, m, d).unwrap();
+        let month = Period { unit: Unit::Month, count: 1 };
+        let on_31 = Anchor { day: 31, month: 0 };
+        // Anchored on the 31st: Jan 31 → Feb 29 → Mar 31, and back.
+        assert_eq!(previous_start(date(2024, 3, 31), on_31, month), Some(date(2024, 2, 29)));
+        assert_eq!(previous_start(date(2024, 2, 29), on_31, month), Some(date(2024, 1, 31)));
+        assert_eq!(previous_start(date(2024, 1, 31), on_31, month), Some(date(2023, 12, 31)));
+        let year = Period { unit: Unit::Year, count: 1 };
+        let feb_29 = Anchor { day: 29, month: 2 };
+        assert_eq!(previous_start(date(2025, 2, 28), feb_29, year), Some(date(2024, 2, 29)));
+        let week = Period { unit: Unit::Week, count: 2 };
+        assert_eq!(
+            previous_start(date(2024, 3, 10), Anchor::of(date(2024, 3, 10), week), week),
+            Some(date(2024, 2, 25))
+        );
+        for (start, anchor, period) in [(date(2024, 1, 31), on_31, month), (date(2024, 2, 29), feb_29, year)] {
+            let next = next_start(start, anchor, period).unwrap();
+            assert_eq!(previous_start(next, anchor, period), Some(start));
+        }
+    }
     use super::*;
 
     fn date(y: i32, m: u32, d: u32) -> NaiveDate {

@@ -673,6 +673,7 @@ impl pb::pricing_service_server::PricingService for PricingApi {
         if r.compute_tax && !r.tax_exempt && address.country.is_empty() {
             v.add("tax_address.country", "is required to compute tax");
         }
+        let full = part_of_period(&mut v, &r);
         v.finish()?;
         let rate_pb = self.catalog.rate(&ctx, &r.rate_id).await?.ok_or_else(|| {
             AppError::not_found("rate", &r.rate_id).into_invalid_reference().with_field("rate_id", "no such rate")
@@ -700,7 +701,20 @@ impl pb::pricing_service_server::PricingService for PricingApi {
         let ceiling = ceilings(&settings).of(currency);
         line_within("quantity", &spec, qty, ceiling).map_err(AppError::from)?;
         let rated = rate(&spec, qty);
-        let amount = currency.round(rated.amount);
+        // A per-period item billed for part of a period is prorated (once,
+        // from the unrounded amount); usage is what it is.
+        let (amount, fraction) = match full {
+            Some((whole, part)) if product.kind != cpb::ProductKind::Metered as i32 => {
+                let mode =
+                    if settings.proration_mode == cpb::ProrationMode::Second as i32 { Mode::Second } else { Mode::Day };
+                let tz_name = if r.time_zone.is_empty() { settings.time_zone.as_str() } else { r.time_zone.as_str() };
+                let tz = Tz::from_str(tz_name).unwrap_or(chrono_tz::UTC);
+                let (part, total) = proration::part_of(mode, tz, whole, part);
+                let fraction = if total == 0 { Decimal::ONE } else { Decimal::from(part) / Decimal::from(total) };
+                (proration::prorate(rated.amount, part, total, currency), fraction)
+            }
+            _ => (currency.round(rated.amount), Decimal::ONE),
+        };
         let tax = self.tax_rule(&settings, r.compute_tax, &address, r.tax_exempt);
         let line = crate::domain::tax::taxed(amount, Decimal::ZERO, currency, tax.as_ref());
         Ok(Response::new(pb::RateUsageResponse {
@@ -717,6 +731,45 @@ impl pb::pricing_service_server::PricingService for PricingApi {
             amount_without_tax: Some(money_of(line.without_tax, currency)),
             tax: Some(money_of(line.tax, currency)),
             total: Some(money_of(line.amount, currency)),
+            proration_fraction: fraction.round_dp(6).normalize().to_string(),
         }))
     }
+}
+
+/// `[start, end)`.
+type Span = (chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>);
+
+/// The whole period and the part of it a RateUsage request bills
+/// (`((full start, full end), (start, end))`), when it names a whole
+/// period; what is wrong with them goes to `v`.
+fn part_of_period(v: &mut Violations, r: &pb::RateUsageRequest) -> Option<(Span, Span)> {
+    if !r.time_zone.is_empty() && Tz::from_str(&r.time_zone).is_err() {
+        v.add("time_zone", format!("unknown IANA time zone {:?}", r.time_zone));
+    }
+    let (fs, fe) = match (&r.full_period_start, &r.full_period_end) {
+        (None, None) => return None,
+        (Some(fs), Some(fe)) => (from_timestamp(fs), from_timestamp(fe)),
+        (None, Some(_)) => {
+            v.add("full_period_start", "is required with full_period_end");
+            return None;
+        }
+        (Some(_), None) => {
+            v.add("full_period_end", "is required with full_period_start");
+            return None;
+        }
+    };
+    let (ps, pe) = (r.period_start.as_ref().and_then(from_timestamp), r.period_end.as_ref().and_then(from_timestamp));
+    let (Some(fs), Some(fe), Some(ps), Some(pe)) = (fs, fe, ps, pe) else {
+        v.add("period_start", "period_start, period_end and the full period must be valid times");
+        return None;
+    };
+    if fs >= fe {
+        v.add("full_period_end", "must come after full_period_start");
+        return None;
+    }
+    if ps > pe || ps < fs || pe > fe {
+        v.add("period_start", "the period must lie within the full period");
+        return None;
+    }
+    Some(((fs, fe), (ps, pe)))
 }

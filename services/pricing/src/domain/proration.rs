@@ -133,6 +133,20 @@ pub fn share(mode: Mode, tz: Tz, start: DateTime<Utc>, end: DateTime<Utc>, at: D
     }
 }
 
+/// (part, whole) of `[start, end)` inside the whole period
+/// `[full_start, full_end)`, in whole local days or in seconds: what a
+/// per-period item billed for part of a period is prorated by.
+pub fn part_of(
+    mode: Mode,
+    tz: Tz,
+    (full_start, full_end): (DateTime<Utc>, DateTime<Utc>),
+    (start, end): (DateTime<Utc>, DateTime<Utc>),
+) -> (i64, i64) {
+    let (from_start, total) = share(mode, tz, full_start, full_end, start);
+    let (from_end, _) = share(mode, tz, full_start, full_end, end);
+    ((from_start - from_end).max(0), total)
+}
+
 /// `amount × remaining ÷ total`, rounded once.
 pub fn prorate(amount: Decimal, remaining: i64, total: i64, currency: Currency) -> Decimal {
     if total == 0 {

@@ -12,6 +12,11 @@
 //!   credit consumed first, the rest collected at once.
 //! - IMMEDIATE with a net credit: a credit note, its amount added to the
 //!   account's credit balance (never lost), which later invoices consume.
+//! - IMMEDIATE to a rate with another billing period starts a new period:
+//!   the old period's usage and in-arrears items until then are invoiced at
+//!   the old contract (a DRAFT, finalized after the grace period). A change
+//!   that keeps the period bills its usage at the period end, at the
+//!   contract in force then.
 //! - END_OF_TERM: the change waits on the subscription (`scheduled_change`)
 //!   for the period end, where the billing clock applies it; it can be
 //!   dropped until then (`cancel_scheduled_change`).
@@ -274,10 +279,17 @@ impl App {
             let new_rate = priced.lines.iter().find(|l| !l.credit).map(|l| l.rate_id.clone());
             let new_rate = new_rate
                 .unwrap_or_else(|| if change.rate.is_empty() { sub.rate_id.clone() } else { change.rate.clone() });
+            // A METERED product's quantity is its usage: it stays on the
+            // contract at 0 (so its usage is billed) unless the change
+            // names it with 0 to remove it.
+            let billed = self.catalog.arrears_items(ctx, &new_rate).await.map_err(crate::peers::repriced)?;
+            let metered = |p: &str| billed.iter().any(|i| i.product_id == p && i.meter.is_some());
+            let removed =
+                |p: &str| change.items.iter().any(|(k, q)| k == p && q.parse::<Decimal>().is_ok_and(|q| q.is_zero()));
             let items: Vec<Item> = priced
                 .items
                 .iter()
-                .filter(|(_, q)| !q.is_zero())
+                .filter(|(p, q)| !q.is_zero() || (metered(p) && !removed(p)))
                 .map(|(p, q)| Item {
                     product_id: p.clone(),
                     quantity: *q,
@@ -286,7 +298,7 @@ impl App {
                 .collect();
             let mut next = sub.clone();
             next.updated_at = now;
-            let mut invoice: Option<Invoice> = None;
+            let (mut invoice, mut closing): (Option<Invoice>, Option<Invoice>) = (None, None);
             if preview.at_period_end {
                 next.scheduled_change = Some(ScheduledChange {
                     offering_id: priced.offering_id.clone(),
@@ -302,6 +314,11 @@ impl App {
                 next.recurring_amount = preview.next_recurring;
                 next.scheduled_change = None;
                 if sub.state != SubscriptionState::Pending && sub.state != SubscriptionState::Trialing {
+                    if priced.new_period_start != sub.current_period_start {
+                        // A new period starts: the old one's usage and
+                        // in-arrears items until then, at the old contract.
+                        closing = Box::pin(self.closing_or_none(ctx, &sub, priced.new_period_start)).await?;
+                    }
                     next.current_period_start = priced.new_period_start;
                     next.current_period_end = priced.new_period_end;
                     next.next_billing_at = Some(priced.new_period_end);
@@ -338,7 +355,7 @@ impl App {
                 },
                 now,
             );
-            self.commit(ctx, Action::Change, idem, Plan::new(next, invoice, vec![event])).await
+            self.commit(ctx, Action::Change, idem, Plan::new(next, invoice, vec![event]).closing(closing)).await
         })
         .await
     }

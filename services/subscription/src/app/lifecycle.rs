@@ -2,12 +2,14 @@
 //! are in `domain::lifecycle`; every change is written by `mutate`).
 //!
 //! - Cancel: IMMEDIATE ends it now (the unused paid part credited to the
-//!   account when the tenant says so), END_OF_TERM at the period end,
+//!   account when the tenant says so; the usage and in-arrears items of the
+//!   period so far invoiced, as at a period end), END_OF_TERM at the period end,
 //!   WITH_NOTICE at the first period end at least the rate's notice period
 //!   away. Reactivate undoes a scheduled cancellation, or starts a
 //!   CANCELED subscription again in a new period, invoiced as a new start.
 //! - Pause: now (no invoices while PAUSED; the unused paid part of the
-//!   period is credited, so the paused time is not paid for) or at the
+//!   period is credited, so the paused time is not paid for, and the
+//!   period's usage and in-arrears items so far are invoiced) or at the
 //!   period end; Resume starts a new period on the day it resumes.
 
 use chrono::DateTime;
@@ -72,11 +74,13 @@ impl App {
             let (terms, policy) = self.terms(ctx, &sub).await?;
             let now = self.now(&ctx.tenant_id);
             let next = lifecycle::cancel(&sub, timing, &terms, now, reason, comment).map_err(refused)?;
-            let mut invoice = None;
+            let (mut invoice, mut closing) = (None, None);
             let event = if next.state == SubscriptionState::Canceled {
                 if policy.credit_unused_on_cancel {
                     invoice = self.unused_credit(ctx, &sub, &terms, policy.invoice_due_days, "Unused time").await?;
                 }
+                // The usage and in-arrears items of the period so far.
+                closing = Box::pin(self.closing_or_none(ctx, &sub, now)).await?;
                 SubscriptionEvent::SubscriptionCanceled { subscription_id: sub.id.clone(), reason: reason.to_string() }
             } else {
                 SubscriptionEvent::SubscriptionCancellationScheduled {
@@ -85,7 +89,7 @@ impl App {
                     reason: reason.to_string(),
                 }
             };
-            let plan = Plan::new(next, invoice, vec![Event::new(event, now)]);
+            let plan = Plan::new(next, invoice, vec![Event::new(event, now)]).closing(closing);
             self.commit(ctx, Action::Cancel, idem, plan).await
         })
         .await
@@ -127,10 +131,12 @@ impl App {
             {
                 return Err(AppError::invalid("resume_time", "must come after the pause begins"));
             }
-            let mut invoice = None;
+            let (mut invoice, mut closing) = (None, None);
             if next.state == SubscriptionState::Paused {
                 let (terms, policy) = self.terms(ctx, &sub).await?;
                 invoice = self.unused_credit(ctx, &sub, &terms, policy.invoice_due_days, "Paused").await?;
+                // The usage and in-arrears items of the period so far.
+                closing = Box::pin(self.closing_or_none(ctx, &sub, now)).await?;
             }
             let event = Event::new(
                 SubscriptionEvent::SubscriptionPaused {
@@ -140,7 +146,7 @@ impl App {
                 },
                 now,
             );
-            self.commit(ctx, Action::Pause, idem, Plan::new(next, invoice, vec![event])).await
+            self.commit(ctx, Action::Pause, idem, Plan::new(next, invoice, vec![event]).closing(closing)).await
         })
         .await
     }

@@ -32,6 +32,10 @@ pub struct Changed {
 pub struct Plan {
     pub sub: Subscription,
     pub invoice: Option<Invoice>,
+    /// A change that ends a period before its end (an immediate
+    /// cancellation, pause or change to another period): the DRAFT of that
+    /// part's usage and in-arrears items, finalized after the grace period.
+    pub closing: Option<Invoice>,
     pub events: Vec<Event>,
     /// Coupons redeemed, and codes given up.
     pub redeem: Vec<Redemption>,
@@ -40,7 +44,14 @@ pub struct Plan {
 
 impl Plan {
     pub fn new(sub: Subscription, invoice: Option<Invoice>, events: Vec<Event>) -> Plan {
-        Plan { sub, invoice, events, redeem: Vec::new(), release: Vec::new() }
+        Plan { sub, invoice, closing: None, events, redeem: Vec::new(), release: Vec::new() }
+    }
+
+    /// The plan with `closing`, the invoice of the part of the period it
+    /// ends (see [`Plan::closing`]).
+    pub fn closing(mut self, closing: Option<Invoice>) -> Plan {
+        self.closing = closing;
+        self
     }
 }
 
@@ -150,6 +161,12 @@ impl App {
                 inv.created_at,
             ));
         }
+        if let Some(inv) = &plan.closing {
+            plan.events.push(Event::new(
+                SubscriptionEvent::InvoiceCreated { invoice_id: inv.id.clone(), amount: inv.amount.to_string() },
+                inv.created_at,
+            ));
+        }
         Ok(credits)
     }
 
@@ -169,6 +186,7 @@ impl App {
             action: action.name(),
             idem: idem.as_repo(),
             invoice: plan.invoice.as_ref(),
+            closing: plan.closing.as_ref(),
             credits: &credits,
             redeem: &plan.redeem,
             release: &plan.release,

@@ -282,7 +282,7 @@ impl App {
     /// [`Self::closing`], except that a refusal a retry does not fix (the
     /// rate cannot be rated) does not hold up the cancellation or pause:
     /// it goes ahead without that invoice, and says so in the log.
-    async fn closing_or_none(
+    pub(crate) async fn closing_or_none(
         &self,
         ctx: &CallContext,
         sub: &Subscription,
@@ -554,7 +554,9 @@ impl App {
                         },
                         at,
                     );
-                    let plan = Plan::new(next, None, vec![event]);
+                    // The usage of the period so far is billed.
+                    let closing = Box::pin(self.closing_or_none(ctx, &sub, at)).await?;
+                    let plan = Plan::new(next, None, vec![event]).closing(closing);
                     Box::pin(self.commit(ctx, Action::Cancel, &Idem::default(), plan)).await?;
                 }
             }
@@ -904,6 +906,7 @@ impl App {
                 action: Action::Renew.name(),
                 idem: none.as_repo(),
                 invoice: r.plan.invoice.as_ref(),
+                closing: r.plan.closing.as_ref(),
                 credits,
                 redeem: &r.plan.redeem,
                 release: &r.plan.release,

@@ -205,9 +205,11 @@ impl App {
         (start, end): (DateTime<Utc>, DateTime<Utc>),
     ) -> AppResult<Vec<InvoiceLine>> {
         let billed = self.catalog.arrears_items(ctx, &sub.rate_id).await.map_err(crate::peers::repriced)?;
+        let whole = self.whole_period(ctx, sub, account, &billed, (start, end)).await?;
         let mut lines = Vec::new();
         for item in billed.iter() {
-            let Some((quantity, _, rated)) = self.arrears_item(ctx, sub, account, item, (start, end)).await? else {
+            let Some((quantity, _, rated)) = self.arrears_item(ctx, sub, account, item, (start, end), &whole).await?
+            else {
                 continue;
             };
             let period = ClosedPeriod {
@@ -256,7 +258,7 @@ impl App {
                 .find(|i| i.product_id == line.product_id)
                 .cloned()
                 .unwrap_or_else(|| crate::domain::Item::new(line.product_id.clone(), quantity));
-            let rated = self.rate_arrears(ctx, account, &line.rate_id, &held, quantity, (start, end)).await?;
+            let rated = self.rate_arrears(ctx, account, &line.rate_id, (&held, quantity), (start, end), &None).await?;
             *line = rerated(line, quantity, rated);
             changed = true;
         }
@@ -266,10 +268,32 @@ impl App {
         Ok(())
     }
 
+    /// The whole period (and the time zone its days are counted in) that
+    /// `start..end` of contract `sub` is only part of, when a per-period
+    /// item of `billed` is to be prorated over it; see
+    /// [`crate::domain::usage::full_period`].
+    async fn whole_period(
+        &self,
+        ctx: &CallContext,
+        sub: &Subscription,
+        account: &Account,
+        billed: &[crate::domain::usage::ArrearsItem],
+        (start, end): (DateTime<Utc>, DateTime<Utc>),
+    ) -> AppResult<WholePeriod> {
+        if billed.iter().all(|i| i.meter.is_some()) {
+            return Ok(None);
+        }
+        let period = self.catalog.rate_terms(ctx, &sub.rate_id).await.map_err(crate::peers::repriced)?.period;
+        let zone = account.zone(&self.catalog.policy(ctx).await?.time_zone).to_string();
+        let tz = account.tz(&zone);
+        Ok(crate::domain::usage::full_period(sub, period, tz, (start, end)).map(|p| (p, zone)))
+    }
+
     /// What in-arrears `item` of contract `sub` comes to over `start..end`:
     /// its quantity (a METERED product's aggregate, else the contract's),
-    /// the usage events counted, and its price; `None` when the contract
-    /// does not hold the product.
+    /// the usage events counted, and its price (a per-period item prorated
+    /// over part of `whole`); `None` when the contract does not hold the
+    /// product.
     async fn arrears_item(
         &self,
         ctx: &CallContext,
@@ -277,6 +301,7 @@ impl App {
         account: &Account,
         item: &crate::domain::usage::ArrearsItem,
         (start, end): (DateTime<Utc>, DateTime<Utc>),
+        whole: &WholePeriod,
     ) -> AppResult<Option<(Decimal, u64, RatedUsage)>> {
         let Some(held) = sub.items.iter().find(|i| i.product_id == item.product_id) else { return Ok(None) };
         let (quantity, events) = match &item.meter {
@@ -286,20 +311,22 @@ impl App {
             }
             None => (held.quantity, 0),
         };
-        let rated = self.rate_arrears(ctx, account, &sub.rate_id, held, quantity, (start, end)).await?;
+        let whole = if item.meter.is_some() { &None } else { whole };
+        let rated = self.rate_arrears(ctx, account, &sub.rate_id, (held, quantity), (start, end), whole).await?;
         Ok(Some((quantity, events, rated)))
     }
 
     /// What pricing says `quantity` of contract item `held` costs on rate
-    /// `rate_id` over a period (its custom price, if it has one).
+    /// `rate_id` over a period (its custom price, if it has one; prorated
+    /// over part of `whole`, when given).
     async fn rate_arrears(
         &self,
         ctx: &CallContext,
         account: &Account,
         rate_id: &str,
-        held: &crate::domain::Item,
-        quantity: Decimal,
+        (held, quantity): (&crate::domain::Item, Decimal),
         (start, end): (DateTime<Utc>, DateTime<Utc>),
+        whole: &WholePeriod,
     ) -> AppResult<RatedUsage> {
         let q = UsageQuestion {
             rate_id: rate_id.to_string(),
@@ -311,10 +338,16 @@ impl App {
             tax_exempt: account.tax_exempt,
             compute_tax: !account.billing_address.country.is_empty(),
             custom_price: held.custom_price.clone(),
+            full_period: whole.as_ref().map(|(p, _)| *p),
+            time_zone: whole.as_ref().map(|(_, z)| z.clone()).unwrap_or_default(),
         };
         self.pricing.rate_usage(ctx, &q).await.map_err(crate::peers::repriced)
     }
 }
+
+/// The whole period a closed part belongs to and the time zone its days
+/// are counted in, when a per-period item is prorated over the part.
+type WholePeriod = Option<((DateTime<Utc>, DateTime<Utc>), String)>;
 
 /// One in-arrears product of a period so far.
 #[derive(Clone, Debug)]
@@ -347,9 +380,11 @@ impl App {
         let account = self.account_alone(tenant, &sub.account_id, "subscription_id").await?;
         let (start, end) = (sub.current_period_start, sub.current_period_end);
         let billed = self.catalog.arrears_items(ctx, &sub.rate_id).await.map_err(crate::peers::repriced)?;
+        let whole = self.whole_period(ctx, &sub, &account, &billed, (start, end)).await?;
         let mut lines = Vec::new();
         for item in billed.iter() {
-            if let Some((quantity, events, rated)) = self.arrears_item(ctx, &sub, &account, item, (start, end)).await? {
+            let summed = self.arrears_item(ctx, &sub, &account, item, (start, end), &whole).await?;
+            if let Some((quantity, events, rated)) = summed {
                 lines.push(SummaryLine { item: item.clone(), quantity, events, rated });
             }
         }

@@ -112,6 +112,26 @@ pub fn closed_period(sub: &super::Subscription, at: DateTime<Utc>) -> Option<(Da
         .filter(|(start, end)| start < end)
 }
 
+/// The whole period of `sub`'s schedule (`period` long, days counted in
+/// `tz`) that ends where its current period ends, when the closed part
+/// `closed` is only part of it: a cancellation or pause before the period
+/// ends, or a first period shortened by a billing day. A per-period item
+/// billed in arrears over such a part is prorated.
+pub fn full_period(
+    sub: &super::Subscription,
+    period: recur_period::Period,
+    tz: chrono_tz::Tz,
+    closed: (DateTime<Utc>, DateTime<Utc>),
+) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
+    use recur_period::{Anchor, local_date, local_midnight, previous_start};
+    let end = sub.current_period_end;
+    let last_day = local_date(end, tz);
+    let anchor = Anchor::new(sub.billing_anchor.day, sub.billing_anchor.month)
+        .unwrap_or_else(|| Anchor::of(local_date(sub.current_period_start, tz), period));
+    let start = local_midnight(previous_start(last_day, anchor, period)?, tz).min(closed.0);
+    (closed.0 > start || closed.1 < end).then_some((start, end))
+}
+
 /// What pricing says an in-arrears quantity costs.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct RatedUsage {
@@ -122,6 +142,9 @@ pub struct RatedUsage {
     pub tax: Decimal,
     /// With tax (exclusive tax added; inclusive tax is part of it).
     pub amount: Decimal,
+    /// The share of the period billed ("1", or a part of a period of a
+    /// per-period item; empty is read as "1").
+    pub fraction: String,
 }
 
 /// Where a closed period's in-arrears item is billed from.
@@ -150,7 +173,7 @@ pub fn arrears_line(p: ClosedPeriod<'_>, item: &ArrearsItem, quantity: Decimal, 
         period_end: Some(p.end),
         quantity,
         unit_amount: rated.unit_amount,
-        proration_fraction: "1".into(),
+        proration_fraction: if rated.fraction.is_empty() { "1".into() } else { rated.fraction },
         tiers: rated.tiers,
         amount_without_tax: rated.amount_without_tax,
         discount: Decimal::ZERO,

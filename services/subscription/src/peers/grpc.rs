@@ -350,6 +350,9 @@ impl Pricing for GrpcPricing {
             tax_exempt: q.tax_exempt,
             compute_tax: q.compute_tax,
             custom_price: q.custom_price.as_ref().map(|c| crate::api::wire::custom_price_pb(&q.product_id, c)),
+            full_period_start: q.full_period.map(|(s, _)| recur_proto::convert::timestamp(s)),
+            full_period_end: q.full_period.map(|(_, e)| recur_proto::convert::timestamp(e)),
+            time_zone: q.time_zone.clone(),
         };
         let r = self
             .client
@@ -366,6 +369,7 @@ impl Pricing for GrpcPricing {
             amount_without_tax: amount(&r.amount_without_tax),
             tax: amount(&r.tax),
             amount: amount(&r.total),
+            fraction: r.proration_fraction,
         })
     }
 }

@@ -165,6 +165,10 @@ pub struct UsageQuestion {
     pub tax_exempt: bool,
     pub compute_tax: bool,
     pub custom_price: Option<crate::domain::CustomPrice>,
+    /// For a per-period item over part of a period: the whole period, to
+    /// prorate by (days counted in `time_zone`).
+    pub full_period: Option<(chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>)>,
+    pub time_zone: String,
 }
 
 /// A charge of an invoice.

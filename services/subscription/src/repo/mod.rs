@@ -65,6 +65,9 @@ pub struct Change<'a> {
     pub action: &'a str,
     pub idem: Idem<'a>,
     pub invoice: Option<&'a Invoice>,
+    /// The DRAFT of the usage and in-arrears items of the part of the
+    /// period the change ends (written beside `invoice`).
+    pub closing: Option<&'a Invoice>,
     pub credits: &'a [CreditEntry],
     /// Coupons the change redeems, and codes it gives up.
     pub redeem: &'a [Redemption],

@@ -140,7 +140,7 @@ macro_rules! store {
             }
             // The invoice, its lines and the events in one round trip.
             let mut w = Writes::new();
-            if let Some(inv) = c.invoice {
+            for inv in c.invoice.into_iter().chain(c.closing) {
                 add_invoice(&mut w, tenant, inv)?;
             }
             add_events(&mut w, tenant, c.events);
