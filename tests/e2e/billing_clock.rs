@@ -264,39 +264,6 @@ async fn background_clock_catches_up(app: &TestApp) {
     assert_eq!(app.count_rows("payment", "payments").await, 4);
 }
 
-/// Puts bill group `bg` on a new card `token` of its customer.
-async fn switch_card(c: &mut Clients, bg: &str, token: &str) {
-    let group = c
-        .accounts
-        .get_bill_group(sub::GetBillGroupRequest { id: bg.into() })
-        .await
-        .expect("bill group")
-        .into_inner()
-        .bill_group
-        .expect("bill group");
-    let pm = recur_e2e::attach_card(c, &group.gateway_customer_id, token).await;
-    c.accounts
-        .update_bill_group(sub::UpdateBillGroupRequest {
-            bill_group: Some(sub::BillGroup { id: bg.into(), payment_method_id: pm, ..Default::default() }),
-            update_mask: Some(mask(&["payment_method_id"])),
-        })
-        .await
-        .expect("new card");
-}
-
-async fn set_dunning(c: &mut Clients, days: &[i32], last: cat::DunningFinalAction) {
-    c.catalog
-        .update_tenant_settings(cat::UpdateTenantSettingsRequest {
-            settings: Some(cat::TenantSettings {
-                dunning: Some(cat::DunningSchedule { retry_offset_days: days.to_vec(), final_action: last as i32 }),
-                ..Default::default()
-            }),
-            update_mask: Some(mask(&["dunning"])),
-        })
-        .await
-        .expect("dunning settings");
-}
-
 fn latest(all: &[sub::Invoice]) -> &sub::Invoice {
     all.last().expect("an invoice")
 }
@@ -307,11 +274,11 @@ fn latest(all: &[sub::Invoice]) -> &sub::Invoice {
 async fn a_declined_renewal_is_retried_until_a_new_card_pays(app: &TestApp) {
     let mut c = app.clients("acme");
     enable(&mut c, at(2024, 1, 10, 0)).await;
-    set_dunning(&mut c, &[1, 3, 5], cat::DunningFinalAction::CancelSubscription).await;
+    recur_e2e::set_dunning(&mut c, &[1, 3, 5], cat::DunningFinalAction::CancelSubscription).await;
     let plan = recur_e2e::create_monthly_plan(&mut c, "20.00", None).await;
     let (account, bg) = recur_e2e::card_account(&mut c, "Umbrella").await;
     let s = subscribe(&mut c, &account, &bg, &plan).await;
-    switch_card(&mut c, &bg, "tok_decline").await;
+    recur_e2e::switch_card(&mut c, &bg, "tok_decline").await;
     let done = advance(&mut c, at(2024, 2, 10, 2)).await;
     let failed: Vec<_> = done.actions.iter().filter(|a| a.kind == "payment_failed").collect();
     assert_eq!(failed.len(), 1, "{:?}", done.actions);
@@ -328,7 +295,7 @@ async fn a_declined_renewal_is_retried_until_a_new_card_pays(app: &TestApp) {
     assert_eq!(inv.attempt_count, 2);
     assert_eq!(time(&inv.next_action_time), first_failure + chrono::Duration::days(3));
     // A new card on the bill group: the open invoice is collected at once.
-    switch_card(&mut c, &bg, "tok_visa").await;
+    recur_e2e::switch_card(&mut c, &bg, "tok_visa").await;
     let inv = latest(&invoices(&mut c, &s.id).await).clone();
     assert_eq!(inv.status, sub::InvoiceStatus::Paid as i32, "paid by the new card at once");
     assert!(inv.next_action_time.is_none());
@@ -350,7 +317,7 @@ async fn hard_declines_overdue_invoices_and_final_actions(app: &TestApp) {
     let plan = recur_e2e::create_monthly_plan(&mut c, "20.00", None).await;
     let (account, bg) = recur_e2e::card_account(&mut c, "Soylent").await;
     let s = subscribe(&mut c, &account, &bg, &plan).await;
-    switch_card(&mut c, &bg, "tok_lost_card").await;
+    recur_e2e::switch_card(&mut c, &bg, "tok_lost_card").await;
     advance(&mut c, at(2024, 2, 10, 2)).await;
     let inv = latest(&invoices(&mut c, &s.id).await).clone();
     assert_eq!((inv.collection_paused_reason.as_str(), inv.attempt_count), ("hard_decline", 1));
@@ -375,11 +342,11 @@ async fn hard_declines_overdue_invoices_and_final_actions(app: &TestApp) {
     ] {
         let mut c = app.clients(tenant);
         enable(&mut c, at(2024, 1, 10, 0)).await;
-        set_dunning(&mut c, &[2], last).await;
+        recur_e2e::set_dunning(&mut c, &[2], last).await;
         let plan = recur_e2e::create_monthly_plan(&mut c, "20.00", None).await;
         let (account, bg) = recur_e2e::card_account(&mut c, "Tyrell").await;
         let s = subscribe(&mut c, &account, &bg, &plan).await;
-        switch_card(&mut c, &bg, "tok_insufficient_funds").await;
+        recur_e2e::switch_card(&mut c, &bg, "tok_insufficient_funds").await;
         let done = advance(&mut c, at(2024, 2, 13, 0)).await;
         let ended: Vec<_> = done.actions.iter().filter(|a| a.kind == "dunning_ended").collect();
         assert_eq!(ended.len(), 1, "{tenant}: {:?}", done.actions);
@@ -392,7 +359,7 @@ async fn hard_declines_overdue_invoices_and_final_actions(app: &TestApp) {
     // Remittance: overdue at its due date (30 days), then the schedule.
     let mut c = app.clients("remits");
     enable(&mut c, at(2024, 1, 10, 0)).await;
-    set_dunning(&mut c, &[3], cat::DunningFinalAction::LeavePastDue).await;
+    recur_e2e::set_dunning(&mut c, &[3], cat::DunningFinalAction::LeavePastDue).await;
     let plan = recur_e2e::create_monthly_plan(&mut c, "20.00", None).await;
     let (account, bg) = recur_e2e::remittance_account(&mut c, "Wayne").await;
     let s = subscribe(&mut c, &account, &bg, &plan).await;
@@ -559,7 +526,7 @@ async fn payments_settled_later_follow_the_gateways_events(app: &TestApp) {
     let plan = recur_e2e::create_monthly_plan(&mut c, "15.00", None).await;
     let (account, bg) = recur_e2e::card_account(&mut c, "Cyberdyne").await;
     let s = subscribe(&mut c, &account, &bg, &plan).await;
-    switch_card(&mut c, &bg, "tok_3ds_required").await;
+    recur_e2e::switch_card(&mut c, &bg, "tok_3ds_required").await;
     let done = advance(&mut c, at(2024, 4, 1, 2)).await;
     let pending: Vec<_> = done.actions.iter().filter(|a| a.kind == "payment_pending").collect();
     assert_eq!(pending.len(), 1, "{:?}", done.actions);

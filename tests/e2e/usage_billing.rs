@@ -547,6 +547,35 @@ async fn an_immediate_pause_invoices_the_usage_so_far(app: &TestApp) {
     assert_eq!(amount(&part.credit_applied), d("4.00"));
 }
 
+/// Dunning's final action that cancels the subscription invoices the
+/// usage of the period so far, like a cancellation by the customer.
+async fn a_cancellation_by_dunning_invoices_the_usage_so_far(app: &TestApp) {
+    let mut c = app.clients("acme");
+    enable(&mut c, at(2024, 1, 1, 0)).await;
+    recur_e2e::set_dunning(&mut c, &[2], cat::DunningFinalAction::CancelSubscription).await;
+    let fee = licensed(&mut c, "Fee").await;
+    let calls = summed(&mut c, "Calls").await;
+    let prices = vec![flat_price(&fee.id, "20.00"), per_unit_price(&calls.id, "0.10")];
+    let (offering, rate) = plan(&mut c, "unpaid", cat::BillingTiming::InAdvance, prices).await;
+    let (account, bg) = recur_e2e::card_account(&mut c, "Unpaid").await;
+    let s = subscribe(&mut c, &account, &bg, &offering, &rate).await;
+    recur_e2e::switch_card(&mut c, &bg, "tok_insufficient_funds").await;
+    advance(&mut c, at(2024, 2, 2, 12)).await;
+    assert_eq!(record(&mut c, &s.id, vec![event("u1", &calls.id, "10", at(2024, 2, 2, 0), None)]).await.accepted, 1);
+    let done = advance(&mut c, at(2024, 2, 4, 0)).await;
+    let ended: Vec<_> = done.actions.iter().filter(|a| a.kind == "dunning_ended").collect();
+    assert_eq!(ended.len(), 1, "{:?}", done.actions);
+    let canceled = get(&mut c, &s.id).await;
+    assert_eq!(canceled.state, sub::SubscriptionState::Canceled as i32);
+    let all = invoices(&mut c, &s.id).await;
+    let part = all.iter().find(|i| i.billing_reason == "period_close").expect("February so far");
+    assert_eq!((time(&part.period_start), time(&part.period_end)), (at(2024, 2, 1, 0), time(&canceled.expire_time)));
+    assert_eq!(
+        part.lines.iter().map(shown).collect::<Vec<_>>(),
+        vec![(calls.id.clone(), "10".into(), "1".into(), d("1.00"))]
+    );
+}
+
 /// A first period shortened by the bill group's billing day bills an
 /// in-arrears seat for the days it had (22 of January's 31), then whole
 /// months.
@@ -707,6 +736,7 @@ recur_e2e::on_both_backends!(
     change_now_postgres,
     an_immediate_change_of_period_invoices_the_old_periods_usage
 );
+recur_e2e::on_both_backends!(unpaid_sqlite, unpaid_postgres, a_cancellation_by_dunning_invoices_the_usage_so_far);
 recur_e2e::on_both_backends!(rate_part_sqlite, rate_part_postgres, rate_usage_prorates_a_part_of_a_period);
 recur_e2e::on_both_backends!(
     usage_alone_sqlite,

@@ -639,3 +639,40 @@ pub async fn percent_coupon(c: &mut Clients, code: &str, percent: &str) -> recur
         .coupon
         .expect("coupon")
 }
+
+/// Puts bill group `bg` on a new card `token` of its customer.
+pub async fn switch_card(c: &mut Clients, bg: &str, token: &str) {
+    use recur_proto::subscription::v1 as sub;
+    let group = c
+        .accounts
+        .get_bill_group(sub::GetBillGroupRequest { id: bg.into() })
+        .await
+        .expect("bill group")
+        .into_inner()
+        .bill_group
+        .expect("bill group");
+    let pm = attach_card(c, &group.gateway_customer_id, token).await;
+    c.accounts
+        .update_bill_group(sub::UpdateBillGroupRequest {
+            bill_group: Some(sub::BillGroup { id: bg.into(), payment_method_id: pm, ..Default::default() }),
+            update_mask: Some(mask(&["payment_method_id"])),
+        })
+        .await
+        .expect("new card");
+}
+
+/// Sets the tenant's dunning schedule: retries `days` after the first
+/// failure, then `last`.
+pub async fn set_dunning(c: &mut Clients, days: &[i32], last: recur_proto::catalog::v1::DunningFinalAction) {
+    use recur_proto::catalog::v1 as cat;
+    c.catalog
+        .update_tenant_settings(cat::UpdateTenantSettingsRequest {
+            settings: Some(cat::TenantSettings {
+                dunning: Some(cat::DunningSchedule { retry_offset_days: days.to_vec(), final_action: last as i32 }),
+                ..Default::default()
+            }),
+            update_mask: Some(mask(&["dunning"])),
+        })
+        .await
+        .expect("dunning settings");
+}
