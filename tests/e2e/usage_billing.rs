@@ -690,8 +690,103 @@ async fn an_immediate_change_of_period_invoices_the_old_periods_usage(app: &Test
     assert_eq!(line.quantity, "7");
 }
 
+/// A PERCENT coupon discounts the usage lines of each invoice it is in
+/// force for, as it does the fee on the same invoice: 50% off for two
+/// invoices takes half off the start invoice's fee, then half off both
+/// January's usage (late usage of the grace period recounted at the same
+/// discount) and February's fee, and nothing off the third invoice. A
+/// FIXED_AMOUNT coupon discounts in-advance lines only.
+async fn a_percent_coupon_discounts_usage_on_the_invoices_it_is_in_force_for(app: &TestApp) {
+    let mut c = app.clients("acme");
+    enable(&mut c, at(2024, 1, 1, 0)).await;
+    for (code, kind, percent, amounts) in [
+        ("HALF", cat::DiscountType::Percent, "50", vec![]),
+        (
+            "ONEOFF",
+            cat::DiscountType::FixedAmount,
+            "",
+            vec![recur_proto::common::v1::Money { currency_code: "USD".into(), amount: "1".into() }],
+        ),
+    ] {
+        c.catalog
+            .create_coupon(cat::CreateCouponRequest {
+                coupon: Some(cat::Coupon {
+                    code: code.into(),
+                    name: code.into(),
+                    discount_type: kind as i32,
+                    percent_off: percent.into(),
+                    amounts_off: amounts,
+                    duration: cat::CouponDuration::Repeating as i32,
+                    duration_periods: 2,
+                    ..Default::default()
+                }),
+            })
+            .await
+            .expect("coupon");
+    }
+    let fee = licensed(&mut c, "Fee").await;
+    let calls = summed(&mut c, "Calls").await;
+    let prices = vec![flat_price(&fee.id, "10.00"), per_unit_price(&calls.id, "0.10")];
+    let (offering, rate) = plan(&mut c, "coupon-usage", cat::BillingTiming::InAdvance, prices).await;
+    let (account, bg) = recur_e2e::card_account(&mut c, "Coupon usage").await;
+    let s = c
+        .subscriptions
+        .create_subscription(sub::CreateSubscriptionRequest {
+            account_id: account,
+            bill_group_id: bg,
+            offering,
+            rate,
+            coupon_codes: vec!["HALF".into(), "ONEOFF".into()],
+            ..Default::default()
+        })
+        .await
+        .expect("create")
+        .into_inner()
+        .subscription
+        .expect("subscription");
+    advance(&mut c, at(2024, 1, 20, 0)).await;
+    assert_eq!(record(&mut c, &s.id, vec![event("h1", &calls.id, "100", at(2024, 1, 15, 0), None)]).await.accepted, 1);
+    advance(&mut c, at(2024, 2, 1, 0) + chrono::Duration::minutes(30)).await;
+    let late = record(&mut c, &s.id, vec![event("h2", &calls.id, "20", at(2024, 1, 31, 23), None)]).await;
+    assert_eq!(late.accepted, 1, "{:?}", late.results);
+    advance(&mut c, at(2024, 2, 20, 0)).await;
+    assert_eq!(record(&mut c, &s.id, vec![event("h3", &calls.id, "100", at(2024, 2, 15, 0), None)]).await.accepted, 1);
+    advance(&mut c, at(2024, 3, 1, 2)).await;
+    let all = invoices(&mut c, &s.id).await;
+    assert_eq!(all.len(), 3);
+    let by_product = |inv: &sub::Invoice| {
+        let mut l: Vec<(String, Decimal, Decimal)> = inv
+            .lines
+            .iter()
+            .map(|l| (l.product_id.clone(), amount(&l.amount_without_tax), amount(&l.discount)))
+            .collect();
+        l.sort();
+        l
+    };
+    let sorted = |mut v: Vec<(String, Decimal, Decimal)>| {
+        v.sort();
+        v
+    };
+    // The start: 10.00, half off, then 1.00 off.
+    assert_eq!(by_product(&all[0]), vec![(fee.id.clone(), d("10.00"), d("6.00"))]);
+    // February 1: January's 120 calls (12.00) half off; February's fee
+    // half off and 1.00 off; the fixed coupon leaves the usage alone.
+    assert_eq!(
+        by_product(&all[1]),
+        sorted(vec![(fee.id.clone(), d("10.00"), d("6.00")), (calls.id.clone(), d("12.00"), d("6.00"))])
+    );
+    assert_eq!((amount(&all[1].amount), all[1].status), (d("10.00"), sub::InvoiceStatus::Paid as i32));
+    // March 1: both coupons spent.
+    assert_eq!(
+        by_product(&all[2]),
+        sorted(vec![(fee.id.clone(), d("10.00"), d("0.00")), (calls.id.clone(), d("10.00"), d("0.00"))])
+    );
+    assert_eq!(amount(&all[2].amount), d("20.00"));
+}
+
 /// RateUsage prorates a per-period product over part of a whole period it
-/// is given (never a METERED one), and refuses a part outside the whole.
+/// is given (never a METERED one), and refuses a part outside the whole,
+/// half a whole period, an unknown coupon and a coupon listed twice.
 async fn rate_usage_prorates_a_part_of_a_period(app: &TestApp) {
     let mut c = app.clients("acme");
     let (s, seat, calls) = in_arrears_subscription(&mut c, "rate-part").await;
@@ -713,6 +808,15 @@ async fn rate_usage_prorates_a_part_of_a_period(app: &TestApp) {
     let err = c.pricing.rate_usage(ask(&seat, at(2024, 2, 5, 0))).await.expect_err("outside");
     assert_eq!(err.code(), Code::InvalidArgument);
     assert_eq!(details(&err).fields, vec!["period_start".to_string()], "{err:?}");
+    let mut unknown = ask(&calls, at(2024, 1, 11, 0));
+    unknown.coupon_codes = vec!["NOPE".into()];
+    let err = c.pricing.rate_usage(unknown).await.expect_err("unknown coupon");
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert_eq!(details(&err).fields, vec!["coupon_codes[0]".to_string()], "{err:?}");
+    let mut twice = ask(&calls, at(2024, 1, 11, 0));
+    twice.coupon_codes = vec!["NOPE".into(), "NOPE".into()];
+    let err = c.pricing.rate_usage(twice).await.expect_err("a coupon twice");
+    assert_eq!(details(&err).fields, vec!["coupon_codes[1]".to_string()], "{err:?}");
     let mut half = ask(&seat, at(2024, 1, 11, 0));
     half.full_period_end = None;
     let err = c.pricing.rate_usage(half).await.expect_err("half a whole period");
@@ -737,6 +841,11 @@ recur_e2e::on_both_backends!(
     an_immediate_change_of_period_invoices_the_old_periods_usage
 );
 recur_e2e::on_both_backends!(unpaid_sqlite, unpaid_postgres, a_cancellation_by_dunning_invoices_the_usage_so_far);
+recur_e2e::on_both_backends!(
+    coupon_usage_sqlite,
+    coupon_usage_postgres,
+    a_percent_coupon_discounts_usage_on_the_invoices_it_is_in_force_for
+);
 recur_e2e::on_both_backends!(rate_part_sqlite, rate_part_postgres, rate_usage_prorates_a_part_of_a_period);
 recur_e2e::on_both_backends!(
     usage_alone_sqlite,

@@ -1382,7 +1382,8 @@ async fn finalizing_a_draft_writes_its_recounted_usage_lines(repo: &dyn Subscrip
     let (was, read_at) = (draft.status, draft.updated_at);
     draft.lines[0].quantity = d("9.5");
     draft.lines[0].amount_without_tax = d("4.75");
-    draft.lines[0].amount = d("4.75");
+    draft.lines[0].discount = d("0.95");
+    draft.lines[0].amount = d("3.80");
     // A line that is not usage is never rewritten.
     draft.lines[1].amount = d("99");
     draft.total_lines();
@@ -1390,7 +1391,8 @@ async fn finalizing_a_draft_writes_its_recounted_usage_lines(repo: &dyn Subscrip
     draft.updated_at = read_at + Duration::seconds(1);
     assert!(repo.update_invoice("acme", &draft, was, read_at, &[], &[]).await.expect("finalize"));
     let stored = repo.get_invoice("acme", "inv_u1").await.expect("get").expect("invoice");
-    assert_eq!((stored.lines[0].quantity, stored.lines[0].amount), (d("9.5"), d("4.75")));
+    let l = &stored.lines[0];
+    assert_eq!((l.quantity, l.amount_without_tax, l.discount, l.amount), (d("9.5"), d("4.75"), d("0.95"), d("3.80")));
     assert_eq!(stored.lines[1].amount, d("10.00"));
     assert_eq!(stored.amount, draft.amount, "the total as finalized");
 }
@@ -1451,6 +1453,7 @@ async fn invoices_written_together_skip_only_the_one_that_changed(repo: &dyn Sub
         let s = subscription(&format!("sub_{i}"), "acct_1", "bg_1");
         let mut inv = invoice(&format!("inv_{i}"), &s, &["10.00"]);
         inv.status = InvoiceStatus::Draft;
+        inv.lines[0].kind = LineKind::Usage;
         repo.insert_subscription("acme", &s, Some(&inv), NO_KEY, &[], &[]).await.expect("insert");
         drafts.push(repo.get_invoice("acme", &inv.id).await.expect("get").expect("invoice"));
     }
@@ -1465,6 +1468,9 @@ async fn invoices_written_together_skip_only_the_one_that_changed(repo: &dyn Sub
             let mut f = d.clone();
             f.status = InvoiceStatus::Open;
             f.updated_at = d.updated_at + Duration::seconds(1);
+            // Its usage counted again.
+            f.lines[0].quantity = Decimal::from(7);
+            f.lines[0].amount = Decimal::new(1200, 2);
             let e = Event::new(
                 SubscriptionEvent::InvoiceFinalized { invoice_id: d.id.clone(), number: String::new() },
                 f.updated_at,
@@ -1496,6 +1502,12 @@ async fn invoices_written_together_skip_only_the_one_that_changed(repo: &dyn Sub
     );
     assert!(!one.number.is_empty() && !three.number.is_empty() && one.number != three.number, "numbered once written");
     assert!(two.number.is_empty());
+    let recounted: Vec<_> = stored.iter().map(|i| (i.lines[0].quantity, i.lines[0].amount)).collect();
+    assert_eq!(
+        recounted,
+        [(d("7"), d("12.00")), (d("2.5"), d("10.00")), (d("7"), d("12.00"))],
+        "lines only of what was written"
+    );
     let finalized_events: Vec<String> = repo
         .list_events("acme", 0, 100)
         .await

@@ -301,37 +301,10 @@ impl PricingApi {
                     .with_field(field, "exhausted"));
                 }
             }
-            let discount = match cpb::DiscountType::try_from(c.discount_type) {
-                Ok(cpb::DiscountType::FixedAmount) => {
-                    let amount = c
-                        .amounts_off
-                        .iter()
-                        .find(|m| m.currency_code == currency.code())
-                        .map(|m| decimal(&m.amount))
-                        .ok_or_else(|| {
-                            AppError::failed_precondition(
-                                "COUPON_CURRENCY",
-                                format!("coupon {code} has no amount in {currency}"),
-                            )
-                            .with_field(field.clone(), format!("no amount in {currency}"))
-                        })?;
-                    Discount::Fixed(amount)
-                }
-                _ => Discount::Percent(decimal(&c.percent_off)),
-            };
-            let duration = match cpb::CouponDuration::try_from(c.duration) {
-                Ok(cpb::CouponDuration::Repeating) => CouponDuration::Repeating(c.duration_periods.max(0) as u32),
-                Ok(cpb::CouponDuration::Forever) => CouponDuration::Forever,
-                _ => CouponDuration::Once,
-            };
-            let spec = CouponSpec {
-                code: c.code.clone(),
-                discount,
-                duration,
-                periods_applied,
-                offering_ids: c.offering_ids.clone(),
-                product_ids: c.product_ids.clone(),
-            };
+            let spec = coupon_spec(&c, periods_applied, currency).ok_or_else(|| {
+                AppError::failed_precondition("COUPON_CURRENCY", format!("coupon {code} has no amount in {currency}"))
+                    .with_field(field.clone(), format!("no amount in {currency}"))
+            })?;
             let applies = cart.iter().any(|r| {
                 spec.applies_to(&r.offering.id, None)
                     || r.lines.iter().any(|l| spec.applies_to(&r.offering.id, Some(&l.product_id)))
@@ -348,6 +321,43 @@ impl PricingApi {
         Ok(specs)
     }
 
+    /// What the contract's coupons in `r` take off an in-arrears line of
+    /// `base` for `product_id` on a rate of `offering_id`: each PERCENT
+    /// coupon still in force that applies to it, in order (see
+    /// [`crate::domain::coupon::allocate`]). A coupon the customer holds
+    /// applies whatever its redemption limits say now; an unknown code is
+    /// refused.
+    async fn usage_discount(
+        &self,
+        ctx: &CallContext,
+        r: &pb::RateUsageRequest,
+        offering_id: &str,
+        product_id: &str,
+        base: Decimal,
+        currency: Currency,
+    ) -> AppResult<crate::domain::coupon::LineDiscount> {
+        let usages: HashMap<&str, &pb::CouponUsage> = r.coupon_usages.iter().map(|u| (u.code.as_str(), u)).collect();
+        let mut specs = Vec::with_capacity(r.coupon_codes.len());
+        for (i, code) in r.coupon_codes.iter().enumerate() {
+            let c = self.catalog.coupon(ctx, code).await?.ok_or_else(|| {
+                AppError::not_found("coupon", code)
+                    .into_invalid_reference()
+                    .with_field(format!("coupon_codes[{i}]"), "no such coupon")
+            })?;
+            let periods_applied = usages.get(code.as_str()).map(|u| u.periods_applied.max(0) as u32).unwrap_or(0);
+            if let Some(spec) = coupon_spec(&c, periods_applied, currency)
+                && matches!(spec.discount, Discount::Percent(_))
+                && spec.active_in(0)
+            {
+                specs.push(spec);
+            }
+        }
+        let line = crate::domain::coupon::Discountable { offering_id, product_id: Some(product_id), base };
+        let refs: Vec<&CouponSpec> = specs.iter().collect();
+        let mut d = crate::domain::coupon::allocate(&[line], &refs, currency);
+        Ok(d.pop().unwrap_or_default())
+    }
+
     async fn quote(&self, ctx: &CallContext, req: &pb::QuoteRequest) -> AppResult<pb::Quote> {
         // 1. The request's own shape, every problem at once.
         let mut v = Violations::new();
@@ -361,14 +371,7 @@ impl PricingApi {
             v.check(!o.rate_id.is_empty(), format!("offerings[{i}].rate_id"), "is required");
             requested.push(cart_items(&mut v, &format!("offerings[{i}]"), &o.items));
         }
-        v.check(req.coupon_codes.len() <= MAX_COUPONS, "coupon_codes", format!("at most {MAX_COUPONS} coupons"));
-        for (i, code) in req.coupon_codes.iter().enumerate() {
-            if code.is_empty() {
-                v.add(format!("coupon_codes[{i}]"), "is empty");
-            } else if req.coupon_codes[..i].contains(code) {
-                v.add(format!("coupon_codes[{i}]"), "coupon listed twice");
-            }
-        }
+        check_coupon_codes(&mut v, &req.coupon_codes);
         let start_date = if req.start_date.is_empty() {
             None
         } else {
@@ -674,6 +677,7 @@ impl pb::pricing_service_server::PricingService for PricingApi {
             v.add("tax_address.country", "is required to compute tax");
         }
         let full = part_of_period(&mut v, &r);
+        check_coupon_codes(&mut v, &r.coupon_codes);
         v.finish()?;
         let rate_pb = self.catalog.rate(&ctx, &r.rate_id).await?.ok_or_else(|| {
             AppError::not_found("rate", &r.rate_id).into_invalid_reference().with_field("rate_id", "no such rate")
@@ -715,8 +719,9 @@ impl pb::pricing_service_server::PricingService for PricingApi {
             }
             _ => (currency.round(rated.amount), Decimal::ONE),
         };
+        let discount = self.usage_discount(&ctx, &r, &rate_pb.offering_id, &product_id, amount, currency).await?;
         let tax = self.tax_rule(&settings, r.compute_tax, &address, r.tax_exempt);
-        let line = crate::domain::tax::taxed(amount, Decimal::ZERO, currency, tax.as_ref());
+        let line = crate::domain::tax::taxed(amount, discount.amount, currency, tax.as_ref());
         Ok(Response::new(pb::RateUsageResponse {
             amount: Some(money_of(amount, currency)),
             breakdown: Some(pb::ItemBreakdown {
@@ -726,14 +731,53 @@ impl pb::pricing_service_server::PricingService for PricingApi {
                 tax_rate: tax.as_ref().map(|t| recur_money::plain(t.percent)).unwrap_or_default(),
                 tax_jurisdiction: tax.as_ref().map(|t| t.jurisdiction.clone()).unwrap_or_default(),
                 in_arrears: true,
+                discount: (!discount.amount.is_zero()).then(|| money_of(discount.amount, currency)),
+                coupon_codes: discount.codes,
                 ..Default::default()
             }),
             amount_without_tax: Some(money_of(line.without_tax, currency)),
             tax: Some(money_of(line.tax, currency)),
             total: Some(money_of(line.amount, currency)),
             proration_fraction: fraction.round_dp(6).normalize().to_string(),
+            discount: Some(money_of(discount.amount, currency)),
         }))
     }
+}
+
+/// A request's coupon codes: at most [`MAX_COUPONS`], none empty, none twice.
+fn check_coupon_codes(v: &mut Violations, codes: &[String]) {
+    v.check(codes.len() <= MAX_COUPONS, "coupon_codes", format!("at most {MAX_COUPONS} coupons"));
+    for (i, code) in codes.iter().enumerate() {
+        if code.is_empty() {
+            v.add(format!("coupon_codes[{i}]"), "is empty");
+        } else if codes[..i].contains(code) {
+            v.add(format!("coupon_codes[{i}]"), "coupon listed twice");
+        }
+    }
+}
+
+/// Coupon `c` as the pricing rules see it, `periods_applied` invoices in;
+/// `None` for a fixed amount that has no amount in `currency`.
+fn coupon_spec(c: &cpb::Coupon, periods_applied: u32, currency: Currency) -> Option<CouponSpec> {
+    let discount = match cpb::DiscountType::try_from(c.discount_type) {
+        Ok(cpb::DiscountType::FixedAmount) => Discount::Fixed(
+            c.amounts_off.iter().find(|m| m.currency_code == currency.code()).map(|m| decimal(&m.amount))?,
+        ),
+        _ => Discount::Percent(decimal(&c.percent_off)),
+    };
+    let duration = match cpb::CouponDuration::try_from(c.duration) {
+        Ok(cpb::CouponDuration::Repeating) => CouponDuration::Repeating(c.duration_periods.max(0) as u32),
+        Ok(cpb::CouponDuration::Forever) => CouponDuration::Forever,
+        _ => CouponDuration::Once,
+    };
+    Some(CouponSpec {
+        code: c.code.clone(),
+        discount,
+        duration,
+        periods_applied,
+        offering_ids: c.offering_ids.clone(),
+        product_ids: c.product_ids.clone(),
+    })
 }
 
 /// `[start, end)`.

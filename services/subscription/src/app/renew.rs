@@ -245,7 +245,7 @@ impl App {
         // Each coupon knows how many periods it has discounted already
         // (ONCE, REPEATING and FOREVER are pricing's to apply).
         let usages =
-            coupon_periods.into_iter().map(|(code, n)| (code, 0, i32::try_from(n).unwrap_or(i32::MAX))).collect();
+            coupon_periods.iter().map(|(code, n)| (code.clone(), 0, i32::try_from(*n).unwrap_or(i32::MAX))).collect();
         let quote = self
             .pricing
             .quote(
@@ -263,7 +263,7 @@ impl App {
         let mut next = next;
         next.recurring_amount = offering.recurring_amount;
         let arrears = match crate::domain::usage::closed_period(sub, next.current_period_start) {
-            Some(closed) => self.arrears_lines(ctx, sub, &account, closed).await?,
+            Some(closed) => self.arrears_lines(ctx, sub, &account, closed, &coupon_periods).await?,
             None => Vec::new(),
         };
         let invoice = cycle_invoice(&next, &bill_group, offering, arrears, &pending, at, at + policy.grace);
@@ -303,7 +303,9 @@ impl App {
         let Some(closed) = crate::domain::usage::closed_period(sub, at) else { return Ok(None) };
         let tenant = ctx.tenant_id.as_str();
         let account = self.account_alone(tenant, &sub.account_id, "id").await?;
-        let arrears = self.arrears_lines(ctx, sub, &account, closed).await?;
+        let periods =
+            if sub.coupon_codes.is_empty() { Vec::new() } else { self.repo.coupon_periods(tenant, &sub.id).await? };
+        let arrears = self.arrears_lines(ctx, sub, &account, closed, &periods).await?;
         if arrears.is_empty() {
             return Ok(None);
         }

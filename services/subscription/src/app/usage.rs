@@ -203,12 +203,16 @@ impl App {
         sub: &Subscription,
         account: &Account,
         (start, end): (DateTime<Utc>, DateTime<Utc>),
+        coupon_periods: &[(String, i64)],
     ) -> AppResult<Vec<InvoiceLine>> {
         let billed = self.catalog.arrears_items(ctx, &sub.rate_id).await.map_err(crate::peers::repriced)?;
-        let whole = self.whole_period(ctx, sub, account, &billed, (start, end)).await?;
+        let rating = Rating {
+            whole: self.whole_period(ctx, sub, account, &billed, (start, end)).await?,
+            coupons: coupons_in_force(sub, coupon_periods, 0),
+        };
         let mut lines = Vec::new();
         for item in billed.iter() {
-            let Some((quantity, _, rated)) = self.arrears_item(ctx, sub, account, item, (start, end), &whole).await?
+            let Some((quantity, _, rated)) = self.arrears_item(ctx, sub, account, item, (start, end), &rating).await?
             else {
                 continue;
             };
@@ -229,7 +233,7 @@ impl App {
     pub(crate) async fn recount_usage(&self, ctx: &CallContext, inv: &mut Invoice) -> AppResult<()> {
         let tenant = ctx.tenant_id.as_str();
         // The contract and account are read only for a line that changed.
-        let mut contract: Option<(Subscription, Account)> = None;
+        let mut contract: Option<(Subscription, Account, Rating)> = None;
         let mut changed = false;
         for line in inv.lines.iter_mut().filter(|l| l.kind == LineKind::Usage) {
             let (Some(start), Some(end)) = (line.period_start, line.period_end) else { continue };
@@ -249,16 +253,25 @@ impl App {
             if contract.is_none() {
                 let sub = self.subscription(tenant, &inv.subscription_id).await?;
                 let account = self.account_alone(tenant, &inv.account_id, "account_id").await?;
-                contract = Some((sub, account));
+                // The coupons as they were when the draft was made (a
+                // renewal's draft counts itself among them now).
+                let mine = i64::from(inv.reason == crate::domain::InvoiceReason::SubscriptionCycle);
+                let periods = if sub.coupon_codes.is_empty() {
+                    Vec::new()
+                } else {
+                    self.repo.coupon_periods(tenant, &sub.id).await?
+                };
+                let rating = Rating { whole: None, coupons: coupons_in_force(&sub, &periods, mine) };
+                contract = Some((sub, account, rating));
             }
-            let Some((sub, account)) = &contract else { continue };
+            let Some((sub, account, rating)) = &contract else { continue };
             let held = sub
                 .items
                 .iter()
                 .find(|i| i.product_id == line.product_id)
                 .cloned()
                 .unwrap_or_else(|| crate::domain::Item::new(line.product_id.clone(), quantity));
-            let rated = self.rate_arrears(ctx, account, &line.rate_id, (&held, quantity), (start, end), &None).await?;
+            let rated = self.rate_arrears(ctx, account, &line.rate_id, (&held, quantity), (start, end), rating).await?;
             *line = rerated(line, quantity, rated);
             changed = true;
         }
@@ -301,7 +314,7 @@ impl App {
         account: &Account,
         item: &crate::domain::usage::ArrearsItem,
         (start, end): (DateTime<Utc>, DateTime<Utc>),
-        whole: &WholePeriod,
+        rating: &Rating,
     ) -> AppResult<Option<(Decimal, u64, RatedUsage)>> {
         let Some(held) = sub.items.iter().find(|i| i.product_id == item.product_id) else { return Ok(None) };
         let (quantity, events) = match &item.meter {
@@ -311,8 +324,14 @@ impl App {
             }
             None => (held.quantity, 0),
         };
-        let whole = if item.meter.is_some() { &None } else { whole };
-        let rated = self.rate_arrears(ctx, account, &sub.rate_id, (held, quantity), (start, end), whole).await?;
+        let unprorated;
+        let rating = if item.meter.is_some() && rating.whole.is_some() {
+            unprorated = Rating { whole: None, coupons: rating.coupons.clone() };
+            &unprorated
+        } else {
+            rating
+        };
+        let rated = self.rate_arrears(ctx, account, &sub.rate_id, (held, quantity), (start, end), rating).await?;
         Ok(Some((quantity, events, rated)))
     }
 
@@ -326,7 +345,7 @@ impl App {
         rate_id: &str,
         (held, quantity): (&crate::domain::Item, Decimal),
         (start, end): (DateTime<Utc>, DateTime<Utc>),
-        whole: &WholePeriod,
+        Rating { whole, coupons }: &Rating,
     ) -> AppResult<RatedUsage> {
         let q = UsageQuestion {
             rate_id: rate_id.to_string(),
@@ -340,6 +359,7 @@ impl App {
             custom_price: held.custom_price.clone(),
             full_period: whole.as_ref().map(|(p, _)| *p),
             time_zone: whole.as_ref().map(|(_, z)| z.clone()).unwrap_or_default(),
+            coupons: coupons.clone(),
         };
         self.pricing.rate_usage(ctx, &q).await.map_err(crate::peers::repriced)
     }
@@ -348,6 +368,27 @@ impl App {
 /// The whole period a closed part belongs to and the time zone its days
 /// are counted in, when a per-period item is prorated over the part.
 type WholePeriod = Option<((DateTime<Utc>, DateTime<Utc>), String)>;
+
+/// How a contract's in-arrears lines are rated beside their quantities:
+/// over part of a whole period (a per-period item prorated), and with the
+/// contract's coupons (code, invoices each has been in force for).
+struct Rating {
+    whole: WholePeriod,
+    coupons: Vec<(String, i32)>,
+}
+
+/// `sub`'s coupon codes, each with the renewal and start invoices made
+/// since it was redeemed (`periods`, less `mine` for an invoice that counts
+/// itself there).
+fn coupons_in_force(sub: &Subscription, periods: &[(String, i64)], mine: i64) -> Vec<(String, i32)> {
+    sub.coupon_codes
+        .iter()
+        .map(|code| {
+            let n = periods.iter().find(|(c, _)| c == code).map(|(_, n)| (*n - mine).max(0)).unwrap_or(0);
+            (code.clone(), i32::try_from(n).unwrap_or(i32::MAX))
+        })
+        .collect()
+}
 
 /// One in-arrears product of a period so far.
 #[derive(Clone, Debug)]
@@ -380,10 +421,15 @@ impl App {
         let account = self.account_alone(tenant, &sub.account_id, "subscription_id").await?;
         let (start, end) = (sub.current_period_start, sub.current_period_end);
         let billed = self.catalog.arrears_items(ctx, &sub.rate_id).await.map_err(crate::peers::repriced)?;
-        let whole = self.whole_period(ctx, &sub, &account, &billed, (start, end)).await?;
+        let periods =
+            if sub.coupon_codes.is_empty() { Vec::new() } else { self.repo.coupon_periods(tenant, &sub.id).await? };
+        let rating = Rating {
+            whole: self.whole_period(ctx, &sub, &account, &billed, (start, end)).await?,
+            coupons: coupons_in_force(&sub, &periods, 0),
+        };
         let mut lines = Vec::new();
         for item in billed.iter() {
-            let summed = self.arrears_item(ctx, &sub, &account, item, (start, end), &whole).await?;
+            let summed = self.arrears_item(ctx, &sub, &account, item, (start, end), &rating).await?;
             if let Some((quantity, events, rated)) = summed {
                 lines.push(SummaryLine { item: item.clone(), quantity, events, rated });
             }

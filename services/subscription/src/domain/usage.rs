@@ -142,6 +142,8 @@ pub struct RatedUsage {
     pub tax: Decimal,
     /// With tax (exclusive tax added; inclusive tax is part of it).
     pub amount: Decimal,
+    /// What coupons took off (before tax).
+    pub discount: Decimal,
     /// The share of the period billed ("1", or a part of a period of a
     /// per-period item; empty is read as "1").
     pub fraction: String,
@@ -176,7 +178,7 @@ pub fn arrears_line(p: ClosedPeriod<'_>, item: &ArrearsItem, quantity: Decimal, 
         proration_fraction: if rated.fraction.is_empty() { "1".into() } else { rated.fraction },
         tiers: rated.tiers,
         amount_without_tax: rated.amount_without_tax,
-        discount: Decimal::ZERO,
+        discount: rated.discount,
         tax: rated.tax,
         tax_rate: rated.tax_rate,
         amount: rated.amount,
@@ -191,6 +193,7 @@ pub fn rerated(line: &InvoiceLine, quantity: Decimal, rated: RatedUsage) -> Invo
         unit_amount: rated.unit_amount,
         tiers: rated.tiers,
         amount_without_tax: rated.amount_without_tax,
+        discount: rated.discount,
         tax: rated.tax,
         tax_rate: rated.tax_rate,
         amount: rated.amount,

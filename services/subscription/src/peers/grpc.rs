@@ -353,6 +353,12 @@ impl Pricing for GrpcPricing {
             full_period_start: q.full_period.map(|(s, _)| recur_proto::convert::timestamp(s)),
             full_period_end: q.full_period.map(|(_, e)| recur_proto::convert::timestamp(e)),
             time_zone: q.time_zone.clone(),
+            coupon_codes: q.coupons.iter().map(|(c, _)| c.clone()).collect(),
+            coupon_usages: q
+                .coupons
+                .iter()
+                .map(|(code, n)| pricepb::CouponUsage { code: code.clone(), times_redeemed: 0, periods_applied: *n })
+                .collect(),
         };
         let r = self
             .client
@@ -369,6 +375,7 @@ impl Pricing for GrpcPricing {
             amount_without_tax: amount(&r.amount_without_tax),
             tax: amount(&r.tax),
             amount: amount(&r.total),
+            discount: amount(&r.discount),
             fraction: r.proration_fraction,
         })
     }

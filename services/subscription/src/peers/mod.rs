@@ -169,6 +169,9 @@ pub struct UsageQuestion {
     /// prorate by (days counted in `time_zone`).
     pub full_period: Option<(chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>)>,
     pub time_zone: String,
+    /// The contract's coupons: code, and the invoices each has been in
+    /// force for (pricing applies the PERCENT ones still in force).
+    pub coupons: Vec<(String, i32)>,
 }
 
 /// A charge of an invoice.

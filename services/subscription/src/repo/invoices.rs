@@ -145,8 +145,16 @@ macro_rules! store {
                 use sqlx::Acquire;
                 let mut tx = self.pool.begin().await?;
                 let (mut out, mut events, mut finalized) = (Vec::with_capacity(writes.len()), Vec::new(), false);
-                for w in writes {
-                    let written = if w.credits.is_empty() {
+                // On Postgres, writes that move no credit go in one
+                // statement (a round trip instead of one per invoice).
+                let at_once =
+                    <$db as sqlx::Database>::NAME == "PostgreSQL" && writes.iter().all(|w| w.credits.is_empty());
+                let written_at_once =
+                    if at_once { update_invoices_at_once(&mut tx, tenant, writes).await? } else { Vec::new() };
+                for (i, w) in writes.iter().enumerate() {
+                    let written = if at_once {
+                        written_at_once[i]
+                    } else if w.credits.is_empty() {
                         update_invoice_in(&mut tx, tenant, w).await?
                     } else {
                         // A credit it consumes may be gone: that undoes

@@ -459,7 +459,7 @@ macro_rules! helpers {
                 for l in inv.lines.iter().filter(|l| l.kind == crate::domain::LineKind::Usage) {
                     sqlx::query(
                         "UPDATE invoice_lines SET quantity = $3, unit_amount = $4, tiers = $5, \
-                         amount_without_tax = $6, tax = $7, tax_rate = $8, amount = $9 \
+                         amount_without_tax = $6, tax = $7, tax_rate = $8, amount = $9, discount = $10 \
                          WHERE tenant_id = $1 AND id = $2",
                     )
                     .bind(tenant)
@@ -471,11 +471,80 @@ macro_rules! helpers {
                     .bind(Dec(l.tax))
                     .bind(&l.tax_rate)
                     .bind(Dec(l.amount))
+                    .bind(Dec(l.discount))
                     .execute(&mut **tx)
                     .await?;
                 }
             }
             Ok(true)
+        }
+
+        /// [`update_invoice_in`] for every one of `writes` (none with
+        /// credit to move) in one statement, each invoice's update a
+        /// data-modifying `WITH` part over the state it was read in, its
+        /// recounted usage lines written only when it is; answers which
+        /// were written. Postgres only (SQLite has no data-modifying
+        /// `WITH`).
+        async fn update_invoices_at_once(
+            tx: &mut Tx<'_>,
+            tenant: &str,
+            writes: &[super::InvoiceWrite<'_>],
+        ) -> Result<Vec<bool>, StorageError> {
+            if writes.is_empty() {
+                return Ok(Vec::new());
+            }
+            let mut qb = sqlx::QueryBuilder::<$db>::new("");
+            for (k, w) in writes.iter().enumerate() {
+                let inv = w.invoice;
+                qb.push(if k == 0 { "WITH " } else { ", " });
+                qb.push(format!("u{k} AS (UPDATE invoices SET status = "));
+                qb.push_bind(inv.status.as_str());
+                qb.push(", amount_paid = ").push_bind(Dec(inv.amount_paid));
+                qb.push(", credit_applied = ").push_bind(Dec(inv.credit_applied));
+                qb.push(", paid_at = ").push_bind(inv.paid_at);
+                qb.push(", payment_ids = ").push_bind(to_json(&inv.payment_ids)?);
+                qb.push(", updated_at = ").push_bind(inv.updated_at);
+                qb.push(", issued_at = ").push_bind(inv.issued_at);
+                qb.push(", due_at = ").push_bind(inv.due_at);
+                qb.push(", next_action_at = ").push_bind(inv.next_action_at);
+                qb.push(", attempt_count = ").push_bind(i32::try_from(inv.attempt_count).unwrap_or(i32::MAX));
+                qb.push(", first_failed_at = ").push_bind(inv.first_failed_at);
+                qb.push(", collection_paused = ").push_bind(inv.collection_paused.clone());
+                qb.push(", amount_without_tax = ").push_bind(Dec(inv.amount_without_tax));
+                qb.push(", discount = ").push_bind(Dec(inv.discount));
+                qb.push(", tax = ").push_bind(Dec(inv.tax));
+                qb.push(", amount = ").push_bind(Dec(inv.amount));
+                qb.push(" WHERE tenant_id = ").push_bind(tenant.to_string());
+                qb.push(" AND id = ").push_bind(inv.id.clone());
+                qb.push(" AND status = ").push_bind(w.was.as_str());
+                qb.push(" AND updated_at = ").push_bind(w.read_at);
+                qb.push(" RETURNING id)");
+                if w.was != crate::domain::InvoiceStatus::Draft {
+                    continue;
+                }
+                // A draft's usage lines, counted again, with it.
+                for (j, l) in inv.lines.iter().filter(|l| l.kind == crate::domain::LineKind::Usage).enumerate() {
+                    qb.push(format!(", l{k}_{j} AS (UPDATE invoice_lines SET quantity = "));
+                    qb.push_bind(Dec(l.quantity));
+                    qb.push(", unit_amount = ").push_bind(l.unit_amount.clone());
+                    qb.push(", tiers = ").push_bind(to_json(&l.tiers)?);
+                    qb.push(", amount_without_tax = ").push_bind(Dec(l.amount_without_tax));
+                    qb.push(", tax = ").push_bind(Dec(l.tax));
+                    qb.push(", tax_rate = ").push_bind(l.tax_rate.clone());
+                    qb.push(", amount = ").push_bind(Dec(l.amount));
+                    qb.push(", discount = ").push_bind(Dec(l.discount));
+                    qb.push(" WHERE tenant_id = ").push_bind(tenant.to_string());
+                    qb.push(" AND id = ").push_bind(l.id.clone());
+                    qb.push(format!(" AND EXISTS (SELECT 1 FROM u{k}))"));
+                }
+            }
+            for k in 0..writes.len() {
+                qb.push(if k == 0 { " SELECT id FROM " } else { " UNION ALL SELECT id FROM " });
+                qb.push(format!("u{k}"));
+            }
+            let written: std::collections::HashSet<String> =
+                qb.build_query_scalar::<String>().fetch_all(&mut **tx).await?.into_iter().collect();
+            Ok(writes.iter().map(|w| written.contains(&w.invoice.id)).collect())
         }
 
         /// Adds the statement recording a payment on `inv` (its status,
