@@ -10,6 +10,7 @@
 //! cargo run --release -p recur-e2e --bin recur-load -- [--backend sqlite|postgres]
 //!     [--concurrency 64] [--requests 20000] [--targets health,get-rate,get-offering,quote]
 //!     [--catalog-cache-ttl-ms 1000] [--rounds 3] [--db-connections 10] [--in-process-calls on|off]
+//!     [--subscriptions 100000]
 //!
 //! Targets: health, get-rate, get-offering, quote, and charge (a payment
 //! through the sandbox provider, each call with its own idempotency key,
@@ -1022,6 +1023,20 @@ async fn renewals(o: &Options) -> i32 {
     // (SUM) among its items and 1 to 5 usage events in the period that
     // closes.
     let calls = &metered.calls;
+    // The usage first: the billing clock renews a subscription as soon as
+    // it is written, and usage written after its period was finalized
+    // would not be billed (as RecordUsage would refuse it).
+    app.execute(
+        "subscription",
+        &format!(
+            "INSERT INTO usage_events (tenant_id, event_id, subscription_id, product_id, quantity, event_time, \
+             properties, created_at) \
+             SELECT '{tenant}', 'ev_' || g || '_' || e, 'sub_renew' || lpad(g::text, 9, '0'), '{calls}', 100 * e, \
+             now() - interval '10 days', '{{}}', now() - interval '10 days' \
+             FROM generate_series(1, {n}) g, generate_series(1, 5) e WHERE g % 3 = 0 AND e <= 1 + g % 5"
+        ),
+    )
+    .await;
     app.execute(
         "subscription",
         &format!(
@@ -1042,17 +1057,6 @@ async fn renewals(o: &Options) -> i32 {
             r = rate.id,
             mo = metered.offering_id,
             mr = metered.rate_id,
-        ),
-    )
-    .await;
-    app.execute(
-        "subscription",
-        &format!(
-            "INSERT INTO usage_events (tenant_id, event_id, subscription_id, product_id, quantity, event_time, \
-             properties, created_at) \
-             SELECT '{tenant}', 'ev_' || g || '_' || e, 'sub_renew' || lpad(g::text, 9, '0'), '{calls}', 100 * e, \
-             now() - interval '10 days', '{{}}', now() - interval '10 days' \
-             FROM generate_series(1, {n}) g, generate_series(1, 5) e WHERE g % 3 = 0 AND e <= 1 + g % 5"
         ),
     )
     .await;

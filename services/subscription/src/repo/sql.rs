@@ -542,8 +542,10 @@ macro_rules! helpers {
                 qb.push(if k == 0 { " SELECT id FROM " } else { " UNION ALL SELECT id FROM " });
                 qb.push(format!("u{k}"));
             }
+            // Its text differs with every batch's shape: not kept as a
+            // prepared statement (a cache of them would only grow).
             let written: std::collections::HashSet<String> =
-                qb.build_query_scalar::<String>().fetch_all(&mut **tx).await?.into_iter().collect();
+                qb.build_query_scalar::<String>().persistent(false).fetch_all(&mut **tx).await?.into_iter().collect();
             Ok(writes.iter().map(|w| written.contains(&w.invoice.id)).collect())
         }
 
