@@ -303,8 +303,7 @@ impl App {
         let Some(closed) = crate::domain::usage::closed_period(sub, at) else { return Ok(None) };
         let tenant = ctx.tenant_id.as_str();
         let account = self.account_alone(tenant, &sub.account_id, "id").await?;
-        let periods =
-            if sub.coupon_codes.is_empty() { Vec::new() } else { self.repo.coupon_periods(tenant, &sub.id).await? };
+        let periods = self.coupon_periods_of(tenant, sub).await?;
         let arrears = self.arrears_lines(ctx, sub, &account, closed, &periods).await?;
         if arrears.is_empty() {
             return Ok(None);

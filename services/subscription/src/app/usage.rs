@@ -256,11 +256,7 @@ impl App {
                 // The coupons as they were when the draft was made (a
                 // renewal's draft counts itself among them now).
                 let mine = i64::from(inv.reason == crate::domain::InvoiceReason::SubscriptionCycle);
-                let periods = if sub.coupon_codes.is_empty() {
-                    Vec::new()
-                } else {
-                    self.repo.coupon_periods(tenant, &sub.id).await?
-                };
+                let periods = self.coupon_periods_of(tenant, &sub).await?;
                 let rating = Rating { whole: None, coupons: coupons_in_force(&sub, &periods, mine) };
                 contract = Some((sub, account, rating));
             }
@@ -279,6 +275,15 @@ impl App {
             inv.total_lines();
         }
         Ok(())
+    }
+
+    /// How many invoices each of `sub`'s coupons has been in force for
+    /// (nothing read for a contract without coupons).
+    pub(crate) async fn coupon_periods_of(&self, tenant: &str, sub: &Subscription) -> AppResult<Vec<(String, i64)>> {
+        if sub.coupon_codes.is_empty() {
+            return Ok(Vec::new());
+        }
+        Ok(self.repo.coupon_periods(tenant, &sub.id).await?)
     }
 
     /// The whole period (and the time zone its days are counted in) that
@@ -421,8 +426,7 @@ impl App {
         let account = self.account_alone(tenant, &sub.account_id, "subscription_id").await?;
         let (start, end) = (sub.current_period_start, sub.current_period_end);
         let billed = self.catalog.arrears_items(ctx, &sub.rate_id).await.map_err(crate::peers::repriced)?;
-        let periods =
-            if sub.coupon_codes.is_empty() { Vec::new() } else { self.repo.coupon_periods(tenant, &sub.id).await? };
+        let periods = self.coupon_periods_of(tenant, &sub).await?;
         let rating = Rating {
             whole: self.whole_period(ctx, &sub, &account, &billed, (start, end)).await?,
             coupons: coupons_in_force(&sub, &periods, 0),
