@@ -61,12 +61,23 @@ async fn plan(c: &mut Clients, handle: &str, timing: cat::BillingTiming, prices:
 }
 
 async fn subscribe(c: &mut Clients, account: &str, bg: &str, offering: &str, rate: &str) -> sub::Subscription {
+    subscribe_with_coupons(c, (account, bg), offering, rate, &[]).await
+}
+
+async fn subscribe_with_coupons(
+    c: &mut Clients,
+    (account, bg): (&str, &str),
+    offering: &str,
+    rate: &str,
+    coupons: &[&str],
+) -> sub::Subscription {
     c.subscriptions
         .create_subscription(sub::CreateSubscriptionRequest {
             account_id: account.into(),
             bill_group_id: bg.into(),
             offering: offering.into(),
             rate: rate.into(),
+            coupon_codes: coupons.iter().map(|c| c.to_string()).collect(),
             ..Default::default()
         })
         .await
@@ -695,7 +706,7 @@ async fn an_immediate_change_of_period_invoices_the_old_periods_usage(app: &Test
 /// invoices takes half off the start invoice's fee, then half off both
 /// January's usage (late usage of the grace period recounted at the same
 /// discount) and February's fee, and nothing off the third invoice. A
-/// FIXED_AMOUNT coupon discounts in-advance lines only.
+/// FIXED_AMOUNT coupon smaller than the fee is spent on the fee.
 async fn a_percent_coupon_discounts_usage_on_the_invoices_it_is_in_force_for(app: &TestApp) {
     let mut c = app.clients("acme");
     enable(&mut c, at(2024, 1, 1, 0)).await;
@@ -729,21 +740,7 @@ async fn a_percent_coupon_discounts_usage_on_the_invoices_it_is_in_force_for(app
     let prices = vec![flat_price(&fee.id, "10.00"), per_unit_price(&calls.id, "0.10")];
     let (offering, rate) = plan(&mut c, "coupon-usage", cat::BillingTiming::InAdvance, prices).await;
     let (account, bg) = recur_e2e::card_account(&mut c, "Coupon usage").await;
-    let s = c
-        .subscriptions
-        .create_subscription(sub::CreateSubscriptionRequest {
-            account_id: account,
-            bill_group_id: bg,
-            offering,
-            rate,
-            coupon_codes: vec!["HALF".into(), "ONEOFF".into()],
-            ..Default::default()
-        })
-        .await
-        .expect("create")
-        .into_inner()
-        .subscription
-        .expect("subscription");
+    let s = subscribe_with_coupons(&mut c, (&account, &bg), &offering, &rate, &["HALF", "ONEOFF"]).await;
     advance(&mut c, at(2024, 1, 20, 0)).await;
     assert_eq!(record(&mut c, &s.id, vec![event("h1", &calls.id, "100", at(2024, 1, 15, 0), None)]).await.accepted, 1);
     advance(&mut c, at(2024, 2, 1, 0) + chrono::Duration::minutes(30)).await;
@@ -770,7 +767,8 @@ async fn a_percent_coupon_discounts_usage_on_the_invoices_it_is_in_force_for(app
     // The start: 10.00, half off, then 1.00 off.
     assert_eq!(by_product(&all[0]), vec![(fee.id.clone(), d("10.00"), d("6.00"))]);
     // February 1: January's 120 calls (12.00) half off; February's fee
-    // half off and 1.00 off; the fixed coupon leaves the usage alone.
+    // half off and 1.00 off: the fixed coupon has nothing left for the
+    // usage.
     assert_eq!(
         by_product(&all[1]),
         sorted(vec![(fee.id.clone(), d("10.00"), d("6.00")), (calls.id.clone(), d("12.00"), d("6.00"))])
@@ -782,6 +780,87 @@ async fn a_percent_coupon_discounts_usage_on_the_invoices_it_is_in_force_for(app
         sorted(vec![(fee.id.clone(), d("10.00"), d("0.00")), (calls.id.clone(), d("10.00"), d("0.00"))])
     );
     assert_eq!(amount(&all[2].amount), d("20.00"));
+}
+
+/// A FIXED_AMOUNT coupon takes its amount off each invoice it is in force
+/// for, in-arrears lines included: what the in-advance lines leave of it
+/// goes to the usage lines, one after another in the rate's order, and a
+/// last period's invoice (no in-advance lines) has the whole amount.
+async fn a_fixed_coupon_discounts_usage_with_what_the_fee_leaves(app: &TestApp) {
+    let mut c = app.clients("acme");
+    enable(&mut c, at(2024, 1, 1, 0)).await;
+    c.catalog
+        .create_coupon(cat::CreateCouponRequest {
+            coupon: Some(cat::Coupon {
+                code: "FIVE".into(),
+                name: "Five off".into(),
+                discount_type: cat::DiscountType::FixedAmount as i32,
+                amounts_off: vec![recur_proto::common::v1::Money { currency_code: "USD".into(), amount: "5".into() }],
+                duration: cat::CouponDuration::Forever as i32,
+                ..Default::default()
+            }),
+        })
+        .await
+        .expect("coupon");
+    let fee = licensed(&mut c, "Fee").await;
+    let calls = summed(&mut c, "Calls").await;
+    let storage = summed(&mut c, "Storage").await;
+    let prices =
+        vec![flat_price(&fee.id, "2.00"), per_unit_price(&calls.id, "0.10"), per_unit_price(&storage.id, "1.00")];
+    let (offering, rate) = plan(&mut c, "fixed-usage", cat::BillingTiming::InAdvance, prices).await;
+    let (account, bg) = recur_e2e::card_account(&mut c, "Fixed usage").await;
+    let s = subscribe_with_coupons(&mut c, (&account, &bg), &offering, &rate, &["FIVE"]).await;
+    advance(&mut c, at(2024, 1, 20, 0)).await;
+    assert_eq!(record(&mut c, &s.id, vec![event("f1", &calls.id, "30", at(2024, 1, 15, 0), None)]).await.accepted, 1);
+    // The renewal's draft is made with 30 calls; 20 more come in its grace
+    // period and are counted when it is finalized.
+    advance(&mut c, at(2024, 2, 1, 0) + chrono::Duration::minutes(30)).await;
+    let late = record(&mut c, &s.id, vec![event("f2", &calls.id, "20", at(2024, 1, 31, 23), None)]).await;
+    assert_eq!(late.accepted, 1, "{:?}", late.results);
+    advance(&mut c, at(2024, 2, 20, 0)).await;
+    let feb = vec![
+        event("f3", &calls.id, "10", at(2024, 2, 10, 0), None),
+        event("f4", &storage.id, "4", at(2024, 2, 11, 0), None),
+    ];
+    assert_eq!(record(&mut c, &s.id, feb).await.accepted, 2);
+    advance(&mut c, at(2024, 3, 1, 2)).await;
+    cancel_at_end_of_term(&mut c, &s.id).await;
+    advance(&mut c, at(2024, 3, 10, 0)).await;
+    assert_eq!(record(&mut c, &s.id, vec![event("f5", &storage.id, "3", at(2024, 3, 5, 0), None)]).await.accepted, 1);
+    advance(&mut c, at(2024, 4, 1, 2)).await;
+    let all = invoices(&mut c, &s.id).await;
+    let shown: Vec<_> = all.iter().map(|i| (i.billing_reason.clone(), i.period_start, i.amount.clone())).collect();
+    // The start's 2.00 fee took 2.00 of the 5.00: nothing was due, so there
+    // is no start invoice (and the rest is not carried over).
+    assert_eq!(all.len(), 3, "Feb 1, Mar 1 and the last period's: {shown:?}");
+    let lines = |inv: &sub::Invoice| -> Vec<(String, Decimal, Decimal)> {
+        inv.lines.iter().map(|l| (l.product_id.clone(), amount(&l.amount_without_tax), amount(&l.discount))).collect()
+    };
+    let line = |p: &cat::Product, a: &str, off: &str| (p.id.clone(), d(a), d(off));
+    // February 1: the fee takes 2.00 (nothing of it is due, so the
+    // invoice shows no fee line, as a start invoice with nothing due is not
+    // made), January's calls the 3.00 left. The draft's 30 calls (3.00)
+    // were recounted to 50 (5.00): still 3.00 off, so 2.00 is due.
+    let mut got = lines(&all[0]);
+    got.sort();
+    let mut want = vec![line(&calls, "5.00", "3.00"), line(&storage, "0.00", "0.00")];
+    want.sort();
+    assert_eq!(got, want);
+    assert_eq!((amount(&all[0].amount), all[0].status), (d("2.00"), sub::InvoiceStatus::Paid as i32));
+    // March 1: the fee 2.00, then February's calls (1.00) take 1.00 and
+    // its storage (4.00) the last 2.00: 3.00 off the usage, 2.00 due.
+    let mut got = lines(&all[1]);
+    got.sort();
+    let mut want = vec![line(&calls, "1.00", "1.00"), line(&storage, "4.00", "2.00")];
+    want.sort();
+    assert_eq!(got, want);
+    assert_eq!(amount(&all[1].amount), d("2.00"));
+    // The last period's invoice has no fee: March's storage (3.00) takes
+    // 3.00 of the whole 5.00.
+    assert_eq!(all[2].billing_reason, "period_close");
+    let storage_line = all[2].lines.iter().find(|l| l.product_id == storage.id).expect("storage line");
+    assert_eq!((amount(&storage_line.amount_without_tax), amount(&storage_line.discount)), (d("3.00"), d("3.00")));
+    assert_eq!(amount(&all[2].amount), d("0.00"));
 }
 
 /// RateUsage prorates a per-period product over part of a whole period it
@@ -817,6 +896,14 @@ async fn rate_usage_prorates_a_part_of_a_period(app: &TestApp) {
     twice.coupon_codes = vec!["NOPE".into(), "NOPE".into()];
     let err = c.pricing.rate_usage(twice).await.expect_err("a coupon twice");
     assert_eq!(details(&err).fields, vec!["coupon_codes[1]".to_string()], "{err:?}");
+    let mut stray = ask(&calls, at(2024, 1, 11, 0));
+    stray.fixed_amounts_left = vec![pricing::CouponAmount {
+        code: "NOPE".into(),
+        amount: Some(recur_proto::common::v1::Money { currency_code: "USD".into(), amount: "1".into() }),
+    }];
+    let err = c.pricing.rate_usage(stray).await.expect_err("a fixed amount left of no coupon of the request");
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert_eq!(details(&err).fields, vec!["fixed_amounts_left[0].code".to_string()], "{err:?}");
     let mut half = ask(&seat, at(2024, 1, 11, 0));
     half.full_period_end = None;
     let err = c.pricing.rate_usage(half).await.expect_err("half a whole period");
@@ -845,6 +932,11 @@ recur_e2e::on_both_backends!(
     coupon_usage_sqlite,
     coupon_usage_postgres,
     a_percent_coupon_discounts_usage_on_the_invoices_it_is_in_force_for
+);
+recur_e2e::on_both_backends!(
+    fixed_coupon_usage_sqlite,
+    fixed_coupon_usage_postgres,
+    a_fixed_coupon_discounts_usage_with_what_the_fee_leaves
 );
 recur_e2e::on_both_backends!(rate_part_sqlite, rate_part_postgres, rate_usage_prorates_a_part_of_a_period);
 recur_e2e::on_both_backends!(

@@ -174,6 +174,7 @@ fn invoice(id: &str, sub: &Subscription, amounts: &[&str]) -> Invoice {
         attempt_count: 0,
         first_failed_at: None,
         collection_paused: String::new(),
+        usage_coupon_left: None,
     };
     inv.total_lines();
     inv
@@ -309,6 +310,22 @@ async fn a_subscription_with_its_first_invoice_round_trips(repo: &dyn Subscripti
     assert_eq!(stored.amount, d("66.67"));
     assert_eq!(repo.get_invoice("acme", "inv_1").await.expect("get"), Some(stored.clone()));
     assert_eq!(repo.get_subscription("globex", "sub_1").await.expect("other"), None);
+}
+
+async fn an_invoice_keeps_what_fixed_coupons_left_for_its_usage(repo: &dyn SubscriptionRepo) {
+    seed(repo, "acme", "acct_1", "bg_1").await;
+    for (id, left) in [
+        ("inv_some", Some(vec![("FIVE".to_string(), d("3.00")), ("ZERO".to_string(), d("0"))])),
+        ("inv_none", Some(Vec::new())),
+        ("inv_whole", None),
+    ] {
+        let sub = subscription(&format!("sub_{id}"), "acct_1", "bg_1");
+        let mut inv = invoice(id, &sub, &["10.00"]);
+        inv.usage_coupon_left = left.clone();
+        repo.insert_subscription("acme", &sub, Some(&inv), NO_KEY, &[], &[]).await.expect("insert");
+        let got = repo.get_invoice("acme", id).await.expect("get").expect("stored");
+        assert_eq!(got.usage_coupon_left, left, "{id}");
+    }
 }
 
 async fn invoice_numbers_count_per_tenant_without_gaps(repo: &dyn SubscriptionRepo) {
@@ -1658,6 +1675,7 @@ on_both!(
     accounts_are_found_by_custom_id_or_any_case_of_an_email,
     a_bill_group_round_trips,
     a_subscription_with_its_first_invoice_round_trips,
+    an_invoice_keeps_what_fixed_coupons_left_for_its_usage,
     invoice_numbers_count_per_tenant_without_gaps,
     concurrent_invoices_are_numbered_in_one_run_without_gaps,
     a_subscription_is_found_by_its_idempotency_key,

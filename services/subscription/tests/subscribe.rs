@@ -98,6 +98,7 @@ impl Pricing for FixedPrice {
             start: Some(start),
             start_date: start.date_naive().format("%Y-%m-%d").to_string(),
             amount,
+            fixed_left: Vec::new(),
             offerings: vec![PricedOffering {
                 offering_id: "offr_1".into(),
                 rate_id: "rate_1".into(),

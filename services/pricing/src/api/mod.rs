@@ -322,11 +322,14 @@ impl PricingApi {
     }
 
     /// What the contract's coupons in `r` take off an in-arrears line of
-    /// `base` for `product_id` on a rate of `offering_id`: each PERCENT
-    /// coupon still in force that applies to it, in order (see
-    /// [`crate::domain::coupon::allocate`]). A coupon the customer holds
-    /// applies whatever its redemption limits say now; an unknown code is
-    /// refused.
+    /// `base` for `product_id` on a rate of `offering_id`: each coupon
+    /// still in force that applies to it, in order (see
+    /// [`crate::domain::coupon::allocate`]), a FIXED_AMOUNT one at most what
+    /// the invoice's other lines left of it (`left`; its whole amount when
+    /// `r.whole_fixed_amounts` and it is not listed; else nothing). A coupon
+    /// the customer holds applies whatever its redemption limits say now;
+    /// an unknown code is refused.
+    #[allow(clippy::too_many_arguments)]
     async fn usage_discount(
         &self,
         ctx: &CallContext,
@@ -335,9 +338,11 @@ impl PricingApi {
         product_id: &str,
         base: Decimal,
         currency: Currency,
-    ) -> AppResult<crate::domain::coupon::LineDiscount> {
+        left: &HashMap<String, Decimal>,
+    ) -> AppResult<(crate::domain::coupon::LineDiscount, Vec<(String, Decimal)>)> {
         let usages: HashMap<&str, &pb::CouponUsage> = r.coupon_usages.iter().map(|u| (u.code.as_str(), u)).collect();
         let mut specs = Vec::with_capacity(r.coupon_codes.len());
+        let mut fixed = Vec::new();
         for (i, code) in r.coupon_codes.iter().enumerate() {
             let c = self.catalog.coupon(ctx, code).await?.ok_or_else(|| {
                 AppError::not_found("coupon", code)
@@ -345,17 +350,24 @@ impl PricingApi {
                     .with_field(format!("coupon_codes[{i}]"), "no such coupon")
             })?;
             let periods_applied = usages.get(code.as_str()).map(|u| u.periods_applied.max(0) as u32).unwrap_or(0);
-            if let Some(spec) = coupon_spec(&c, periods_applied, currency)
-                && matches!(spec.discount, Discount::Percent(_))
-                && spec.active_in(0)
-            {
-                specs.push(spec);
+            let Some(mut spec) = coupon_spec(&c, periods_applied, currency).filter(|s| s.active_in(0)) else {
+                continue;
+            };
+            if let Discount::Fixed(whole) = spec.discount {
+                let budget = match left.get(code.as_str()) {
+                    Some(l) => (*l).min(currency.round(whole)),
+                    None if r.whole_fixed_amounts => currency.round(whole),
+                    None => continue,
+                };
+                spec.discount = Discount::Fixed(budget);
+                fixed.push((code.clone(), budget));
             }
+            specs.push(spec);
         }
         let line = crate::domain::coupon::Discountable { offering_id, product_id: Some(product_id), base };
         let refs: Vec<&CouponSpec> = specs.iter().collect();
         let mut d = crate::domain::coupon::allocate(&[line], &refs, currency);
-        Ok(d.pop().unwrap_or_default())
+        Ok((d.pop().unwrap_or_default(), fixed))
     }
 
     async fn quote(&self, ctx: &CallContext, req: &pb::QuoteRequest) -> AppResult<pb::Quote> {
@@ -719,7 +731,17 @@ impl pb::pricing_service_server::PricingService for PricingApi {
             }
             _ => (currency.round(rated.amount), Decimal::ONE),
         };
-        let discount = self.usage_discount(&ctx, &r, &rate_pb.offering_id, &product_id, amount, currency).await?;
+        let left = fixed_amounts_left(&r, currency)?;
+        let discount =
+            self.usage_discount(&ctx, &r, &rate_pb.offering_id, &product_id, amount, currency, &left).await?;
+        let (discount, budgets) = discount;
+        let fixed_after: Vec<(String, Decimal)> = budgets
+            .into_iter()
+            .map(|(code, budget)| {
+                let taken = crate::domain::coupon::taken_by(std::slice::from_ref(&discount), &code);
+                (code, (budget - taken).max(Decimal::ZERO))
+            })
+            .collect();
         let tax = self.tax_rule(&settings, r.compute_tax, &address, r.tax_exempt);
         let line = crate::domain::tax::taxed(amount, discount.amount, currency, tax.as_ref());
         Ok(Response::new(pb::RateUsageResponse {
@@ -740,8 +762,47 @@ impl pb::pricing_service_server::PricingService for PricingApi {
             total: Some(money_of(line.amount, currency)),
             proration_fraction: fraction.round_dp(6).normalize().to_string(),
             discount: Some(money_of(discount.amount, currency)),
+            fixed_amounts_left: wire::coupon_amounts_pb(&fixed_after, currency),
         }))
     }
+}
+
+/// A RateUsage request's `fixed_amounts_left` by code: each a code of its
+/// coupons, once, an amount of 0 or more in the rate's `currency`.
+fn fixed_amounts_left(r: &pb::RateUsageRequest, currency: Currency) -> AppResult<HashMap<String, Decimal>> {
+    let mut v = Violations::new();
+    let mut left = HashMap::new();
+    for (i, a) in r.fixed_amounts_left.iter().enumerate() {
+        let field = format!("fixed_amounts_left[{i}]");
+        if !r.coupon_codes.contains(&a.code) {
+            v.add(format!("{field}.code"), "not one of coupon_codes");
+            continue;
+        }
+        let amount = match a.amount.as_ref().map(recur_proto::convert::parse_money) {
+            None => {
+                v.add(format!("{field}.amount"), "is required");
+                continue;
+            }
+            Some(Err(recur_proto::convert::MoneyError::Currency(e))) => {
+                v.add(format!("{field}.amount.currency_code"), e);
+                continue;
+            }
+            Some(Err(recur_proto::convert::MoneyError::Amount(e))) => {
+                v.add(format!("{field}.amount.amount"), e.to_string());
+                continue;
+            }
+            Some(Ok(m)) => m,
+        };
+        if amount.currency() != currency {
+            v.add(format!("{field}.amount.currency_code"), format!("must be the rate's currency {}", currency.code()));
+        } else if amount.amount() < Decimal::ZERO {
+            v.add(format!("{field}.amount.amount"), "must not be negative");
+        } else if left.insert(a.code.clone(), amount.amount()).is_some() {
+            v.add(format!("{field}.code"), "coupon listed twice");
+        }
+    }
+    v.finish()?;
+    Ok(left)
 }
 
 /// A request's coupon codes: at most [`MAX_COUPONS`], none empty, none twice.

@@ -252,7 +252,13 @@ pub fn quote_pb(q: &quote::Quote, start_date: NaiveDate, tz: &str) -> pb::Quote 
         time_zone: tz.to_string(),
         tax_computed: q.tax.is_some(),
         start_time: Some(timestamp(q.start)),
+        fixed_amounts_left: coupon_amounts_pb(&q.fixed_left, c),
     }
+}
+
+/// `(code, amount)` pairs as CouponAmount messages.
+pub fn coupon_amounts_pb(amounts: &[(String, Decimal)], c: Currency) -> Vec<pb::CouponAmount> {
+    amounts.iter().map(|(code, a)| pb::CouponAmount { code: code.clone(), amount: Some(money_of(*a, c)) }).collect()
 }
 
 /// A custom price of a cart item, checked for the shape its model needs

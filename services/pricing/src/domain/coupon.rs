@@ -64,11 +64,33 @@ pub struct Discountable<'a> {
     pub base: Decimal,
 }
 
-/// Per line: the discount, and the codes that gave it.
+/// Per line: the discount, and the codes that gave it (`shares[k]`: what
+/// `codes[k]` took).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct LineDiscount {
     pub amount: Decimal,
     pub codes: Vec<String>,
+    pub shares: Vec<Decimal>,
+}
+
+/// What coupon `code` took off `lines` in all.
+pub fn taken_by(lines: &[LineDiscount], code: &str) -> Decimal {
+    lines.iter().flat_map(|l| l.codes.iter().zip(&l.shares)).filter(|(c, _)| c.as_str() == code).map(|(_, s)| *s).sum()
+}
+
+/// Each fixed-amount coupon of `coupons` with what of its amount `lines`
+/// (allocated from them) left: what an invoice's other lines may still
+/// take.
+pub fn fixed_left(lines: &[LineDiscount], coupons: &[&CouponSpec], currency: Currency) -> Vec<(String, Decimal)> {
+    coupons
+        .iter()
+        .filter_map(|c| match c.discount {
+            Discount::Fixed(amount) => {
+                Some((c.code.clone(), (currency.round(amount) - taken_by(lines, &c.code)).max(Decimal::ZERO)))
+            }
+            Discount::Percent(_) => None,
+        })
+        .collect()
 }
 
 /// Applies `coupons` in order to `lines` (one invoice). A percent coupon
@@ -123,6 +145,7 @@ pub fn allocate(lines: &[Discountable<'_>], coupons: &[&CouponSpec], currency: C
                 remaining[i] -= take[i];
                 out[i].amount += take[i];
                 out[i].codes.push(coupon.code.clone());
+                out[i].shares.push(take[i]);
             }
         }
     }
@@ -208,5 +231,22 @@ mod tests {
         let got = allocate(&lines, &[&p, &f], usd());
         assert_eq!(got[0].amount, d("15.00"));
         assert_eq!(got[0].codes, vec!["P", "F"]);
+        assert_eq!(got[0].shares, vec![d("10.00"), d("5.00")]);
+    }
+
+    #[test]
+    fn fixed_amounts_left_for_other_lines() {
+        // 25.00 fixed over lines of 12.00 and 8.00 (after 10% off: 10.80 and
+        // 7.20) takes 18.00 and leaves 7.00; the percent coupon has no
+        // amount to leave.
+        let lines = [line("a", "12.00"), line("b", "8.00")];
+        let p = coupon("P", Discount::Percent(d("10")));
+        let f = coupon("F", Discount::Fixed(d("25")));
+        let got = allocate(&lines, &[&p, &f], usd());
+        assert_eq!(taken_by(&got, "F"), d("18.00"));
+        assert_eq!(taken_by(&got, "P"), d("2.00"));
+        assert_eq!(fixed_left(&got, &[&p, &f], usd()), vec![("F".to_string(), d("7.00"))]);
+        // Lines that take less than the coupon leave the rest; none, all.
+        assert_eq!(fixed_left(&[], &[&f], usd()), vec![("F".to_string(), d("25.00"))]);
     }
 }

@@ -134,6 +134,9 @@ pub struct Quote {
     pub now: Amounts,
     pub recurring: Amounts,
     pub tax: Option<TaxRule>,
+    /// Each fixed-amount coupon discounting this invoice, with what of its
+    /// amount the lines left (for the invoice's in-arrears lines).
+    pub fixed_left: Vec<(String, Decimal)>,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -304,6 +307,7 @@ pub fn quote(input: &QuoteInput) -> Result<Quote, QuoteError> {
     };
     let now_coupons: Vec<&CouponSpec> = input.coupons.iter().filter(|c| c.active_in(0)).collect();
     let now_discounts = allocate(&discountable_now(), &now_coupons, currency);
+    let fixed_left = super::coupon::fixed_left(&now_discounts, &now_coupons, currency);
     let used_now = |code: &str| now_discounts.iter().any(|l| l.codes.iter().any(|c| c == code));
     let next_coupons: Vec<&CouponSpec> =
         input.coupons.iter().filter(|c| c.active_in(if used_now(&c.code) { 1 } else { 0 })).collect();
@@ -362,6 +366,7 @@ pub fn quote(input: &QuoteInput) -> Result<Quote, QuoteError> {
         now,
         recurring,
         tax: input.tax.clone(),
+        fixed_left,
     })
 }
 

@@ -370,6 +370,7 @@ impl App {
             attempt_count: 0,
             first_failed_at: None,
             collection_paused: String::new(),
+            usage_coupon_left: None,
         };
         inv.total_lines();
         if bill_group.can_charge_automatically() {
@@ -506,6 +507,7 @@ impl App {
                 attempt_count: 0,
                 first_failed_at: None,
                 collection_paused: String::new(),
+                usage_coupon_left: None,
             });
         for pending in self.repo.pending_charges(tenant, &sub.id).await? {
             inv.lines.push(InvoiceLine {

@@ -262,11 +262,19 @@ impl App {
         let offering = quote.offerings.first().ok_or_else(|| AppError::internal("quote without offering"))?;
         let mut next = next;
         next.recurring_amount = offering.recurring_amount;
-        let arrears = match crate::domain::usage::closed_period(sub, next.current_period_start) {
-            Some(closed) => self.arrears_lines(ctx, sub, &account, closed, &coupon_periods).await?,
-            None => Vec::new(),
+        // The in-arrears lines take what the in-advance lines left of each
+        // FIXED_AMOUNT coupon.
+        let (arrears, coupon_left) = match crate::domain::usage::closed_period(sub, next.current_period_start) {
+            Some(closed) => {
+                let fixed = Some(quote.fixed_left.clone());
+                self.arrears_lines(ctx, sub, &account, closed, (&coupon_periods, fixed)).await?
+            }
+            None => (Vec::new(), Some(Vec::new())),
         };
-        let invoice = cycle_invoice(&next, &bill_group, offering, arrears, &pending, at, at + policy.grace);
+        let mut invoice = cycle_invoice(&next, &bill_group, offering, arrears, &pending, at, at + policy.grace);
+        if let Some(inv) = invoice.as_mut() {
+            inv.usage_coupon_left = coupon_left;
+        }
         let event = Event::new(
             SubscriptionEvent::SubscriptionRenewed {
                 subscription_id: sub.id.clone(),
@@ -304,13 +312,19 @@ impl App {
         let tenant = ctx.tenant_id.as_str();
         let account = self.account_alone(tenant, &sub.account_id, "id").await?;
         let periods = self.coupon_periods_of(tenant, sub).await?;
-        let arrears = self.arrears_lines(ctx, sub, &account, closed, &periods).await?;
+        // No in-advance lines: each FIXED_AMOUNT coupon in force has its
+        // whole amount for them.
+        let (arrears, coupon_left) = self.arrears_lines(ctx, sub, &account, closed, (&periods, None)).await?;
         if arrears.is_empty() {
             return Ok(None);
         }
         let bill_group = self.bill_group(tenant, &sub.bill_group_id).await?;
         let grace = self.catalog.policy(ctx).await?.grace;
-        Ok(closing_invoice(sub, &bill_group, arrears, at, at + grace))
+        let mut invoice = closing_invoice(sub, &bill_group, arrears, at, at + grace);
+        if let Some(inv) = invoice.as_mut() {
+            inv.usage_coupon_left = coupon_left;
+        }
+        Ok(invoice)
     }
 
     /// Does what is due at `now` for invoice `id`: finalizes a draft whose

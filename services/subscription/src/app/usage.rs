@@ -27,7 +27,8 @@ use rust_decimal::Decimal;
 use super::App;
 use crate::domain::usage::{ClosedPeriod, RatedUsage, arrears_line, rerated};
 use crate::domain::{
-    Account, Invoice, InvoiceLine, InvoiceReason, InvoiceStatus, LineKind, Metadata, Subscription, UsageEvent,
+    Account, CouponLeft, Invoice, InvoiceLine, InvoiceReason, InvoiceStatus, LineKind, Metadata, Subscription,
+    UsageEvent,
 };
 use crate::peers::UsageQuestion;
 
@@ -196,26 +197,45 @@ impl App {
     /// The in-arrears lines of contract `sub` (as it was during the period)
     /// over `start..end`: each METERED product at its aggregate, and on a
     /// rate billed in arrears each licensed product at its quantity, rated
-    /// by pricing and taxed where `account` is.
+    /// by pricing and taxed where `account` is. `fixed_left` is what each
+    /// FIXED_AMOUNT coupon has left for them on their invoice (`None`:
+    /// their whole amounts); the licensed lines take from it first, then
+    /// the METERED ones, each in the rate's order. Answers the lines (in
+    /// the rate's order) and what the coupons had left for the METERED
+    /// ones (kept on the invoice, for a recount).
     pub(crate) async fn arrears_lines(
         &self,
         ctx: &CallContext,
         sub: &Subscription,
         account: &Account,
         (start, end): (DateTime<Utc>, DateTime<Utc>),
-        coupon_periods: &[(String, i64)],
-    ) -> AppResult<Vec<InvoiceLine>> {
+        (coupon_periods, fixed_left): (&[(String, i64)], CouponLeft),
+    ) -> AppResult<(Vec<InvoiceLine>, CouponLeft)> {
         let billed = self.catalog.arrears_items(ctx, &sub.rate_id).await.map_err(crate::peers::repriced)?;
-        let rating = Rating {
+        let mut rating = Rating {
             whole: self.whole_period(ctx, sub, account, &billed, (start, end)).await?,
             coupons: coupons_in_force(sub, coupon_periods, 0),
+            fixed: fixed_left,
         };
+        let mut rated_items = vec![None; billed.len()];
+        let mut for_metered = None;
+        // Licensed items first, then the metered ones (whose share a
+        // recount gives again from what is left for them).
+        for metered in [false, true] {
+            if metered {
+                for_metered = Some(rating.fixed.clone());
+            }
+            for (k, item) in billed.iter().enumerate().filter(|(_, i)| i.meter.is_some() == metered) {
+                let got = self.arrears_item(ctx, sub, account, item, (start, end), &rating).await?;
+                if let Some((_, _, rated)) = &got {
+                    rating.took(rated);
+                }
+                rated_items[k] = got;
+            }
+        }
         let mut lines = Vec::new();
-        for item in billed.iter() {
-            let Some((quantity, _, rated)) = self.arrears_item(ctx, sub, account, item, (start, end), &rating).await?
-            else {
-                continue;
-            };
+        for (item, got) in billed.iter().zip(rated_items) {
+            let Some((quantity, _, rated)) = got else { continue };
             let period = ClosedPeriod {
                 subscription_id: &sub.id,
                 offering_id: &sub.offering_id,
@@ -225,17 +245,19 @@ impl App {
             };
             lines.push(arrears_line(period, item, quantity, rated));
         }
-        Ok(lines)
+        Ok((lines, for_metered.flatten()))
     }
 
     /// Draft `inv`'s usage lines counted again (usage that came during the
-    /// grace period) and the invoice totaled again.
+    /// grace period) and the invoice totaled again. When any changed, every
+    /// usage line is rated again, in order, so the FIXED_AMOUNT coupons'
+    /// shares follow from what they had left for them when the draft was
+    /// made.
     pub(crate) async fn recount_usage(&self, ctx: &CallContext, inv: &mut Invoice) -> AppResult<()> {
         let tenant = ctx.tenant_id.as_str();
-        // The contract and account are read only for a line that changed.
-        let mut contract: Option<(Subscription, Account, Rating)> = None;
-        let mut changed = false;
-        for line in inv.lines.iter_mut().filter(|l| l.kind == LineKind::Usage) {
+        // Each metered line's count now.
+        let mut counted = Vec::new();
+        for (k, line) in inv.lines.iter().enumerate().filter(|(_, l)| l.kind == LineKind::Usage) {
             let (Some(start), Some(end)) = (line.period_start, line.period_end) else { continue };
             let billed = self.catalog.arrears_items(ctx, &line.rate_id).await.map_err(crate::peers::repriced)?;
             let Some(meter) = billed.iter().find(|i| i.product_id == line.product_id).and_then(|i| i.meter.clone())
@@ -247,33 +269,38 @@ impl App {
                 .aggregate_usage(tenant, &inv.subscription_id, &line.product_id, &meter, start, end)
                 .await?
                 .value();
-            if quantity == line.quantity {
-                continue;
-            }
-            if contract.is_none() {
-                let sub = self.subscription(tenant, &inv.subscription_id).await?;
-                let account = self.account_alone(tenant, &inv.account_id, "account_id").await?;
-                // The coupons as they were when the draft was made (a
-                // renewal's draft counts itself among them now).
-                let mine = i64::from(inv.reason == crate::domain::InvoiceReason::SubscriptionCycle);
-                let periods = self.coupon_periods_of(tenant, &sub).await?;
-                let rating = Rating { whole: None, coupons: coupons_in_force(&sub, &periods, mine) };
-                contract = Some((sub, account, rating));
-            }
-            let Some((sub, account, rating)) = &contract else { continue };
+            counted.push((k, quantity, (start, end)));
+        }
+        if counted.iter().all(|(k, quantity, _)| inv.lines[*k].quantity == *quantity) {
+            return Ok(());
+        }
+        // The contract and account are read only when a line changed.
+        let sub = self.subscription(tenant, &inv.subscription_id).await?;
+        let account = self.account_alone(tenant, &inv.account_id, "account_id").await?;
+        // The coupons as they were when the draft was made (a renewal's
+        // draft counts itself among them now).
+        let mine = i64::from(inv.reason == crate::domain::InvoiceReason::SubscriptionCycle);
+        let periods = self.coupon_periods_of(tenant, &sub).await?;
+        let mut rating = Rating {
+            whole: None,
+            coupons: coupons_in_force(&sub, &periods, mine),
+            fixed: inv.usage_coupon_left.clone(),
+        };
+        for (k, quantity, period) in counted {
+            let line = &inv.lines[k];
             let held = sub
                 .items
                 .iter()
                 .find(|i| i.product_id == line.product_id)
                 .cloned()
                 .unwrap_or_else(|| crate::domain::Item::new(line.product_id.clone(), quantity));
-            let rated = self.rate_arrears(ctx, account, &line.rate_id, (&held, quantity), (start, end), rating).await?;
-            *line = rerated(line, quantity, rated);
-            changed = true;
+            let rated = self
+                .rate_arrears(ctx, &account, (&line.rate_id, inv.currency), (&held, quantity), period, &rating)
+                .await?;
+            rating.took(&rated);
+            inv.lines[k] = rerated(line, quantity, rated);
         }
-        if changed {
-            inv.total_lines();
-        }
+        inv.total_lines();
         Ok(())
     }
 
@@ -331,12 +358,14 @@ impl App {
         };
         let unprorated;
         let rating = if item.meter.is_some() && rating.whole.is_some() {
-            unprorated = Rating { whole: None, coupons: rating.coupons.clone() };
+            unprorated = Rating { whole: None, coupons: rating.coupons.clone(), fixed: rating.fixed.clone() };
             &unprorated
         } else {
             rating
         };
-        let rated = self.rate_arrears(ctx, account, &sub.rate_id, (held, quantity), (start, end), rating).await?;
+        let rated = self
+            .rate_arrears(ctx, account, (&sub.rate_id, sub.currency), (held, quantity), (start, end), rating)
+            .await?;
         Ok(Some((quantity, events, rated)))
     }
 
@@ -347,10 +376,10 @@ impl App {
         &self,
         ctx: &CallContext,
         account: &Account,
-        rate_id: &str,
+        (rate_id, currency): (&str, recur_money::Currency),
         (held, quantity): (&crate::domain::Item, Decimal),
         (start, end): (DateTime<Utc>, DateTime<Utc>),
-        Rating { whole, coupons }: &Rating,
+        Rating { whole, coupons, fixed }: &Rating,
     ) -> AppResult<RatedUsage> {
         let q = UsageQuestion {
             rate_id: rate_id.to_string(),
@@ -365,6 +394,12 @@ impl App {
             full_period: whole.as_ref().map(|(p, _)| *p),
             time_zone: whole.as_ref().map(|(_, z)| z.clone()).unwrap_or_default(),
             coupons: coupons.clone(),
+            fixed_left: fixed
+                .iter()
+                .flatten()
+                .map(|(code, a)| (code.clone(), recur_money::Money::new(*a, currency)))
+                .collect(),
+            whole_fixed: fixed.is_none(),
         };
         self.pricing.rate_usage(ctx, &q).await.map_err(crate::peers::repriced)
     }
@@ -375,11 +410,21 @@ impl App {
 type WholePeriod = Option<((DateTime<Utc>, DateTime<Utc>), String)>;
 
 /// How a contract's in-arrears lines are rated beside their quantities:
-/// over part of a whole period (a per-period item prorated), and with the
-/// contract's coupons (code, invoices each has been in force for).
+/// over part of a whole period (a per-period item prorated), with the
+/// contract's coupons (code, invoices each has been in force for), and
+/// what each FIXED_AMOUNT coupon has left for the invoice's next line
+/// (`None`: its whole amount).
 struct Rating {
     whole: WholePeriod,
     coupons: Vec<(String, i32)>,
+    fixed: CouponLeft,
+}
+
+impl Rating {
+    /// What the FIXED_AMOUNT coupons have left after line `rated`.
+    fn took(&mut self, rated: &RatedUsage) {
+        self.fixed = Some(rated.fixed_left.clone());
+    }
 }
 
 /// `sub`'s coupon codes, each with the renewal and start invoices made
@@ -427,9 +472,12 @@ impl App {
         let (start, end) = (sub.current_period_start, sub.current_period_end);
         let billed = self.catalog.arrears_items(ctx, &sub.rate_id).await.map_err(crate::peers::repriced)?;
         let periods = self.coupon_periods_of(tenant, &sub).await?;
+        // A FIXED_AMOUNT coupon's share is known when the invoice is made
+        // (it depends on the invoice's other lines): none is shown here.
         let rating = Rating {
             whole: self.whole_period(ctx, &sub, &account, &billed, (start, end)).await?,
             coupons: coupons_in_force(&sub, &periods, 0),
+            fixed: Some(Vec::new()),
         };
         let mut lines = Vec::new();
         for item in billed.iter() {

@@ -67,6 +67,9 @@ pub struct PricedQuote {
     pub start_date: String,
     pub amount: Decimal,
     pub offerings: Vec<PricedOffering>,
+    /// Each FIXED_AMOUNT coupon discounting the invoice, with what of its
+    /// amount the quoted lines left (for the invoice's in-arrears lines).
+    pub fixed_left: Vec<(String, Decimal)>,
 }
 
 /// A line's proration fraction as it is shown and kept: six decimal
@@ -178,6 +181,7 @@ pub fn period_invoice(
         attempt_count: 0,
         first_failed_at: None,
         collection_paused: String::new(),
+        usage_coupon_left: None,
         credit_applied: Decimal::ZERO,
     }
 }
@@ -230,6 +234,7 @@ pub fn adjustment_invoice(
         attempt_count: 0,
         first_failed_at: None,
         collection_paused: String::new(),
+        usage_coupon_left: None,
     };
     inv.total_lines();
     if inv.amount <= Decimal::ZERO {

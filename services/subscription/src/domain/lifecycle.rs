@@ -350,6 +350,7 @@ mod tests {
             attempt_count: 0,
             first_failed_at: None,
             collection_paused: String::new(),
+            usage_coupon_left: None,
         };
         let lines =
             unused_credit_lines(&s, std::slice::from_ref(&inv), at(2023, 2, 21), &terms(0), s.currency, "Unused");

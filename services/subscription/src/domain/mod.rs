@@ -374,7 +374,17 @@ pub struct Invoice {
     /// Why the billing clock stopped collecting it (`hard_decline`), until
     /// the bill group's payment method changes; empty: it did not.
     pub collection_paused: String,
+    /// What each FIXED_AMOUNT coupon of the contract had left for the
+    /// invoice's METERED usage lines when it was made (after its in-advance
+    /// and licensed in-arrears lines), so a recount of the usage gives the
+    /// same shares; `None`: their whole amounts (a last period's invoice
+    /// whose first lines are usage).
+    pub usage_coupon_left: CouponLeft,
 }
+
+/// What each FIXED_AMOUNT coupon has left for an invoice's next lines
+/// (code, amount); `None`: their whole amounts.
+pub type CouponLeft = Option<Vec<(String, Decimal)>>;
 
 impl Invoice {
     /// Totals are the sums of the (already rounded) lines, exactly.

@@ -147,6 +147,9 @@ pub struct RatedUsage {
     /// The share of the period billed ("1", or a part of a period of a
     /// per-period item; empty is read as "1").
     pub fraction: String,
+    /// Each FIXED_AMOUNT coupon the line could take from, with what it has
+    /// left after it (for the invoice's next line).
+    pub fixed_left: Vec<(String, Decimal)>,
 }
 
 /// Where a closed period's in-arrears item is billed from.

@@ -238,6 +238,7 @@ impl Pricing for GrpcPricing {
             start_date: quote.start_date.clone(),
             amount: amount(&quote.amount),
             offerings: quote.offerings.iter().map(priced_offering).collect(),
+            fixed_left: coupon_amounts(&quote.fixed_amounts_left),
         })
     }
 
@@ -359,6 +360,12 @@ impl Pricing for GrpcPricing {
                 .iter()
                 .map(|(code, n)| pricepb::CouponUsage { code: code.clone(), times_redeemed: 0, periods_applied: *n })
                 .collect(),
+            fixed_amounts_left: q
+                .fixed_left
+                .iter()
+                .map(|(code, m)| pricepb::CouponAmount { code: code.clone(), amount: Some(money(*m)) })
+                .collect(),
+            whole_fixed_amounts: q.whole_fixed,
         };
         let r = self
             .client
@@ -377,8 +384,14 @@ impl Pricing for GrpcPricing {
             amount: amount(&r.total),
             discount: amount(&r.discount),
             fraction: r.proration_fraction,
+            fixed_left: coupon_amounts(&r.fixed_amounts_left),
         })
     }
+}
+
+/// Pricing's `(code, amount)` pairs.
+fn coupon_amounts(amounts: &[pricepb::CouponAmount]) -> Vec<(String, Decimal)> {
+    amounts.iter().map(|a| (a.code.clone(), amount(&a.amount))).collect()
 }
 
 #[async_trait]

@@ -170,8 +170,14 @@ pub struct UsageQuestion {
     pub full_period: Option<(chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>)>,
     pub time_zone: String,
     /// The contract's coupons: code, and the invoices each has been in
-    /// force for (pricing applies the PERCENT ones still in force).
+    /// force for (pricing applies those still in force).
     pub coupons: Vec<(String, i32)>,
+    /// What each FIXED_AMOUNT coupon may still take off the invoice (what
+    /// its other lines left).
+    pub fixed_left: Vec<(String, recur_money::Money)>,
+    /// FIXED_AMOUNT coupons not in `fixed_left` may take their whole amount
+    /// (the first in-arrears line of an invoice without in-advance lines).
+    pub whole_fixed: bool,
 }
 
 /// A charge of an invoice.

@@ -652,6 +652,11 @@ pub const MIGRATIONS: Migrations = Migrations {
             name: "invoice_claims",
             sql: include_str!("../../migrations/postgres/0015_invoice_claims.sql"),
         },
+        Migration {
+            version: 16,
+            name: "usage coupon left",
+            sql: include_str!("../../migrations/postgres/0016_usage_coupon_left.sql"),
+        },
     ],
     sqlite: &[
         Migration { version: 1, name: "init", sql: include_str!("../../migrations/sqlite/0001_init.sql") },
@@ -707,6 +712,11 @@ pub const MIGRATIONS: Migrations = Migrations {
             version: 15,
             name: "invoice_claims",
             sql: include_str!("../../migrations/sqlite/0015_invoice_claims.sql"),
+        },
+        Migration {
+            version: 16,
+            name: "usage coupon left",
+            sql: include_str!("../../migrations/sqlite/0016_usage_coupon_left.sql"),
         },
     ],
 };

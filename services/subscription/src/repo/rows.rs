@@ -8,6 +8,7 @@ use std::str::FromStr;
 use chrono::{DateTime, NaiveDate, Utc};
 use recur_money::Currency;
 use recur_storage::{Dec, StorageError};
+use rust_decimal::Decimal;
 use serde::de::DeserializeOwned;
 
 use crate::domain::{
@@ -293,6 +294,7 @@ pub(crate) struct InvoiceRow {
     attempt_count: i32,
     first_failed_at: Option<DateTime<Utc>>,
     collection_paused: String,
+    usage_coupon_left: String,
 }
 
 impl TryFrom<InvoiceRow> for Invoice {
@@ -327,6 +329,7 @@ impl TryFrom<InvoiceRow> for Invoice {
             attempt_count: u32::try_from(r.attempt_count).unwrap_or(0),
             first_failed_at: r.first_failed_at,
             collection_paused: r.collection_paused,
+            usage_coupon_left: coupon_left_from_text(&r.usage_coupon_left)?,
         })
     }
 }
@@ -456,4 +459,29 @@ pub(crate) struct UsageRow {
     pub event_time: chrono::DateTime<chrono::Utc>,
     pub event_id: String,
     pub properties: String,
+}
+
+/// An invoice's `usage_coupon_left` as stored: `''` for `None`, else JSON
+/// `[[code, amount], ...]`.
+pub(crate) fn coupon_left_text(left: &Option<Vec<(String, Decimal)>>) -> Result<String, StorageError> {
+    match left {
+        None => Ok(String::new()),
+        Some(l) => to_json(&l.iter().map(|(c, a)| (c.as_str(), a.to_string())).collect::<Vec<_>>()),
+    }
+}
+
+fn coupon_left_from_text(raw: &str) -> Result<Option<Vec<(String, Decimal)>>, StorageError> {
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    let pairs: Vec<(String, String)> = from_json(raw)?;
+    pairs
+        .into_iter()
+        .map(|(c, a)| {
+            a.parse::<Decimal>()
+                .map(|a| (c, a))
+                .map_err(|e| StorageError::Other(format!("usage_coupon_left amount {a:?}: {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
 }

@@ -69,13 +69,14 @@ macro_rules! helpers {
             let tenant = tenant.to_string();
             // The header and the lines are each copied once.
             let (t, mut i, payment_ids) = (tenant.clone(), inv.clone(), to_json(&inv.payment_ids)?);
+            let coupon_left = super::rows::coupon_left_text(&inv.usage_coupon_left)?;
             let invoice_lines = std::mem::take(&mut i.lines);
             w.add(move |qb| {
                 qb.push(
                     "INSERT INTO invoices (tenant_id, id, number, account_id, bill_group_id, subscription_id, \
                      status, currency, amount_without_tax, discount, tax, amount, amount_paid, period_start, \
                      period_end, issued_at, due_at, paid_at, payment_ids, created_at, updated_at, credit_applied, \
-                     billing_reason, next_action_at) ",
+                     billing_reason, next_action_at, usage_coupon_left) ",
                 );
                 qb.push_values([()], |mut row, ()| {
                     row.push_bind(t.clone())
@@ -101,7 +102,8 @@ macro_rules! helpers {
                         .push_bind(i.updated_at)
                         .push_bind(Dec(i.credit_applied))
                         .push_bind(i.reason.as_str())
-                        .push_bind(i.next_action_at);
+                        .push_bind(i.next_action_at)
+                        .push_bind(coupon_left.clone());
                 });
             });
             if invoice_lines.is_empty() {
