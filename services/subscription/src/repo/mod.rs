@@ -657,6 +657,7 @@ pub const MIGRATIONS: Migrations = Migrations {
             name: "usage coupon left",
             sql: include_str!("../../migrations/postgres/0016_usage_coupon_left.sql"),
         },
+        Migration { version: 17, name: "due order", sql: include_str!("../../migrations/postgres/0017_due_order.sql") },
     ],
     sqlite: &[
         Migration { version: 1, name: "init", sql: include_str!("../../migrations/sqlite/0001_init.sql") },
@@ -718,6 +719,7 @@ pub const MIGRATIONS: Migrations = Migrations {
             name: "usage coupon left",
             sql: include_str!("../../migrations/sqlite/0016_usage_coupon_left.sql"),
         },
+        Migration { version: 17, name: "due order", sql: include_str!("../../migrations/sqlite/0017_due_order.sql") },
     ],
 };
 
