@@ -444,6 +444,18 @@ async fn usage_alone_counts_late_usage_of_the_first_period(app: &TestApp) {
     assert_eq!(all[0].status, sub::InvoiceStatus::Paid as i32);
 }
 
+/// Pauses subscription `id` at once.
+async fn pause_now(c: &mut Clients, id: &str) {
+    c.subscriptions
+        .pause_subscription(sub::PauseSubscriptionRequest {
+            id: id.into(),
+            timing: sub::PauseTiming::Immediate as i32,
+            ..Default::default()
+        })
+        .await
+        .expect("pause now");
+}
+
 /// Subscription `id` as stored.
 async fn get(c: &mut Clients, id: &str) -> sub::Subscription {
     let r = c.subscriptions.get_subscription(sub::GetSubscriptionRequest { id: id.into() }).await;
@@ -532,14 +544,7 @@ async fn an_immediate_pause_invoices_the_usage_so_far(app: &TestApp) {
     let s = subscribe(&mut c, &account, &bg, &offering, &rate).await;
     advance(&mut c, at(2024, 1, 11, 12)).await;
     assert_eq!(record(&mut c, &s.id, vec![event("p1", &calls.id, "40", at(2024, 1, 3, 0), None)]).await.accepted, 1);
-    c.subscriptions
-        .pause_subscription(sub::PauseSubscriptionRequest {
-            id: s.id.clone(),
-            timing: sub::PauseTiming::Immediate as i32,
-            ..Default::default()
-        })
-        .await
-        .expect("pause now");
+    pause_now(&mut c, &s.id).await;
     assert_eq!(get(&mut c, &s.id).await.state, sub::SubscriptionState::Paused as i32);
     let all = invoices(&mut c, &s.id).await;
     let reasons: Vec<&str> = all.iter().map(|i| i.billing_reason.as_str()).collect();
@@ -782,6 +787,23 @@ async fn a_percent_coupon_discounts_usage_on_the_invoices_it_is_in_force_for(app
     assert_eq!(amount(&all[2].amount), d("20.00"));
 }
 
+/// A FIXED_AMOUNT coupon `code` of 5.00 (USD) for `duration`.
+async fn fixed_coupon(c: &mut Clients, code: &str, duration: cat::CouponDuration) {
+    c.catalog
+        .create_coupon(cat::CreateCouponRequest {
+            coupon: Some(cat::Coupon {
+                code: code.into(),
+                name: format!("{code}: 5.00 off"),
+                discount_type: cat::DiscountType::FixedAmount as i32,
+                amounts_off: vec![recur_proto::common::v1::Money { currency_code: "USD".into(), amount: "5".into() }],
+                duration: duration as i32,
+                ..Default::default()
+            }),
+        })
+        .await
+        .expect("coupon");
+}
+
 /// A FIXED_AMOUNT coupon takes its amount off each invoice it is in force
 /// for, in-arrears lines included: what the in-advance lines leave of it
 /// goes to the usage lines, one after another in the rate's order, and a
@@ -789,19 +811,7 @@ async fn a_percent_coupon_discounts_usage_on_the_invoices_it_is_in_force_for(app
 async fn a_fixed_coupon_discounts_usage_with_what_the_fee_leaves(app: &TestApp) {
     let mut c = app.clients("acme");
     enable(&mut c, at(2024, 1, 1, 0)).await;
-    c.catalog
-        .create_coupon(cat::CreateCouponRequest {
-            coupon: Some(cat::Coupon {
-                code: "FIVE".into(),
-                name: "Five off".into(),
-                discount_type: cat::DiscountType::FixedAmount as i32,
-                amounts_off: vec![recur_proto::common::v1::Money { currency_code: "USD".into(), amount: "5".into() }],
-                duration: cat::CouponDuration::Forever as i32,
-                ..Default::default()
-            }),
-        })
-        .await
-        .expect("coupon");
+    fixed_coupon(&mut c, "FIVE", cat::CouponDuration::Forever).await;
     let fee = licensed(&mut c, "Fee").await;
     let calls = summed(&mut c, "Calls").await;
     let storage = summed(&mut c, "Storage").await;
@@ -811,11 +821,12 @@ async fn a_fixed_coupon_discounts_usage_with_what_the_fee_leaves(app: &TestApp) 
     let (account, bg) = recur_e2e::card_account(&mut c, "Fixed usage").await;
     let s = subscribe_with_coupons(&mut c, (&account, &bg), &offering, &rate, &["FIVE"]).await;
     advance(&mut c, at(2024, 1, 20, 0)).await;
-    assert_eq!(record(&mut c, &s.id, vec![event("f1", &calls.id, "30", at(2024, 1, 15, 0), None)]).await.accepted, 1);
-    // The renewal's draft is made with 30 calls; 20 more come in its grace
-    // period and are counted when it is finalized.
+    assert_eq!(record(&mut c, &s.id, vec![event("f1", &calls.id, "20", at(2024, 1, 15, 0), None)]).await.accepted, 1);
+    // The renewal's draft is made with 20 calls (2.00, all off: 1.00 of the
+    // coupon unused); 30 more come in its grace period and are counted when
+    // it is finalized.
     advance(&mut c, at(2024, 2, 1, 0) + chrono::Duration::minutes(30)).await;
-    let late = record(&mut c, &s.id, vec![event("f2", &calls.id, "20", at(2024, 1, 31, 23), None)]).await;
+    let late = record(&mut c, &s.id, vec![event("f2", &calls.id, "30", at(2024, 1, 31, 23), None)]).await;
     assert_eq!(late.accepted, 1, "{:?}", late.results);
     advance(&mut c, at(2024, 2, 20, 0)).await;
     let feb = vec![
@@ -826,7 +837,7 @@ async fn a_fixed_coupon_discounts_usage_with_what_the_fee_leaves(app: &TestApp) 
     advance(&mut c, at(2024, 3, 1, 2)).await;
     cancel_at_end_of_term(&mut c, &s.id).await;
     advance(&mut c, at(2024, 3, 10, 0)).await;
-    assert_eq!(record(&mut c, &s.id, vec![event("f5", &storage.id, "3", at(2024, 3, 5, 0), None)]).await.accepted, 1);
+    assert_eq!(record(&mut c, &s.id, vec![event("f5", &storage.id, "4", at(2024, 3, 5, 0), None)]).await.accepted, 1);
     advance(&mut c, at(2024, 4, 1, 2)).await;
     let all = invoices(&mut c, &s.id).await;
     let shown: Vec<_> = all.iter().map(|i| (i.billing_reason.clone(), i.period_start, i.amount.clone())).collect();
@@ -839,8 +850,9 @@ async fn a_fixed_coupon_discounts_usage_with_what_the_fee_leaves(app: &TestApp) 
     let line = |p: &cat::Product, a: &str, off: &str| (p.id.clone(), d(a), d(off));
     // February 1: the fee takes 2.00 (nothing of it is due, so the
     // invoice shows no fee line, as a start invoice with nothing due is not
-    // made), January's calls the 3.00 left. The draft's 30 calls (3.00)
-    // were recounted to 50 (5.00): still 3.00 off, so 2.00 is due.
+    // made), January's calls the 3.00 left. The draft's 20 calls (2.00 off)
+    // were recounted to 50 (5.00): 3.00 off, what the fee left, so 2.00 is
+    // due.
     let mut got = lines(&all[0]);
     got.sort();
     let mut want = vec![line(&calls, "5.00", "3.00"), line(&storage, "0.00", "0.00")];
@@ -855,12 +867,87 @@ async fn a_fixed_coupon_discounts_usage_with_what_the_fee_leaves(app: &TestApp) 
     want.sort();
     assert_eq!(got, want);
     assert_eq!(amount(&all[1].amount), d("2.00"));
-    // The last period's invoice has no fee: March's storage (3.00) takes
-    // 3.00 of the whole 5.00.
+    // The last period's invoice has no fee: March's storage (4.00) takes
+    // 4.00 of the whole 5.00 (more than a renewal's fee would leave).
     assert_eq!(all[2].billing_reason, "period_close");
     let storage_line = all[2].lines.iter().find(|l| l.product_id == storage.id).expect("storage line");
-    assert_eq!((amount(&storage_line.amount_without_tax), amount(&storage_line.discount)), (d("3.00"), d("3.00")));
+    assert_eq!((amount(&storage_line.amount_without_tax), amount(&storage_line.discount)), (d("4.00"), d("4.00")));
     assert_eq!(amount(&all[2].amount), d("0.00"));
+}
+
+/// A FIXED_AMOUNT coupon removed while a renewal's draft waits out its
+/// grace period: the draft's recounted usage is billed without it, and
+/// the draft is finalized and paid (not held up by the coupon it kept a
+/// share of).
+async fn a_draft_is_finalized_after_its_fixed_coupon_is_removed(app: &TestApp) {
+    let mut c = app.clients("acme");
+    enable(&mut c, at(2024, 1, 1, 0)).await;
+    fixed_coupon(&mut c, "FIVE", cat::CouponDuration::Forever).await;
+    let calls = summed(&mut c, "Calls").await;
+    let (offering, rate) =
+        plan(&mut c, "fixed-removed", cat::BillingTiming::InAdvance, vec![per_unit_price(&calls.id, "0.10")]).await;
+    let (account, bg) = recur_e2e::card_account(&mut c, "Fixed removed").await;
+    let s = subscribe_with_coupons(&mut c, (&account, &bg), &offering, &rate, &["FIVE"]).await;
+    advance(&mut c, at(2024, 1, 20, 0)).await;
+    assert_eq!(record(&mut c, &s.id, vec![event("r1", &calls.id, "10", at(2024, 1, 15, 0), None)]).await.accepted, 1);
+    advance(&mut c, at(2024, 2, 1, 0) + chrono::Duration::minutes(10)).await;
+    let drafts = invoices(&mut c, &s.id).await;
+    assert_eq!(drafts.len(), 1);
+    assert_eq!(
+        (drafts[0].status, amount(&drafts[0].discount)),
+        (sub::InvoiceStatus::Draft as i32, d("1.00")),
+        "the draft's 10 calls, all off"
+    );
+    c.subscriptions
+        .remove_coupon(sub::RemoveCouponRequest { id: s.id.clone(), coupon_code: "FIVE".into() })
+        .await
+        .expect("remove the coupon");
+    let late = record(&mut c, &s.id, vec![event("r2", &calls.id, "20", at(2024, 1, 31, 23), None)]).await;
+    assert_eq!(late.accepted, 1, "{:?}", late.results);
+    advance(&mut c, at(2024, 2, 1, 2)).await;
+    let all = invoices(&mut c, &s.id).await;
+    assert_eq!(all.len(), 1);
+    assert_eq!(
+        (all[0].status, amount(&all[0].discount), amount(&all[0].amount)),
+        (sub::InvoiceStatus::Paid as i32, d("0.00"), d("3.00")),
+        "30 calls at 0.10, without the removed coupon"
+    );
+}
+
+/// The invoice of a period's last part counts as one of a coupon's
+/// invoices: a ONCE FIXED_AMOUNT coupon applied mid-period is spent on the
+/// usage an immediate pause invoices, and the start invoice of the resumed
+/// subscription pays its fee in full.
+async fn a_once_coupon_spent_on_a_last_part_is_not_spent_again(app: &TestApp) {
+    let mut c = app.clients("acme");
+    enable(&mut c, at(2024, 1, 1, 0)).await;
+    fixed_coupon(&mut c, "ONCEFIVE", cat::CouponDuration::Once).await;
+    let fee = licensed(&mut c, "Fee").await;
+    let calls = summed(&mut c, "Calls").await;
+    let prices = vec![flat_price(&fee.id, "31.00"), per_unit_price(&calls.id, "0.10")];
+    let (offering, rate) = plan(&mut c, "once-last-part", cat::BillingTiming::InAdvance, prices).await;
+    let (account, bg) = recur_e2e::card_account(&mut c, "Once last part").await;
+    let s = subscribe(&mut c, &account, &bg, &offering, &rate).await;
+    advance(&mut c, at(2024, 1, 11, 12)).await;
+    c.subscriptions
+        .apply_coupon(sub::ApplyCouponRequest { id: s.id.clone(), coupon_code: "ONCEFIVE".into() })
+        .await
+        .expect("apply the coupon");
+    assert_eq!(record(&mut c, &s.id, vec![event("o1", &calls.id, "40", at(2024, 1, 3, 0), None)]).await.accepted, 1);
+    pause_now(&mut c, &s.id).await;
+    advance(&mut c, at(2024, 1, 20, 0)).await;
+    c.subscriptions.resume_subscription(sub::ResumeSubscriptionRequest { id: s.id.clone() }).await.expect("resume");
+    let all = invoices(&mut c, &s.id).await;
+    let part = all.iter().find(|i| i.billing_reason == "period_close").expect("the usage so far");
+    // 40 calls (4.00), all of it off: the coupon's whole amount was there.
+    assert_eq!((amount(&part.lines[0].amount_without_tax), amount(&part.discount)), (d("4.00"), d("4.00")));
+    // The resumed subscription's first invoice: the coupon was spent.
+    let resumed = all
+        .iter()
+        .filter(|i| i.billing_reason == "subscription_create" && time(&i.period_start) >= at(2024, 1, 20, 0))
+        .collect::<Vec<_>>();
+    assert_eq!(resumed.len(), 1, "{all:?}");
+    assert_eq!(amount(&resumed[0].discount), d("0.00"), "a ONCE coupon discounts one invoice");
 }
 
 /// RateUsage prorates a per-period product over part of a whole period it
@@ -937,6 +1024,16 @@ recur_e2e::on_both_backends!(
     fixed_coupon_usage_sqlite,
     fixed_coupon_usage_postgres,
     a_fixed_coupon_discounts_usage_with_what_the_fee_leaves
+);
+recur_e2e::on_both_backends!(
+    fixed_coupon_removed_sqlite,
+    fixed_coupon_removed_postgres,
+    a_draft_is_finalized_after_its_fixed_coupon_is_removed
+);
+recur_e2e::on_both_backends!(
+    once_last_part_sqlite,
+    once_last_part_postgres,
+    a_once_coupon_spent_on_a_last_part_is_not_spent_again
 );
 recur_e2e::on_both_backends!(rate_part_sqlite, rate_part_postgres, rate_usage_prorates_a_part_of_a_period);
 recur_e2e::on_both_backends!(

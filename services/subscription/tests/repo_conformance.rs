@@ -1232,6 +1232,16 @@ async fn coupons_count_the_periods_they_discounted(repo: &dyn SubscriptionRepo) 
     let (start, end) = (s.current_period_end, s.current_period_end + Duration::days(31));
     assert!(renew(repo, &s, "inv_c1", start, end).await.expect("renew"));
     assert_eq!(repo.coupon_periods("acme", "sub_1").await.expect("periods"), vec![("SAVE10".to_string(), 2)]);
+    // The invoice of a period's last part counts too; a one-off charge's
+    // (or a change's) does not.
+    let mut last = invoice("inv_close", &s, &["4.00"]);
+    last.reason = InvoiceReason::PeriodClose;
+    let mut one_off = invoice("inv_one_off", &s, &["1.00"]);
+    one_off.reason = InvoiceReason::Manual;
+    for inv in [&last, &one_off] {
+        repo.insert_invoice_once("acme", inv, NO_KEY, &[]).await.expect("insert");
+    }
+    assert_eq!(repo.coupon_periods("acme", "sub_1").await.expect("periods"), vec![("SAVE10".to_string(), 3)]);
     assert!(repo.coupon_periods("globex", "sub_1").await.expect("other tenant").is_empty());
     // Read with other subscriptions' at once: the same count, by subscription.
     let s2 = subscription("sub_2", "acct_1", "bg_1");
@@ -1241,7 +1251,7 @@ async fn coupons_count_the_periods_they_discounted(repo: &dyn SubscriptionRepo) 
     let ids = ["sub_1".to_string(), "sub_2".to_string(), "sub_none".to_string()];
     assert_eq!(
         repo.coupon_periods_of("acme", &ids).await.expect("periods of many"),
-        vec![("sub_1".to_string(), "SAVE10".to_string(), 2), ("sub_2".to_string(), "SAVE10".to_string(), 1)]
+        vec![("sub_1".to_string(), "SAVE10".to_string(), 3), ("sub_2".to_string(), "SAVE10".to_string(), 1)]
     );
     assert!(repo.coupon_periods_of("globex", &ids).await.expect("other tenant").is_empty());
 }

@@ -234,7 +234,7 @@ impl App {
                     start_date: String::new(),
                     time_zone,
                     continuation: true,
-                    coupon_usages: Vec::new(),
+                    coupon_usages: self.coupon_usages_of(&ctx.tenant_id, sub).await?,
                     custom_prices: kept_prices.to_vec(),
                     billing_day: 0,
                 },

@@ -370,7 +370,7 @@ impl App {
             attempt_count: 0,
             first_failed_at: None,
             collection_paused: String::new(),
-            usage_coupon_left: None,
+            usage_coupon_left: Some(Vec::new()),
         };
         inv.total_lines();
         if bill_group.can_charge_automatically() {
@@ -468,7 +468,7 @@ impl App {
                     start_date: String::new(),
                     time_zone: zone,
                     continuation: sub.state != SubscriptionState::Pending,
-                    coupon_usages: Vec::new(),
+                    coupon_usages: self.coupon_usages_of(tenant, &sub).await?,
                     custom_prices: crate::domain::custom_prices(&next.items),
                     billing_day: 0,
                 },
@@ -507,7 +507,7 @@ impl App {
                 attempt_count: 0,
                 first_failed_at: None,
                 collection_paused: String::new(),
-                usage_coupon_left: None,
+                usage_coupon_left: Some(Vec::new()),
             });
         for pending in self.repo.pending_charges(tenant, &sub.id).await? {
             inv.lines.push(InvoiceLine {

@@ -191,6 +191,8 @@ impl App {
                 ctx,
                 &QuoteInput {
                     start_date: self.quote_today(ctx, &account).await?,
+                    // A coupon spent on the invoices before is spent.
+                    coupon_usages: self.coupon_usages_of(tenant, sub).await?,
                     ..QuoteInput::of_contract(sub, &account, true)
                 },
             )

@@ -277,9 +277,12 @@ impl App {
         // The contract and account are read only when a line changed.
         let sub = self.subscription(tenant, &inv.subscription_id).await?;
         let account = self.account_alone(tenant, &inv.account_id, "account_id").await?;
-        // The coupons as they were when the draft was made (a renewal's
-        // draft counts itself among them now).
-        let mine = i64::from(inv.reason == crate::domain::InvoiceReason::SubscriptionCycle);
+        // The coupons as they were when the draft was made (a renewal's or
+        // a last part's draft counts itself among them now).
+        let mine = i64::from(matches!(
+            inv.reason,
+            crate::domain::InvoiceReason::SubscriptionCycle | crate::domain::InvoiceReason::PeriodClose
+        ));
         let periods = self.coupon_periods_of(tenant, &sub).await?;
         let mut rating = Rating {
             whole: None,
@@ -302,6 +305,21 @@ impl App {
         }
         inv.total_lines();
         Ok(())
+    }
+
+    /// `sub`'s coupons as a quote of its next invoice takes them: each with
+    /// the invoices it has been in force for (`(code, 0, invoices)`).
+    pub(crate) async fn coupon_usages_of(
+        &self,
+        tenant: &str,
+        sub: &Subscription,
+    ) -> AppResult<Vec<(String, i32, i32)>> {
+        Ok(self
+            .coupon_periods_of(tenant, sub)
+            .await?
+            .into_iter()
+            .map(|(code, n)| (code, 0, i32::try_from(n).unwrap_or(i32::MAX)))
+            .collect())
     }
 
     /// How many invoices each of `sub`'s coupons has been in force for
@@ -394,9 +412,12 @@ impl App {
             full_period: whole.as_ref().map(|(p, _)| *p),
             time_zone: whole.as_ref().map(|(_, z)| z.clone()).unwrap_or_default(),
             coupons: coupons.clone(),
+            // Only the contract's coupons as they are now (one removed since
+            // a draft was made has nothing left to take).
             fixed_left: fixed
                 .iter()
                 .flatten()
+                .filter(|(code, _)| coupons.iter().any(|(c, _)| c == code))
                 .map(|(code, a)| (code.clone(), recur_money::Money::new(*a, currency)))
                 .collect(),
             whole_fixed: fixed.is_none(),

@@ -181,7 +181,7 @@ pub fn period_invoice(
         attempt_count: 0,
         first_failed_at: None,
         collection_paused: String::new(),
-        usage_coupon_left: None,
+        usage_coupon_left: Some(Vec::new()),
         credit_applied: Decimal::ZERO,
     }
 }
@@ -234,7 +234,7 @@ pub fn adjustment_invoice(
         attempt_count: 0,
         first_failed_at: None,
         collection_paused: String::new(),
-        usage_coupon_left: None,
+        usage_coupon_left: Some(Vec::new()),
     };
     inv.total_lines();
     if inv.amount <= Decimal::ZERO {

@@ -164,7 +164,7 @@ macro_rules! store {
                 Ok(sqlx::query_as::<_, (String, i64)>(
                     "SELECT r.code, COUNT(i.id) FROM coupon_redemptions r \
                      LEFT JOIN invoices i ON i.tenant_id = r.tenant_id AND i.subscription_id = r.subscription_id \
-                     AND i.billing_reason IN ('subscription_create', 'subscription_cycle') \
+                     AND i.billing_reason IN ('subscription_create', 'subscription_cycle', 'period_close') \
                      AND i.status <> 'void' AND i.created_at >= r.created_at \
                      WHERE r.tenant_id = $1 AND r.subscription_id = $2 GROUP BY r.code ORDER BY r.code",
                 )
@@ -185,7 +185,7 @@ macro_rules! store {
                 let mut qb = sqlx::QueryBuilder::<$db>::new(
                     "SELECT r.subscription_id, r.code, COUNT(i.id) FROM coupon_redemptions r \
                      LEFT JOIN invoices i ON i.tenant_id = r.tenant_id AND i.subscription_id = r.subscription_id \
-                     AND i.billing_reason IN ('subscription_create', 'subscription_cycle') \
+                     AND i.billing_reason IN ('subscription_create', 'subscription_cycle', 'period_close') \
                      AND i.status <> 'void' AND i.created_at >= r.created_at \
                      WHERE r.tenant_id = ",
                 );

@@ -524,8 +524,9 @@ pub trait ClockStore: Send + Sync {
         until: DateTime<Utc>,
         limit: i64,
     ) -> Result<Vec<(String, String, DateTime<Utc>)>, StorageError>;
-    /// For each coupon subscription `id` redeemed, how many of its start
-    /// and renewal invoices were made since (the periods it has applied to).
+    /// For each coupon subscription `id` redeemed, how many of its start,
+    /// renewal and last-part (`period_close`) invoices were made since (the
+    /// invoices it has been in force for).
     async fn coupon_periods(&self, tenant: &str, subscription_id: &str) -> Result<Vec<(String, i64)>, StorageError>;
     /// [`Self::coupon_periods`] of subscriptions `ids` in one statement:
     /// `(subscription, code, periods)`, by subscription and code.
