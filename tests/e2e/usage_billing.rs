@@ -848,25 +848,24 @@ async fn a_fixed_coupon_discounts_usage_with_what_the_fee_leaves(app: &TestApp) 
         inv.lines.iter().map(|l| (l.product_id.clone(), amount(&l.amount_without_tax), amount(&l.discount))).collect()
     };
     let line = |p: &cat::Product, a: &str, off: &str| (p.id.clone(), d(a), d(off));
-    // February 1: the fee takes 2.00 (nothing of it is due, so the
-    // invoice shows no fee line, as a start invoice with nothing due is not
-    // made), January's calls the 3.00 left. The draft's 20 calls (2.00 off)
+    // February 1: the fee takes 2.00 (its line shows, with nothing of it
+    // due), January's calls the 3.00 left. The draft's 20 calls (2.00 off)
     // were recounted to 50 (5.00): 3.00 off, what the fee left, so 2.00 is
     // due.
     let mut got = lines(&all[0]);
     got.sort();
-    let mut want = vec![line(&calls, "5.00", "3.00"), line(&storage, "0.00", "0.00")];
+    let mut want = vec![line(&fee, "2.00", "2.00"), line(&calls, "5.00", "3.00"), line(&storage, "0.00", "0.00")];
     want.sort();
     assert_eq!(got, want);
     assert_eq!((amount(&all[0].amount), all[0].status), (d("2.00"), sub::InvoiceStatus::Paid as i32));
     // March 1: the fee 2.00, then February's calls (1.00) take 1.00 and
-    // its storage (4.00) the last 2.00: 3.00 off the usage, 2.00 due.
+    // its storage (4.00) the last 2.00: exactly 5.00 off, 2.00 due.
     let mut got = lines(&all[1]);
     got.sort();
-    let mut want = vec![line(&calls, "1.00", "1.00"), line(&storage, "4.00", "2.00")];
+    let mut want = vec![line(&fee, "2.00", "2.00"), line(&calls, "1.00", "1.00"), line(&storage, "4.00", "2.00")];
     want.sort();
     assert_eq!(got, want);
-    assert_eq!(amount(&all[1].amount), d("2.00"));
+    assert_eq!((amount(&all[1].discount), amount(&all[1].amount)), (d("5.00"), d("2.00")));
     // The last period's invoice has no fee: March's storage (4.00) takes
     // 4.00 of the whole 5.00 (more than a renewal's fee would leave).
     assert_eq!(all[2].billing_reason, "period_close");

@@ -99,7 +99,16 @@ pub fn first_invoice(
     if priced.amount.is_zero() {
         return None;
     }
-    let lines: Vec<InvoiceLine> = priced
+    let mut inv = period_invoice(sub, bill_group, priced_lines(sub, priced), now, due_days);
+    inv.total_lines();
+    Some(inv)
+}
+
+/// The lines of the priced offering for `sub`'s current period: one per
+/// item that costs something before its discounts (a fully discounted item
+/// shows, with its discount).
+pub fn priced_lines(sub: &Subscription, priced: &PricedOffering) -> Vec<InvoiceLine> {
+    priced
         .items
         .iter()
         .filter(|i| !i.amount.is_zero() || !i.amount_without_tax.is_zero())
@@ -133,10 +142,7 @@ pub fn first_invoice(
                 amount: i.amount,
             }
         })
-        .collect();
-    let mut inv = period_invoice(sub, bill_group, lines, now, due_days);
-    inv.total_lines();
-    Some(inv)
+        .collect()
 }
 
 /// An OPEN invoice of `sub`'s current period with `lines` (not totaled

@@ -13,7 +13,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 
-use super::invoice::{PricedOffering, first_invoice, period_invoice};
+use super::invoice::{PricedOffering, first_invoice, period_invoice, priced_lines};
 use super::lifecycle::{Terms, pause_scheduled, period_end_at_or_after};
 use super::state::Action;
 use super::{
@@ -109,7 +109,9 @@ pub fn cycle_invoice(
     let mut inv = match first_invoice(sub, bill_group, priced, at, 0) {
         Some(inv) => inv,
         None if pending.is_empty() && arrears.is_empty() => return None,
-        None => period_invoice(sub, bill_group, Vec::new(), at, 0),
+        // Nothing due in advance (a free or fully discounted period): its
+        // lines still show beside the usage and charges billed with them.
+        None => period_invoice(sub, bill_group, priced_lines(sub, priced), at, 0),
     };
     inv.lines.splice(0..0, arrears);
     for p in pending {
@@ -315,6 +317,17 @@ mod tests {
             .expect("an invoice at zero");
         assert_eq!((zero.amount, zero.lines.len()), (Decimal::ZERO, 1));
         assert!(cycle_invoice(&s, &bill_group(), &nothing, vec![], &[], at(2023, 2, 28), grace).is_none());
+        // A fee discounted to nothing still shows beside the usage, with
+        // its discount.
+        let mut free = priced.clone();
+        free.amount = Decimal::ZERO;
+        free.items[0].discount = Decimal::from(10);
+        free.items[0].amount = Decimal::ZERO;
+        let inv = cycle_invoice(&s, &bill_group(), &free, vec![usage_line("3.50")], &[], at(2023, 2, 28), grace)
+            .expect("invoice");
+        assert_eq!(inv.lines.len(), 2);
+        assert_eq!((inv.lines[1].amount_without_tax, inv.lines[1].discount), (Decimal::from(10), Decimal::from(10)));
+        assert_eq!((inv.discount, inv.amount), (Decimal::from(10), "3.50".parse::<Decimal>().expect("d")));
     }
 
     #[test]
