@@ -328,7 +328,8 @@ impl PricingApi {
     /// the invoice's other lines left of it (`left`; its whole amount when
     /// `r.whole_fixed_amounts` and it is not listed; else nothing). A coupon
     /// the customer holds applies whatever its redemption limits say now;
-    /// an unknown code is refused.
+    /// an unknown code is refused. Answers the line's discount and what each
+    /// such FIXED_AMOUNT coupon has left after it.
     #[allow(clippy::too_many_arguments)]
     async fn usage_discount(
         &self,
@@ -342,7 +343,6 @@ impl PricingApi {
     ) -> AppResult<(crate::domain::coupon::LineDiscount, Vec<(String, Decimal)>)> {
         let usages: HashMap<&str, &pb::CouponUsage> = r.coupon_usages.iter().map(|u| (u.code.as_str(), u)).collect();
         let mut specs = Vec::with_capacity(r.coupon_codes.len());
-        let mut fixed = Vec::new();
         for (i, code) in r.coupon_codes.iter().enumerate() {
             let c = self.catalog.coupon(ctx, code).await?.ok_or_else(|| {
                 AppError::not_found("coupon", code)
@@ -360,14 +360,15 @@ impl PricingApi {
                     None => continue,
                 };
                 spec.discount = Discount::Fixed(budget);
-                fixed.push((code.clone(), budget));
             }
             specs.push(spec);
         }
         let line = crate::domain::coupon::Discountable { offering_id, product_id: Some(product_id), base };
         let refs: Vec<&CouponSpec> = specs.iter().collect();
-        let mut d = crate::domain::coupon::allocate(&[line], &refs, currency);
-        Ok((d.pop().unwrap_or_default(), fixed))
+        let d = crate::domain::coupon::allocate(&[line], &refs, currency);
+        // Each fixed coupon's budget here less what the line took of it.
+        let after = crate::domain::coupon::fixed_left(&d, &refs, currency);
+        Ok((d.into_iter().next().unwrap_or_default(), after))
     }
 
     async fn quote(&self, ctx: &CallContext, req: &pb::QuoteRequest) -> AppResult<pb::Quote> {
@@ -732,16 +733,8 @@ impl pb::pricing_service_server::PricingService for PricingApi {
             _ => (currency.round(rated.amount), Decimal::ONE),
         };
         let left = fixed_amounts_left(&r, currency)?;
-        let discount =
+        let (discount, fixed_after) =
             self.usage_discount(&ctx, &r, &rate_pb.offering_id, &product_id, amount, currency, &left).await?;
-        let (discount, budgets) = discount;
-        let fixed_after: Vec<(String, Decimal)> = budgets
-            .into_iter()
-            .map(|(code, budget)| {
-                let taken = crate::domain::coupon::taken_by(std::slice::from_ref(&discount), &code);
-                (code, (budget - taken).max(Decimal::ZERO))
-            })
-            .collect();
         let tax = self.tax_rule(&settings, r.compute_tax, &address, r.tax_exempt);
         let line = crate::domain::tax::taxed(amount, discount.amount, currency, tax.as_ref());
         Ok(Response::new(pb::RateUsageResponse {

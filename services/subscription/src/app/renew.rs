@@ -244,8 +244,7 @@ impl App {
             next_period(sub, &terms, at).ok_or_else(|| AppError::internal("renewal of a state that does not renew"))?;
         // Each coupon knows how many periods it has discounted already
         // (ONCE, REPEATING and FOREVER are pricing's to apply).
-        let usages =
-            coupon_periods.iter().map(|(code, n)| (code.clone(), 0, i32::try_from(*n).unwrap_or(i32::MAX))).collect();
+        let usages = super::usage::quote_usages(&coupon_periods);
         let quote = self
             .pricing
             .quote(

@@ -218,12 +218,12 @@ impl App {
             fixed: fixed_left,
         };
         let mut rated_items = vec![None; billed.len()];
-        let mut for_metered = None;
+        let mut for_metered: CouponLeft = None;
         // Licensed items first, then the metered ones (whose share a
         // recount gives again from what is left for them).
         for metered in [false, true] {
             if metered {
-                for_metered = Some(rating.fixed.clone());
+                for_metered = rating.fixed.clone();
             }
             for (k, item) in billed.iter().enumerate().filter(|(_, i)| i.meter.is_some() == metered) {
                 let got = self.arrears_item(ctx, sub, account, item, (start, end), &rating).await?;
@@ -245,7 +245,7 @@ impl App {
             };
             lines.push(arrears_line(period, item, quantity, rated));
         }
-        Ok((lines, for_metered.flatten()))
+        Ok((lines, for_metered))
     }
 
     /// Draft `inv`'s usage lines counted again (usage that came during the
@@ -314,12 +314,7 @@ impl App {
         tenant: &str,
         sub: &Subscription,
     ) -> AppResult<Vec<(String, i32, i32)>> {
-        Ok(self
-            .coupon_periods_of(tenant, sub)
-            .await?
-            .into_iter()
-            .map(|(code, n)| (code, 0, i32::try_from(n).unwrap_or(i32::MAX)))
-            .collect())
+        Ok(quote_usages(&self.coupon_periods_of(tenant, sub).await?))
     }
 
     /// How many invoices each of `sub`'s coupons has been in force for
@@ -446,6 +441,12 @@ impl Rating {
     fn took(&mut self, rated: &RatedUsage) {
         self.fixed = Some(rated.fixed_left.clone());
     }
+}
+
+/// Coupon periods (`(code, invoices in force)`) as a quote takes them:
+/// `(code, times redeemed: 0, periods applied)`.
+pub(crate) fn quote_usages(periods: &[(String, i64)]) -> Vec<(String, i32, i32)> {
+    periods.iter().map(|(code, n)| (code.clone(), 0, i32::try_from(*n).unwrap_or(i32::MAX))).collect()
 }
 
 /// `sub`'s coupon codes, each with the renewal and start invoices made
